@@ -238,8 +238,8 @@ RELAY_CONTROL = Block(
     "relay_control",
     CONTROL_START,
     (
-        _r("relay_setpoint", 0x0200, U16, 1, "", "Relay outputs wanted, bit n = relay n+1", RW, 0, 15),
-        _r("watchdog", 0x0201, U16, 1, "s", "Unused on relays (outputs hold); kept for layout", RW, 0, 600),
+        _r("relay_setpoint", 0x0200, U16, 1, "", "Relays wanted, bit n = relay n+1", RW, 0, 15),
+        _r("watchdog", 0x0201, U16, 1, "s", "Unused on relays (they hold)", RW, 0, 600),
         _r("command", 0x0202, U16, 1, "", "Command: 1 identify, 3 clear", RW),
     ),
     "Relay module control. Relays hold their state without a watchdog.",
