@@ -10,7 +10,8 @@ from typing import Protocol
 class RegisterTransport(Protocol):
     """Raw holding-register access on one bus. One owner per port serialises requests.
 
-    Raises the errors of ``bacs_core.bus.errors``; never returns partial data.
+    Raises the errors of ``bacs_core.bus.errors``; never returns partial data. A read with
+    an explicit ``timeout`` is a probe (a bus scan): one try, no retries.
     """
 
     @property
@@ -20,6 +21,8 @@ class RegisterTransport(Protocol):
 
     async def close(self) -> None: ...
 
-    async def read(self, unit: int, address: int, count: int) -> list[int]: ...
+    async def read(
+        self, unit: int, address: int, count: int, *, timeout: float | None = None
+    ) -> list[int]: ...
 
     async def write(self, unit: int, address: int, values: Sequence[int]) -> None: ...

@@ -1,0 +1,176 @@
+"""RegisterTransport on pymodbus: Modbus TCP, RTU over TCP and RTU on a serial port.
+
+This class is the one owner of its port: an asyncio.Lock serialises every request. It
+retries (pymodbus's own retries are off, so a timeout costs exactly ``timeout`` per try)
+and maps pymodbus failures onto ``bacs_core.bus.errors``. Reconnection is the caller's
+decision (BusClient backs off); pymodbus's automatic reconnect is disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
+
+from .errors import (
+    BadResponseError,
+    BusConnectionError,
+    BusTimeoutError,
+    DeviceExceptionError,
+    PortBusyError,
+)
+from .url import BusUrl, Scheme
+
+
+class _DropPerRequestErrors(logging.Filter):
+    """pymodbus logs every unanswered request at ERROR with a frame dump; BusClient already
+    accounts for each one as a reading's quality and the bus link quality."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not message.startswith(("No response received", "ERROR: request ask for"))
+
+
+logging.getLogger("pymodbus.logging").addFilter(_DropPerRequestErrors())
+
+
+def find_port_owner(path: str) -> str | None:
+    """The process that holds a serial device open (``name (pid N)``), if /proc tells."""
+    try:
+        target = os.path.realpath(path)
+    except OSError:
+        return None
+    me = os.getpid()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == me:
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                if os.path.realpath(fd) == target:
+                    name = (proc / "comm").read_text().strip()
+                    return f"{name} (pid {proc.name})"
+    return None
+
+
+def _is_connected(client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> bool:
+    return bool(client.connected)
+
+
+class ModbusTransport:
+    """One bus over pymodbus."""
+
+    def __init__(self, url: BusUrl, *, timeout: float = 0.5, retries: int = 1) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retries = retries
+        self._lock = asyncio.Lock()
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+
+    def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        url = self.url
+        if url.scheme is Scheme.SERIAL:
+            return AsyncModbusSerialClient(
+                url.path,
+                framer=FramerType.RTU,
+                baudrate=url.baudrate,
+                parity=url.parity,
+                stopbits=url.stopbits,
+                bytesize=url.bytesize,
+                timeout=self.timeout,
+                retries=0,
+                reconnect_delay=0,
+            )
+        framer = FramerType.SOCKET if url.scheme is Scheme.TCP else FramerType.RTU
+        return AsyncModbusTcpClient(
+            url.host,
+            port=url.port,
+            framer=framer,
+            timeout=self.timeout,
+            retries=0,
+            reconnect_delay=0,
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    async def connect(self) -> None:
+        await self.close()
+        if self.url.is_serial:
+            if not os.path.exists(self.url.path):
+                raise BusConnectionError(f"serial port {self.url.path} does not exist")
+            owner = await asyncio.get_running_loop().run_in_executor(
+                None, find_port_owner, self.url.path
+            )
+            if owner:
+                raise PortBusyError(self.url.path, owner)
+        client = self._make_client()
+        try:
+            ok = await client.connect()
+        except (OSError, ModbusException) as err:
+            client.close()
+            raise BusConnectionError(f"cannot open {self.url.redacted()}: {err}") from err
+        if not ok:
+            client.close()
+            raise BusConnectionError(f"cannot open {self.url.redacted()}")
+        client.ctx.max_until_disconnect = 1 << 30  # dead modules must not close the port
+        client.ctx.count_until_disconnect = 1 << 30
+        self._client = client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def _call(
+        self, unit: int, timeout: float | None, request: str, *args: object, **kwargs: object
+    ) -> ModbusPDU:
+        async with self._lock:
+            client = self._client
+            if client is None or not client.connected:
+                raise BusConnectionError(f"{self.url.redacted()} is not connected")
+            client.ctx.comm_params.timeout_connect = timeout or self.timeout
+            last: Exception | None = None
+            tries = 1 if timeout else self.retries + 1  # a probe (scan) tries once
+            for _ in range(tries):
+                try:
+                    method = getattr(client, request)
+                    response: ModbusPDU = await method(*args, device_id=unit, **kwargs)
+                except ConnectionException as err:
+                    await self.close()
+                    raise BusConnectionError(str(err)) from err
+                except ModbusIOException as err:
+                    if not _is_connected(client):
+                        await self.close()
+                        raise BusConnectionError(str(err)) from err
+                    last = err
+                    continue
+                except ModbusException as err:
+                    raise BadResponseError(f"unit {unit}: {err}") from err
+                if response.isError():
+                    raise DeviceExceptionError(unit, response.exception_code)
+                return response
+            raise BusTimeoutError(f"unit {unit}: no answer ({last})")
+
+    async def read(
+        self, unit: int, address: int, count: int, *, timeout: float | None = None
+    ) -> list[int]:
+        response = await self._call(unit, timeout, "read_holding_registers", address, count=count)
+        words = list(response.registers)
+        if len(words) != count:
+            raise BadResponseError(f"unit {unit}: {len(words)} registers, asked for {count}")
+        return words
+
+    async def write(self, unit: int, address: int, values: Sequence[int]) -> None:
+        if len(values) == 1:
+            await self._call(unit, None, "write_register", address, values[0])
+        else:
+            await self._call(unit, None, "write_registers", address, list(values))
