@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 from collections.abc import Sequence
@@ -105,13 +106,7 @@ class ModbusTransport:
     async def connect(self) -> None:
         await self.close()
         if self.url.is_serial:
-            if not os.path.exists(self.url.path):
-                raise BusConnectionError(f"serial port {self.url.path} does not exist")
-            owner = await asyncio.get_running_loop().run_in_executor(
-                None, find_port_owner, self.url.path
-            )
-            if owner:
-                raise PortBusyError(self.url.path, owner)
+            await self._probe_port_owner()
         client = self._make_client()
         try:
             ok = await client.connect()
@@ -129,6 +124,24 @@ class ModbusTransport:
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+    async def _probe_port_owner(self) -> None:
+        """Probe for another owner: pymodbus opens the port with pyserial's exclusive flock,
+        which would only say "cannot open"; this names the process that holds it."""
+        path = self.url.path
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise BusConnectionError(f"serial port {path} does not exist") from None
+        except OSError as err:
+            raise BusConnectionError(f"cannot open serial port {path}: {err}") from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            owner = await asyncio.get_running_loop().run_in_executor(None, find_port_owner, path)
+            raise PortBusyError(path, owner) from None
+        os.close(fd)  # closing drops the probe's lock; pymodbus takes its own
 
     async def _call(
         self, unit: int, timeout: float | None, request: str, *args: object, **kwargs: object

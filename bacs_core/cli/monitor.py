@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from ..bus import BusClient, CurrentReading, DeviceIdentity, ModuleReading
-from ..model import DeviceFamily
+from ..model import FACTORY_UNIT_ID, DeviceFamily
 from .common import CliError, connect
 
 
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--interval", type=float, default=2.0)
     p.add_argument("--once", action="store_true", help="print one table and exit")
     p.add_argument("--count", type=int, default=0, help="stop after N tables (0 = never)")
+    p.add_argument("--last", type=int, default=FACTORY_UNIT_ID, help="highest unit to scan")
     p.set_defaults(handler=run)
 
 
@@ -76,7 +77,7 @@ def render(
 async def _monitor(args: argparse.Namespace) -> None:
     client: BusClient = await connect(args.url)
     try:
-        found = (await client.scan(timeout=0.1)).devices
+        found = (await client.scan(range(1, args.last + 1), timeout=0.1)).devices
         modules = [d for d in found if d.family is DeviceFamily.BATTERY_MODULE]
         sensors = [d for d in found if d.family is DeviceFamily.CURRENT_SENSOR]
         if not modules:

@@ -134,7 +134,7 @@ class StringPhysics:
         self.ah_out = [0.0] * self.n
         self.string_current_a = 0.0
         self.block_currents = [0.0] * self.n
-        self._runaway: dict[int, float] = {}
+        self._runaway: dict[int, tuple[float, float]] = {}
         # Start in float equilibrium: polarisation carrying the float current.
         self.eta = [
             self._eta_for_current(i, 0.001 * b.capacity_ah) for i, b in enumerate(self.blocks)
@@ -328,11 +328,17 @@ class StringPhysics:
             side = 2.0 * self._i0(i) * math.sinh(max(min(self.eta[i] / self._b(i), 60), -60))
             p = max(side, 0.0) * self.voltages[i] + ii * ii * self._r(i)
             p += SHUNT_HEAT_COUPLING * self.shunt_a[i] * self.voltages[i] + b.extra_heat_w
-            severity = self._runaway.get(i)
-            r_th = b.r_th_k_per_w * (3.0 if severity else 1.0)
-            if severity:
-                # Dry-out raises the side reaction as the block heats: positive feedback.
-                self.i0_factor[i] = min(self.i0_factor[i] * (1.0 + severity * dt_s / 3600.0), 1e4)
+            runaway = self._runaway.get(i)
+            r_th = b.r_th_k_per_w
+            if runaway:
+                # Dry-out and a developing internal short: heat and self-discharge grow, the
+                # block takes more charge current, the string current rises (§2.1).
+                severity, started = runaway
+                hours = (self.time_s - started) / 3600.0
+                scale = b.capacity_ah / 100.0 * b.cells / 6.0
+                p += severity * (3.0 + 3.0 * hours) * b.cells / 6.0
+                self.i_sd_extra[i] = severity * 0.1 * (1.0 + hours) * scale
+                r_th *= 2.0
             tau = b.c_th_j_per_k * r_th
             t_eq = self.ambient_c + p * r_th
             self.temperatures[i] = t_eq + (self.temperatures[i] - t_eq) * math.exp(-dt_s / tau)
@@ -361,9 +367,7 @@ class StringPhysics:
 
     def thermal_runaway(self, i: int, severity: float = 1.0) -> None:
         """Dry-out and internal heat: temperature and float current run away (§2.1)."""
-        self._runaway[i] = severity
-        self.blocks[i].extra_heat_w = 2.0 * severity * self.blocks[i].cells / 6.0
-        self.i0_factor[i] *= 3.0
+        self._runaway[i] = (severity, self.time_s)
 
     def set_ambient(self, celsius: float) -> None:
         self.ambient_c = celsius
