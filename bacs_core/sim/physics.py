@@ -220,7 +220,7 @@ class StringPhysics:
             i_sd = (self.blocks[i].i_sd_a + self.i_sd_extra[i]) * math.pow(
                 2.0, (self.temperatures[i] - 25.0) / 10.0
             )
-            if ib >= 0:
+            if current >= 0:
                 main = self._f(i, self.eta[i])[0] - 2.0 * self._i0(i) * math.sinh(
                     self.eta[i] / self._b(i)
                 )
@@ -281,7 +281,7 @@ class StringPhysics:
         self.block_currents = [current - s if current != 0 or s else 0.0 for s in self.shunt_a]
         for i in range(self.n):
             ii = self.block_currents[i]
-            if ii < 0:
+            if current < 0 and ii < 0:
                 # Discharge: polarisation collapses quickly; the Shepherd curve gives V.
                 self.eta[i] *= math.exp(-dt_s / 600.0)
                 continue
@@ -298,9 +298,10 @@ class StringPhysics:
 
     def _update_voltages(self) -> None:
         out = []
+        discharging = self.string_current_a < 0
         for i in range(self.n):
             ii = self.block_currents[i]
-            if ii < 0:
+            if discharging and ii < 0:
                 out.append(self._discharge_voltage(i, -ii))
             else:
                 out.append(self._e(i) + self._r(i) * ii + self.eta[i])
