@@ -1,0 +1,17 @@
+"""The BACS manager: poll cycle, equalization, alarms and the thermal-runaway trip."""
+
+from .config import ConfigError, ManagerConfig, validate_config
+from .safety import SafetyRefusedError
+from .service import Manager
+from .storage import FileStorage, MemoryStorage, Storage
+
+__all__ = [
+    "ConfigError",
+    "FileStorage",
+    "Manager",
+    "ManagerConfig",
+    "MemoryStorage",
+    "SafetyRefusedError",
+    "Storage",
+    "validate_config",
+]

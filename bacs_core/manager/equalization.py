@@ -46,7 +46,8 @@ class EqualizationSettings:
     settle_time_s: float = 600.0  # s to move a block's double-layer charge onto target
     max_block_temperature: float = 40.0  # °C: pause (shunt heat raises float current)
     max_module_temperature: float = 70.0  # °C heatsink
-    out_of_range_after_s: float = 1800.0  # s the model must call a block beyond reach
+    out_of_range_after_s: float = 3600.0  # s the model must call a block beyond reach
+    out_of_range_deviation_per_cell: float = 0.0017  # V/cell (10 mV per 12 V) still off then
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class StringCommands:
 @dataclass
 class _Block:
     command: float = 0.0  # A, the shunt commanded last cycle
+    beyond_s: float = 0.0  # leaky time the model has called this block beyond reach
     samples: deque[tuple[float, float]] = field(default_factory=deque)  # (s, V)
 
     def slope(self, now_s: float, window_s: float, voltage: float) -> float:
@@ -114,7 +116,7 @@ class EqualizationController:
     def reset(self) -> None:
         for b in self._blocks:
             b.command = 0.0
-            b.off_target_since = None
+            b.beyond_s = 0.0
             b.samples.clear()
 
     def clear_out_of_range(self, index: int | None = None) -> None:
@@ -122,7 +124,7 @@ class EqualizationController:
         for i, b in enumerate(self._blocks):
             if index is None or i == index:
                 b.out_of_range = False
-                b.off_target_since = None
+                b.beyond_s = 0.0
 
     def _targets(self, inputs: StringInputs) -> list[float | None]:
         s = self.settings
@@ -178,7 +180,7 @@ class EqualizationController:
             )
 
         shunt, beyond = self._solve(now_s, inputs, targets, deviation, dt)
-        self._track_reach(now_s, beyond)
+        self._track_reach(now_s, beyond, deviation, inputs, dt)
         states: list[BalancingState] = []
         for i in range(n):
             if self._blocks[i].out_of_range:
@@ -241,11 +243,9 @@ class EqualizationController:
         beyond: set[int] = set()
         if not need:
             return shunt, beyond
-        wanted = max(need.values())
-        cap = min(need[i] + inputs.blocks[i].shunt_max for i in need)
-        if wanted > cap:
-            beyond = {i for i, v in need.items() if v > cap}
-            wanted = cap
+        window = _largest_feasible_set(need, min(inputs.blocks[i].shunt_max for i in need))
+        beyond = set(need) - window
+        wanted = max(need[i] for i in window)
         alpha = min(1.0, dt / s.integral_time_s) if dt > 0 else 0.0
         for i, v in need.items():
             block = self._blocks[i]
@@ -272,19 +272,52 @@ class EqualizationController:
             return "string discharging"
         return None
 
-    def _track_reach(self, now_s: float, beyond: set[int]) -> None:
-        """Out of range once the model says "beyond reach" without a break for a while."""
+    def _track_reach(
+        self,
+        now_s: float,
+        beyond: set[int],
+        deviation: Sequence[float | None],
+        inputs: StringInputs,
+        block_dt: float | None = None,
+    ) -> None:
+        """Out of range: the shunts' authority says "beyond reach" without a break for
+        ``out_of_range_after_s`` and the block is still off target (battery-domain.md §3.6)."""
+        s = self.settings
+        dt = 0.0 if block_dt is None else block_dt
         for i, block in enumerate(self._blocks):
-            if i not in beyond:
-                block.off_target_since = None
-            elif block.off_target_since is None:
-                block.off_target_since = now_s
-            elif now_s - block.off_target_since >= self.settings.out_of_range_after_s:
-                block.out_of_range = True
-                block.command = 0.0
+            # A leaky tally, so noise that flips a block in and out of reach cannot reset it.
+            if i in beyond:
+                block.beyond_s += dt
+            else:
+                block.beyond_s = max(0.0, block.beyond_s - dt / 4)
+            if block.beyond_s >= s.out_of_range_after_s:
+                e = deviation[i] if i < len(deviation) else None
+                cells = inputs.blocks[i].cells if i < len(inputs.blocks) else 1
+                if e is not None and abs(e) > s.out_of_range_deviation_per_cell * cells:
+                    block.out_of_range = True
+                    block.command = 0.0
 
     def _oor(self) -> frozenset[int]:
         return frozenset(i for i, b in enumerate(self._blocks) if b.out_of_range)
+
+
+def _largest_feasible_set(need: dict[int, float], shunt_max: float) -> set[int]:
+    """The most blocks whose needed currents lie within one shunt's authority of each other.
+
+    Every block of the set can sit on target at once: the string carries the largest need
+    and each shunt carries the difference, which must not exceed its maximum. Blocks outside
+    (too high or too low) are beyond reach.
+    """
+    order = sorted(need, key=need.__getitem__)
+    best = (0, 0, 0)  # size, left, right
+    left = 0
+    for right, i in enumerate(order):
+        while need[i] - need[order[left]] > shunt_max:
+            left += 1
+        size = right - left + 1
+        if size >= best[0]:
+            best = (size, left, right)
+    return set(order[best[1] : best[2] + 1])
 
 
 def reachable_limit_a(float_current_a: float, deficit_v: float, cells: int) -> float:
