@@ -1,0 +1,154 @@
+"""BACS battery monitoring: the thin Home Assistant side of bacs_core's Manager.
+
+One config entry is one battery bus. entry.data holds the connection, entry.options the
+manager's configuration (validated by bacs_core's own schema).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.typing import ConfigType
+
+from bacs_core.bus.errors import BusConnectionError, PortBusyError
+from bacs_core.manager import ConfigError, Manager, validate_config
+
+from . import bus as bus_helpers
+from .const import BUS_ID, CONF_URL, DOMAIN, ISSUE_DEVICES_SILENT
+from .coordinator import (
+    BacsConfigEntry,
+    BacsCoordinator,
+    BacsRuntimeData,
+    StoreStorage,
+    async_create_port_issue,
+    device_identifier,
+    hub_identifier,
+    string_identifier,
+)
+from .services import async_setup_services
+
+_LOGGER = logging.getLogger(__name__)
+
+PLATFORMS = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.NUMBER,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Actions are registered here so automations validate while an entry is not loaded."""
+    async_setup_services(hass)
+    return True
+
+
+def manager_settings(entry: BacsConfigEntry) -> dict[str, Any]:
+    """The plain dict bacs_core validates: the entry's bus plus the options."""
+    return {**entry.options, "buses": [{"id": BUS_ID, "url": entry.data[CONF_URL]}]}
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool:
+    url = entry.data[CONF_URL]
+    try:
+        config = validate_config(manager_settings(entry))
+    except ConfigError as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_config",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    transport = bus_helpers.make_transport(url)
+    try:
+        await transport.connect()
+    except PortBusyError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="port_busy",
+            translation_placeholders={"port": err.port, "owner": err.owner or "?"},
+        ) from err
+    except BusConnectionError as err:
+        path = bus_helpers.serial_path(url)
+        if path and not await hass.async_add_executor_job(bus_helpers.port_exists, path):
+            async_create_port_issue(hass, entry, path)
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"error": str(err)},
+        ) from err
+
+    manager = Manager(
+        config, storage=StoreStorage(hass, entry.entry_id), transports={BUS_ID: transport}
+    )
+    await manager.start()
+    if not manager.devices:
+        await manager.stop()
+        raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="no_devices")
+    ir.async_delete_issue(hass, DOMAIN, f"port_missing_{entry.entry_id}")
+    coordinator = BacsCoordinator(hass, entry, manager, url)
+    entry.runtime_data = BacsRuntimeData(manager, coordinator, transport, url)
+    try:
+        await coordinator.async_config_entry_first_refresh()
+    except BaseException:
+        await manager.stop()
+        raise
+    data = entry.runtime_data
+    data.unsubscribe.append(manager.add_snapshot_listener(coordinator.handle_snapshot))
+    data.unsubscribe.append(manager.add_event_listener(coordinator.handle_event))
+
+    async def _stop_on_shutdown(_event: Event) -> None:
+        await manager.stop()
+
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop_on_shutdown))
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def _async_options_updated(hass: HomeAssistant, entry: BacsConfigEntry) -> None:
+    """Thresholds, equalization and the trip apply live; a new poll interval needs a reload
+    (the manager's loop reads it once)."""
+    manager = entry.runtime_data.manager
+    config = validate_config(manager_settings(entry))
+    if config.poll_interval != manager.config.poll_interval:
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+        return
+    await manager.apply_config(config)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool:
+    """Stop the manager (shunts off, state saved) and free the port."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        data = entry.runtime_data
+        for unsub in data.unsubscribe:
+            unsub()
+        await data.manager.stop()
+        ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_DEVICES_SILENT}_{entry.entry_id}")
+    return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> None:
+    """Forget the persisted manager state with the entry."""
+    await StoreStorage(hass, entry.entry_id).store.async_remove()
+    ir.async_delete_issue(hass, DOMAIN, f"port_missing_{entry.entry_id}")
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: BacsConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Allow deleting a device only when the bus no longer has it (stale devices)."""
+    index = entry.runtime_data.coordinator.index
+    present = {hub_identifier(entry)}
+    present.update(string_identifier(entry, i) for i in index.strings)
+    present.update(device_identifier(info) for info in index.infos.values())
+    return not (device.identifiers & present)

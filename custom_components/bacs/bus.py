@@ -1,0 +1,128 @@
+"""The integration's seam onto bacs_core's bus: URLs from flow input, stable port paths,
+and the connection probe the flows and setup share (test before configure and setup)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from bacs_core.bus import BusClient, RegisterTransport, open_transport, parse_bus_url
+from bacs_core.bus.url import Scheme
+from bacs_core.model import DeviceFamily
+
+from .const import (
+    BUS_ID,
+    CONF_BAUDRATE,
+    CONF_FRAMING,
+    CONF_HOST,
+    CONF_KIND,
+    CONF_PARITY,
+    CONF_PORT_PATH,
+    CONF_SIM_BLOCKS,
+    CONF_SIM_NAME,
+    CONF_SIM_STRINGS,
+    CONF_TCP_PORT,
+    FRAMING_RTU,
+    KIND_SERIAL,
+    KIND_SIM,
+    KIND_TCP,
+    PARITY_CODES,
+)
+
+BY_ID_DIR = Path("/dev/serial/by-id")
+PROBE_TIMEOUT_S = 0.15
+
+
+def make_transport(url: str) -> RegisterTransport:
+    """The one place a transport is opened (tests map a serial URL onto the simulator here)."""
+    return open_transport(url)
+
+
+def build_url(data: dict[str, Any]) -> str:
+    """The bacs_core bus URL for a connection as the flows store it in entry.data."""
+    kind = data[CONF_KIND]
+    if kind == KIND_SERIAL:
+        parity = PARITY_CODES[data[CONF_PARITY]]
+        query = urlencode({"baudrate": data[CONF_BAUDRATE], "parity": parity})
+        return f"serial://{data[CONF_PORT_PATH]}?{query}"
+    if kind == KIND_TCP:
+        scheme = "rtu+tcp" if data[CONF_FRAMING] == FRAMING_RTU else "tcp"
+        return f"{scheme}://{data[CONF_HOST]}:{data[CONF_TCP_PORT]}"
+    query = urlencode(
+        {"strings": data[CONF_SIM_STRINGS], "blocks": data[CONF_SIM_BLOCKS], "speed": 1}
+    )
+    return f"sim://{data[CONF_SIM_NAME]}?{query}"
+
+
+def unique_id_for(data: dict[str, Any]) -> str:
+    """One entry per bus: the stable port path, the gateway address, or the simulator name."""
+    kind = data[CONF_KIND]
+    if kind == KIND_SERIAL:
+        return f"serial:{data[CONF_PORT_PATH]}"
+    if kind == KIND_TCP:
+        return f"tcp:{data[CONF_HOST].lower()}:{data[CONF_TCP_PORT]}"
+    assert kind == KIND_SIM
+    return f"sim:{data[CONF_SIM_NAME]}"
+
+
+def serial_path(url: str) -> str | None:
+    parsed = parse_bus_url(url)
+    return parsed.path if parsed.scheme is Scheme.SERIAL else None
+
+
+def stable_port_path(device: str) -> str:
+    """The /dev/serial/by-id link for a device node (ttyUSB0 and ttyUSB1 swap on reboot)."""
+    if not BY_ID_DIR.is_dir():
+        return device
+    target = os.path.realpath(device)
+    for link in sorted(BY_ID_DIR.iterdir()):
+        if os.path.realpath(link) == target:
+            return str(link)
+    return device
+
+
+def port_exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """What a probe found on the bus: the counts the flow shows before anything is created."""
+
+    modules: int
+    current_sensors: int
+    relays: int
+    environment: int
+    relay_units: tuple[int, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.modules or self.current_sensors or self.relays or self.environment)
+
+
+async def async_probe(url: str) -> ScanSummary:
+    """Open the bus, scan it and close it. Raises bacs_core bus errors (PortBusyError, …)."""
+    transport = make_transport(url)
+    await transport.connect()
+    try:
+        result = await BusClient(transport, BUS_ID).scan(timeout=PROBE_TIMEOUT_S)
+    finally:
+        await transport.close()
+    families = [d.family for d in result.devices]
+    return ScanSummary(
+        modules=families.count(DeviceFamily.BATTERY_MODULE),
+        current_sensors=families.count(DeviceFamily.CURRENT_SENSOR),
+        relays=families.count(DeviceFamily.RELAY),
+        environment=families.count(DeviceFamily.ENVIRONMENT),
+        relay_units=tuple(d.unit for d in result.devices if d.family is DeviceFamily.RELAY),
+    )
+
+
+async def async_check_port(url: str) -> None:
+    """Open and close the port only (the repair flow's check that a new path works)."""
+    transport = make_transport(url)
+    await transport.connect()
+    await transport.close()

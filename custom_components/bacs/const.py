@@ -1,0 +1,55 @@
+"""Constants shared by the BACS integration's modules."""
+
+from __future__ import annotations
+
+from typing import Final
+
+DOMAIN: Final = "bacs"
+MANUFACTURER: Final = "GENEREX (BACS)"
+BUS_ID: Final = "bus1"  # one entry = one bus; the manager names it bus1
+
+# entry.data (the connection)
+CONF_KIND: Final = "kind"
+CONF_URL: Final = "url"
+CONF_PORT_PATH: Final = "port"
+CONF_BAUDRATE: Final = "baudrate"
+CONF_PARITY: Final = "parity"
+CONF_HOST: Final = "host"
+CONF_TCP_PORT: Final = "tcp_port"
+CONF_FRAMING: Final = "framing"
+CONF_SIM_NAME: Final = "name"
+CONF_SIM_STRINGS: Final = "strings"
+CONF_SIM_BLOCKS: Final = "blocks"
+
+KIND_SERIAL: Final = "serial"
+KIND_TCP: Final = "tcp"
+KIND_SIM: Final = "simulator"
+FRAMING_TCP: Final = "modbus_tcp"
+FRAMING_RTU: Final = "rtu_over_tcp"
+
+# entry.options (the manager's configuration, validated by bacs_core)
+OPT_POLL_INTERVAL: Final = "poll_interval"
+OPT_STRING_COUNT: Final = "string_count"
+OPT_CAPACITY: Final = "capacity_ah"
+OPT_CHEMISTRY: Final = "chemistry"
+
+DEFAULT_POLL_INTERVAL: Final = 10.0
+DEFAULT_BAUDRATE: Final = 19200
+PARITY_CODES: Final = {"none": "N", "even": "E", "odd": "O"}
+
+EVENT_BACS: Final = "bacs_event"
+
+# Actions
+SERVICE_ACKNOWLEDGE: Final = "acknowledge_alarms"
+SERVICE_TRIP: Final = "trip_breaker"
+SERVICE_RESET: Final = "reset_breaker"
+SERVICE_MEASURE: Final = "measure_resistance"
+SERVICE_IDENTIFY: Final = "identify"
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+ATTR_DEVICE_ID: Final = "device_id"
+ATTR_ALARM_KEY: Final = "alarm_key"
+ATTR_REASON: Final = "reason"
+
+# Repairs
+ISSUE_PORT_MISSING: Final = "port_missing"
+ISSUE_DEVICES_SILENT: Final = "devices_not_answering"

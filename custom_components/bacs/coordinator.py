@@ -1,0 +1,273 @@
+"""Runtime data and the coordinator that carries the manager's snapshots to the entities.
+
+Design: push. The bacs_core Manager runs its own poll loop in Home Assistant's event loop
+(the thermal-runaway trip lives in that loop and must never wait for Home Assistant), and
+calls our snapshot listener after every cycle; the listener hands the snapshot to the
+coordinator with ``async_set_updated_data``. Polling again from a coordinator timer would
+put a second owner on the port and double the bus traffic. ``_async_update_data`` only
+serves the first refresh (and ``homeassistant.update_entity``): it returns the latest
+snapshot, running one cycle if none exists yet; with ``always_update=False`` an unchanged
+snapshot notifies nobody. Entities then write state only when their value changed at its
+display precision (see entity.py), which is what keeps the recorder budget.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.storage import Store
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from bacs_core.bus import RegisterTransport
+from bacs_core.bus.errors import BusError
+from bacs_core.events import Event
+from bacs_core.manager import Manager
+from bacs_core.snapshot import (
+    CurrentSensorSnapshot,
+    DeviceInfo,
+    DeviceRef,
+    EnvironmentSnapshot,
+    ModuleSnapshot,
+    RelaySnapshot,
+    StringSnapshot,
+    SystemSnapshot,
+)
+
+from .bus import port_exists, serial_path
+from .const import DOMAIN, EVENT_BACS, ISSUE_DEVICES_SILENT, ISSUE_PORT_MISSING
+
+_LOGGER = logging.getLogger(__name__)
+STORAGE_VERSION = 1
+SILENT_LIST_MAX = 10
+
+
+class StoreStorage:
+    """bacs_core's Storage on Home Assistant's Store: latched alarms and the trip survive a
+    reload or restart, and land in .storage with everything else Home Assistant keeps."""
+
+    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
+        self.store: Store[dict[str, Any]] = Store(hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}")
+
+    async def load(self) -> dict[str, Any] | None:
+        return await self.store.async_load()
+
+    async def save(self, data: dict[str, Any]) -> None:
+        await self.store.async_save(data)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotIndex:
+    """Lookups built once per snapshot so 2000 entities each find their value in O(1)."""
+
+    modules: dict[DeviceRef, ModuleSnapshot] = field(default_factory=dict)
+    strings: dict[int, StringSnapshot] = field(default_factory=dict)
+    sensors: dict[DeviceRef, CurrentSensorSnapshot] = field(default_factory=dict)
+    relays: dict[DeviceRef, RelaySnapshot] = field(default_factory=dict)
+    environment: dict[DeviceRef, EnvironmentSnapshot] = field(default_factory=dict)
+    infos: dict[DeviceRef, DeviceInfo] = field(default_factory=dict)
+    bus_connected: dict[str, bool] = field(default_factory=dict)
+    module_string: dict[DeviceRef, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, snap: SystemSnapshot) -> SnapshotIndex:
+        modules: dict[DeviceRef, ModuleSnapshot] = {}
+        module_string: dict[DeviceRef, int] = {}
+        for s in snap.strings:
+            for m in s.modules:
+                modules[m.info.ref] = m
+                module_string[m.info.ref] = s.index
+        sensors = {c.info.ref: c for c in snap.current_sensors}
+        relays = {r.info.ref: r for r in snap.relays}
+        environment = {e.info.ref: e for e in snap.environment}
+        infos = {ref: m.info for ref, m in modules.items()}
+        for group in (sensors, relays, environment):
+            infos.update({ref: item.info for ref, item in group.items()})
+        return cls(
+            modules=modules,
+            strings={s.index: s for s in snap.strings},
+            sensors=sensors,
+            relays=relays,
+            environment=environment,
+            infos=infos,
+            bus_connected={b.id: b.connected for b in snap.buses},
+            module_string=module_string,
+        )
+
+    def device_available(self, ref: DeviceRef) -> bool:
+        info = self.infos.get(ref)
+        return info is not None and info.online and self.bus_connected.get(ref.bus, False)
+
+
+class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
+    """Holds the latest SystemSnapshot; fed by the manager (push), never polls on a timer."""
+
+    config_entry: BacsConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: BacsConfigEntry, manager: Manager, url: str
+    ) -> None:
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=None,
+            always_update=False,
+        )
+        self.manager = manager
+        self.index = SnapshotIndex()
+        self._bus_up: dict[str, bool] = {}
+        self._silent: tuple[str, ...] = ()
+        self._url = url
+
+    async def _async_update_data(self) -> SystemSnapshot:
+        snap = self.manager.snapshot
+        if snap is None:
+            try:
+                snap = await self.manager.poll_once()
+            except BusError as err:
+                raise UpdateFailed(
+                    translation_domain=DOMAIN,
+                    translation_key="poll_failed",
+                    translation_placeholders={"error": str(err)},
+                ) from err
+        self._absorb(snap)
+        return snap
+
+    @callback
+    def handle_snapshot(self, snap: SystemSnapshot) -> None:
+        """The manager's snapshot listener (runs in the event loop, inside its cycle)."""
+        self._absorb(snap)
+        self.async_set_updated_data(snap)
+
+    @callback
+    def _absorb(self, snap: SystemSnapshot) -> None:
+        self.index = SnapshotIndex.build(snap)
+        for bus in snap.buses:
+            before = self._bus_up.get(bus.id)
+            if before is not None and before != bus.connected:
+                if bus.connected:
+                    _LOGGER.info("%s: the battery bus answers again", self.config_entry.title)
+                    ir.async_delete_issue(self.hass, DOMAIN, self.port_issue_id)
+                else:
+                    _LOGGER.info("%s: the battery bus is lost", self.config_entry.title)
+                    self.config_entry.async_create_background_task(
+                        self.hass, self._async_check_port(), "bacs port check"
+                    )
+            self._bus_up[bus.id] = bus.connected
+        self._update_silent_issue()
+
+    @property
+    def port_issue_id(self) -> str:
+        return f"{ISSUE_PORT_MISSING}_{self.config_entry.entry_id}"
+
+    async def _async_check_port(self) -> None:
+        """A lost serial bus whose device node is gone: the adapter moved or was unplugged."""
+        path = serial_path(self._url)
+        if path is None or await self.hass.async_add_executor_job(port_exists, path):
+            return
+        async_create_port_issue(self.hass, self.config_entry, path)
+
+    @callback
+    def _update_silent_issue(self) -> None:
+        if not all(self.index.bus_connected.values()):
+            return  # the bus issue speaks for every device on it
+        silent = tuple(str(ref) for ref, info in self.index.infos.items() if not info.online)
+        if silent == self._silent:
+            return
+        self._silent = silent
+        issue_id = f"{ISSUE_DEVICES_SILENT}_{self.config_entry.entry_id}"
+        if not silent:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return
+        shown = ", ".join(silent[:SILENT_LIST_MAX]) + (
+            " …" if len(silent) > SILENT_LIST_MAX else ""
+        )
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=ISSUE_DEVICES_SILENT,
+            translation_placeholders={
+                "title": self.config_entry.title,
+                "count": str(len(silent)),
+                "devices": shown,
+            },
+        )
+
+    # -- events --------------------------------------------------------------------------
+    @callback
+    def handle_event(self, event: Event) -> None:
+        """Every manager event goes onto the HA bus as ``bacs_event`` (device triggers use it)."""
+        registry = dr.async_get(self.hass)
+        hub = registry.async_get_device(identifiers={hub_identifier(self.config_entry)})
+        device_id = hub.id if hub else None
+        if event.device is not None and (info := self.index.infos.get(event.device)):
+            dev = registry.async_get_device(identifiers={device_identifier(info)})
+            device_id = dev.id if dev else device_id
+        elif event.string is not None:
+            dev = registry.async_get_device(
+                identifiers={string_identifier(self.config_entry, event.string)}
+            )
+            device_id = dev.id if dev else device_id
+        self.hass.bus.async_fire(
+            EVENT_BACS,
+            {
+                "type": event.type.value,
+                "message": event.message,
+                "config_entry_id": self.config_entry.entry_id,
+                "hub_device_id": hub.id if hub else None,
+                "device_id": device_id,
+                "device": str(event.device) if event.device else None,
+                "string": event.string,
+                "data": dict(event.data),
+                "timestamp": event.timestamp.isoformat(),
+            },
+        )
+
+
+@callback
+def async_create_port_issue(hass: HomeAssistant, entry: ConfigEntry[Any], path: str) -> None:
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        f"{ISSUE_PORT_MISSING}_{entry.entry_id}",
+        is_fixable=True,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=ISSUE_PORT_MISSING,
+        translation_placeholders={"title": entry.title, "port": path},
+        data={"entry_id": entry.entry_id},
+    )
+
+
+def hub_identifier(entry: ConfigEntry[Any]) -> tuple[str, str]:
+    return (DOMAIN, entry.entry_id)
+
+
+def string_identifier(entry: ConfigEntry[Any], index: int) -> tuple[str, str]:
+    return (DOMAIN, f"{entry.entry_id}-string-{index}")
+
+
+def device_identifier(info: DeviceInfo) -> tuple[str, str]:
+    """Bus devices by model family and serial: a module keeps its history if re-addressed."""
+    return (DOMAIN, f"{info.kind.family.value}-{info.serial}")
+
+
+@dataclass
+class BacsRuntimeData:
+    manager: Manager
+    coordinator: BacsCoordinator
+    transport: RegisterTransport
+    url: str
+    unsubscribe: list[Any] = field(default_factory=list)
+
+
+type BacsConfigEntry = ConfigEntry[BacsRuntimeData]

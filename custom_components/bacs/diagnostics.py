@@ -1,0 +1,85 @@
+"""Diagnostics for a bug report: the manager's own summary plus the latest snapshot, with
+serial numbers and hosts redacted."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+
+from bacs_core.bus.url import parse_bus_url
+
+from .const import CONF_HOST, CONF_PORT_PATH, CONF_URL
+from .coordinator import BacsConfigEntry
+
+TO_REDACT = {CONF_HOST, CONF_PORT_PATH, CONF_URL, "serial", "serial_number", "identifiers"}
+
+
+def _plain(value: Any) -> Any:
+    """Snapshots are frozen dataclasses with enums and datetimes: make them JSON-safe."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: BacsConfigEntry
+) -> dict[str, Any]:
+    runtime = entry.runtime_data
+    snapshot = runtime.coordinator.data
+    return {
+        "entry": {
+            "title": entry.title,
+            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "bus": parse_bus_url(runtime.url).redacted()
+            if not runtime.url.startswith("serial")
+            else "serial://**REDACTED**",
+            "options": dict(entry.options),
+        },
+        "manager": async_redact_data(runtime.manager.diagnostics(), TO_REDACT),
+        "snapshot": async_redact_data(_plain(snapshot), TO_REDACT),
+    }
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: BacsConfigEntry, device: dr.DeviceEntry
+) -> dict[str, Any]:
+    """One device: its registry facts and its part of the latest snapshot."""
+    from .coordinator import device_identifier
+
+    index = runtime_index = entry.runtime_data.coordinator.index
+    part: Any = None
+    for ref, info in runtime_index.infos.items():
+        if device_identifier(info) in device.identifiers:
+            part = (
+                index.modules.get(ref)
+                or index.sensors.get(ref)
+                or index.relays.get(ref)
+                or index.environment.get(ref)
+            )
+            break
+    return async_redact_data(
+        {
+            "device": {
+                "name": device.name,
+                "model": device.model,
+                "sw_version": device.sw_version,
+                "serial_number": device.serial_number,
+            },
+            "snapshot": _plain(part),
+        },
+        TO_REDACT,
+    )

@@ -1,0 +1,124 @@
+"""Switches: relay outputs (the breaker relay cannot be released here: that is the reset
+action's job, which checks it is safe) and equalization on/off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
+from bacs_core.bus.errors import BusError
+from bacs_core.manager import SafetyRefusedError
+from bacs_core.snapshot import DeviceRef
+
+from .const import DOMAIN
+from .coordinator import BacsConfigEntry, BacsCoordinator
+from .entity import BacsEntity, BusDeviceEntity, HubEntity, async_setup_dynamic, new_targets
+
+PARALLEL_UPDATES = 1  # one command at a time: the bus has one owner
+
+
+class RelaySwitch(BusDeviceEntity, SwitchEntity):
+    """One relay output (on = energised). A breaker relay is energised to trip."""
+
+    def __init__(self, coordinator: BacsCoordinator, ref: DeviceRef, channel: int) -> None:
+        relay = coordinator.index.relays[ref]
+        breaker = channel in relay.breaker_channels
+        super().__init__(
+            coordinator,
+            SwitchEntityDescription(
+                key=f"relay_{channel}",
+                translation_key="breaker_relay" if breaker else "relay",
+                translation_placeholders={"channel": str(channel)},
+            ),
+            ref,
+        )
+        self.channel = channel
+
+    @property
+    def is_on(self) -> bool | None:
+        relay = self.coordinator.index.relays.get(self.ref)
+        if relay is None or len(relay.relays) < self.channel:
+            return None
+        return relay.relays[self.channel - 1]
+
+    def state_key(self) -> Any:
+        return (self.available, self.is_on) if self.available else None
+
+    async def _set(self, on: bool) -> None:
+        try:
+            await self.coordinator.manager.set_relay(self.ref, self.channel, on)
+        except SafetyRefusedError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="breaker_relay_release",
+                translation_placeholders={"reason": str(err)},
+            ) from err
+        except BusError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="command_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        await self._set(True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        await self._set(False)
+
+
+class EqualizationSwitch(HubEntity, SwitchEntity):
+    """Equalization on/off; stored in the options so it survives a restart."""
+
+    def __init__(self, coordinator: BacsCoordinator) -> None:
+        super().__init__(
+            coordinator,
+            SwitchEntityDescription(
+                key="equalization",
+                translation_key="equalization",
+                entity_category=EntityCategory.CONFIG,
+            ),
+        )
+
+    @property
+    def is_on(self) -> bool:
+        return self.coordinator.data.equalization_enabled
+
+    def state_key(self) -> Any:
+        return (self.available, self.is_on)
+
+    async def _set(self, on: bool) -> None:
+        entry = self.coordinator.config_entry
+        equalization = {**entry.options.get("equalization", {}), "enabled": on}
+        await self.coordinator.manager.set_equalization(on)
+        self.hass.config_entries.async_update_entry(
+            entry, options={**entry.options, "equalization": equalization}
+        )
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        await self._set(True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        await self._set(False)
+
+
+def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]:
+    out: list[BacsEntity] = []
+    if "hub" not in known:
+        known.add("hub")
+        out.append(EqualizationSwitch(coordinator))
+    for ref in new_targets(known, coordinator.index.relays):
+        relay = coordinator.index.relays[ref]
+        out += [RelaySwitch(coordinator, ref, n) for n in range(1, len(relay.relays) + 1)]
+    return out
+
+
+async def async_setup_entry(
+    hass: HomeAssistant, entry: BacsConfigEntry, async_add_entities: AddEntitiesCallback
+) -> None:
+    async_setup_dynamic(entry.runtime_data.coordinator, async_add_entities, _entities)
