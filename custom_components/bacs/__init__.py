@@ -67,7 +67,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
             translation_key="invalid_config",
             translation_placeholders={"error": str(err)},
         ) from err
-    transport = bus_helpers.make_transport(url)
+    transport = await bus_helpers.async_make_transport(url)
     try:
         await transport.connect()
     except PortBusyError as err:

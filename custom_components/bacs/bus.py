@@ -3,6 +3,7 @@ and the connection probe the flows and setup share (test before configure and se
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ PROBE_TIMEOUT_S = 0.15
 def make_transport(url: str) -> RegisterTransport:
     """The one place a transport is opened (tests map a serial URL onto the simulator here)."""
     return open_transport(url)
+
+
+async def async_make_transport(url: str) -> RegisterTransport:
+    """In the executor: building a simulated room runs its physics for a while."""
+    return await asyncio.get_running_loop().run_in_executor(None, make_transport, url)
 
 
 def build_url(data: dict[str, Any]) -> str:
@@ -105,7 +111,7 @@ class ScanSummary:
 
 async def async_probe(url: str) -> ScanSummary:
     """Open the bus, scan it and close it. Raises bacs_core bus errors (PortBusyError, …)."""
-    transport = make_transport(url)
+    transport = await async_make_transport(url)
     await transport.connect()
     try:
         result = await BusClient(transport, BUS_ID).scan(timeout=PROBE_TIMEOUT_S)
@@ -123,6 +129,6 @@ async def async_probe(url: str) -> ScanSummary:
 
 async def async_check_port(url: str) -> None:
     """Open and close the port only (the repair flow's check that a new path works)."""
-    transport = make_transport(url)
+    transport = await async_make_transport(url)
     await transport.connect()
     await transport.close()

@@ -86,11 +86,10 @@ THRESHOLD_FIELDS = {
 
 
 def _number(low: float, high: float, step: float = 1, unit: str | None = None) -> NumberSelector:
-    return NumberSelector(
-        NumberSelectorConfig(
-            min=low, max=high, step=step, mode=NumberSelectorMode.BOX, unit_of_measurement=unit
-        )
-    )
+    config = NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.BOX)
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)
 
 
 def _select(options: list[str], key: str) -> SelectSelector:

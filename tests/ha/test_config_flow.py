@@ -1,0 +1,415 @@
+"""Every config-flow path: the connection menu, test before create, errors and recovery,
+USB discovery, reconfigure and the options flow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from homeassistant.config_entries import SOURCE_USB, SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.service_info.usb import UsbServiceInfo
+from serial.tools.list_ports_common import ListPortInfo
+
+from bacs_core.sim.loopback import LoopbackTransport
+from bacs_core.sim.room import Room, RoomConfig
+from custom_components.bacs import bus as bus_helpers
+from custom_components.bacs.const import DOMAIN
+
+from .conftest import make_entry, setup
+
+pytestmark = pytest.mark.usefixtures("mock_ports")
+
+
+def sim_transport(devices: bool = True) -> LoopbackTransport:
+    room = Room(RoomConfig(strings=2, blocks=4, settle_days=0))
+    if not devices:
+        room.buses[0].devices.clear()
+    return LoopbackTransport(room)
+
+
+@pytest.fixture
+def mock_ports(tmp_path: Path) -> Iterator[list[ListPortInfo]]:
+    """One FTDI adapter in the port list (pyserial's enumeration is the host's, not ours)."""
+    port = ListPortInfo("/dev/ttyUSB7", skip_link_detection=True)
+    port.vid, port.pid = 0x0403, 0x6001
+    port.manufacturer = "FTDI"
+    ports = [port, ListPortInfo("/dev/ttyS0", skip_link_detection=True)]
+    with patch("serial.tools.list_ports.comports", return_value=ports):
+        yield ports
+
+
+@pytest.fixture
+def serial_on_sim() -> Iterator[None]:
+    """A serial URL served by the in-process simulator (a real scan over a pty of 247 units
+    would cost 25 s of timeouts)."""
+    real = bus_helpers.make_transport
+
+    def make(url: str) -> Any:
+        return sim_transport() if url.startswith("serial://") else real(url)
+
+    with patch.object(bus_helpers, "make_transport", side_effect=make):
+        yield
+
+
+@pytest.fixture
+def busy_port() -> Iterator[tuple[str, int]]:
+    """A real busy port: another process holds an exclusive lock on a pseudo-terminal."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    code = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"locked"
+    try:
+        yield path, proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        os.close(master)
+        os.close(slave)
+
+
+async def _menu(hass: HomeAssistant, choice: str) -> dict[str, Any]:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["serial", "tcp", "simulator"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": choice}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == choice
+    return result
+
+
+async def _finish(hass: HomeAssistant, result: dict[str, Any], **strings: Any) -> dict[str, Any]:
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "strings"
+    form = {"string_count": 2, "capacity_ah": 150, "chemistry": "vrla", "auto_trip": True}
+    return await hass.config_entries.flow.async_configure(result["flow_id"], form | strings)
+
+
+async def test_simulator_creates_entry(hass: HomeAssistant) -> None:
+    result = await _menu(hass, "simulator")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "demo", "strings": 2, "blocks": 4}
+    )
+    assert result["description_placeholders"] == {
+        "modules": "8",
+        "current_sensors": "2",
+        "relays": "1",
+        "environment": "1",
+        "per_string": "4",
+    }
+    result = await _finish(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "BACS simulator demo"
+    entry = result["result"]
+    assert entry.unique_id == "sim:demo"
+    assert entry.data["url"].startswith("sim://demo?strings=2&blocks=4&speed=1&seed=")
+    assert entry.options == {
+        "string_count": 2,
+        "capacity_ah": 150.0,
+        "chemistry": "vrla",
+        "poll_interval": 10.0,
+        "trip": {"auto": True},
+    }
+    await hass.async_block_till_done()
+    assert entry.runtime_data.manager.snapshot is not None
+    # The same bus cannot be added twice.
+    result = await _menu(hass, "simulator")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "demo", "strings": 1, "blocks": 2}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_no_devices_found_then_recover(hass: HomeAssistant) -> None:
+    result = await _menu(hass, "simulator")
+    with patch.object(bus_helpers, "make_transport", return_value=sim_transport(False)):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"name": "empty", "strings": 1, "blocks": 1}
+        )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "no_devices_found"}
+    with patch.object(bus_helpers, "make_transport", return_value=sim_transport()):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"name": "empty", "strings": 1, "blocks": 1}
+        )
+    with patch("custom_components.bacs.async_setup_entry", return_value=True):
+        result = await _finish(hass, result, auto_trip=False)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].options["trip"] == {"auto": False}
+
+
+async def test_serial_missing_port_then_success(
+    hass: HomeAssistant, tmp_path: Path, serial_on_sim: None
+) -> None:
+    result = await _menu(hass, "serial")
+    options = result["data_schema"].schema["port"].config["options"]
+    assert options[0] == {"value": "/dev/ttyUSB7", "label": "/dev/ttyUSB7 (FTDI, 0403:6001)"}
+    assert options[1] == {"value": "/dev/ttyS0", "label": "/dev/ttyS0"}
+    # A port that does not exist: the real probe fails.
+    with patch.object(bus_helpers, "make_transport", side_effect=bus_helpers.open_transport):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {"port": "/dev/serial/by-id/usb-gone", "baudrate": "19200", "parity": "none"},
+        )
+    assert result["errors"] == {"base": "cannot_connect"}
+    # A device node is stored as its stable by-id link.
+    node = tmp_path / "ttyUSB7"
+    node.touch()
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    (by_id / "usb-FTDI_FT232R_A50285BI-if00-port0").symlink_to(node)
+    with patch.object(bus_helpers, "BY_ID_DIR", by_id):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"port": str(node), "baudrate": "38400", "parity": "even"}
+        )
+    with patch("custom_components.bacs.async_setup_entry", return_value=True):
+        result = await _finish(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    link = str(by_id / "usb-FTDI_FT232R_A50285BI-if00-port0")
+    assert result["result"].unique_id == f"serial:{link}"
+    assert result["result"].data["url"] == f"serial://{link}?baudrate=38400&parity=E"
+    assert result["title"] == "BACS usb-FTDI_FT232R_A50285BI-if00-port0"
+
+
+async def test_serial_busy_port_names_owner(
+    hass: HomeAssistant, busy_port: tuple[str, int]
+) -> None:
+    path, pid = busy_port
+    result = await _menu(hass, "serial")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"port": path, "baudrate": "19200", "parity": "none"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "port_busy"}
+    assert result["description_placeholders"]["port"] == path
+    assert f"(pid {pid})" in result["description_placeholders"]["owner"]
+
+
+async def test_tcp_cannot_connect_then_success(hass: HomeAssistant, socket_enabled: None) -> None:
+    result = await _menu(hass, "tcp")
+    # Nothing listens on port 1 of the loopback: the real pymodbus connect fails.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"host": "127.0.0.1", "tcp_port": 1, "framing": "modbus_tcp"}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+    with patch.object(bus_helpers, "make_transport", return_value=sim_transport()) as made:
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {"host": "Gateway.local", "tcp_port": 4001, "framing": "rtu_over_tcp"},
+        )
+    assert made.call_args.args == ("rtu+tcp://Gateway.local:4001",)
+    with patch("custom_components.bacs.async_setup_entry", return_value=True):
+        result = await _finish(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == "tcp:gateway.local:4001"
+    assert result["title"] == "BACS Gateway.local"
+
+
+async def test_bad_url_is_cannot_connect(hass: HomeAssistant) -> None:
+    result = await _menu(hass, "tcp")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"host": "bad host", "tcp_port": 502, "framing": "modbus_tcp"}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_scan_error_is_cannot_connect(hass: HomeAssistant) -> None:
+    from bacs_core.bus.errors import BusError
+
+    result = await _menu(hass, "simulator")
+    with patch.object(bus_helpers, "async_probe", side_effect=BusError("garbled")):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"name": "x", "strings": 1, "blocks": 1}
+        )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+USB = UsbServiceInfo(
+    device="/dev/ttyUSB7",
+    vid="0403",
+    pid="6001",
+    serial_number="A50285BI",
+    manufacturer="FTDI",
+    description="FT232R USB UART",
+)
+
+
+async def test_usb_discovery(hass: HomeAssistant, serial_on_sim: None) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USB}, data=USB
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "usb_confirm"
+    assert result["description_placeholders"]["name"] == "FT232R USB UART"
+    with patch.object(bus_helpers, "make_transport", return_value=sim_transport(False)):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"baudrate": "19200", "parity": "none"}
+        )
+    assert result["errors"] == {"base": "no_devices_found"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"baudrate": "9600", "parity": "odd"}
+    )
+    with patch("custom_components.bacs.async_setup_entry", return_value=True):
+        result = await _finish(hass, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].data["url"] == "serial:///dev/ttyUSB7?baudrate=9600&parity=O"
+    # Plugged in again: already configured.
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USB}, data=USB
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_reconfigure(hass: HomeAssistant) -> None:
+    entry = await setup(hass, make_entry())
+    other = make_entry(unique_id="sim:taken")
+    other.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    # Another entry already has this bus.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "taken", "strings": 1, "blocks": 2}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    result = await entry.start_reconfigure_flow(hass)
+    with patch.object(bus_helpers, "make_transport", return_value=sim_transport(False)):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"name": "test", "strings": 2, "blocks": 4}
+        )
+    assert result["errors"] == {"base": "no_devices_found"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "renamed", "strings": 1, "blocks": 3}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.unique_id == "sim:renamed"
+    assert entry.data["url"].startswith("sim://renamed?strings=1&blocks=3")
+    assert entry.state.recoverable
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_reconfigure_serial(hass: HomeAssistant, serial_on_sim: None) -> None:
+    data = {
+        "kind": "serial",
+        "port": "/dev/ttyUSB7",
+        "baudrate": 19200,
+        "parity": "none",
+        "url": "serial:///dev/ttyUSB7?baudrate=19200&parity=N",
+    }
+    entry = make_entry(data=data, unique_id="serial:/dev/ttyUSB7")
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    schema = result["data_schema"]
+    suggested = {str(k): k.description["suggested_value"] for k in schema.schema}
+    assert suggested == {"port": "/dev/ttyUSB7", "baudrate": "19200", "parity": "none"}
+    with patch("custom_components.bacs.async_setup_entry", return_value=True):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"port": "/dev/ttyUSB7", "baudrate": "115200", "parity": "none"}
+        )
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data["url"] == "serial:///dev/ttyUSB7?baudrate=115200&parity=N"
+    assert entry.unique_id == "serial:/dev/ttyUSB7"
+
+
+def _options_form(**changes: Any) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "poll_interval": 3600,
+        "string_count": 2,
+        "capacity_ah": 100,
+        "chemistry": "vrla",
+        "latch_alarms": True,
+        "equalization": {"enabled": True, "target": "string_share", "float_voltage_per_cell": 2.27},
+        "thresholds": {
+            "cell_voltage_alarm_high": 2.40,
+            "cell_voltage_warning_high": 2.35,
+            "cell_voltage_warning_low": 2.20,
+            "cell_voltage_alarm_low": 2.15,
+            "temperature_warning_high": 35.0,
+            "temperature_alarm_high": 45.0,
+        },
+        "trip": {
+            "relay": "auto",
+            "channel": 1,
+            "input": 1,
+            "pre_trip_delay": 0,
+            "lost_bus_policy": "hold",
+        },
+    }
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            form[key] = form[key] | value
+        else:
+            form[key] = value
+    return form
+
+
+async def test_options_flow(hass: HomeAssistant) -> None:
+    entry = await setup(hass, make_entry())
+    manager = entry.runtime_data.manager
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    relay_selector = result["data_schema"].schema["trip"].schema.schema["relay"]
+    assert relay_selector.config["options"] == ["none", "auto", "bus1/11"]
+    # bacs_core's own schema refuses a warning above the alarm.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], _options_form(thresholds={"cell_voltage_warning_high": 2.5})
+    )
+    assert result["errors"] == {"base": "invalid_config"}
+    assert "cell_voltage" in result["description_placeholders"]["error"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        _options_form(
+            equalization={"enabled": False, "float_voltage": 13.5},
+            thresholds={"temperature_alarm_high": 50.0},
+            trip={"relay": "bus1/11", "channel": 2, "input": 2, "pre_trip_delay": 30},
+        ),
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.options["thresholds"] == {"temperature": {"alarm_high": 50.0}}
+    assert entry.options["trip"]["breakers"] == [{"relay": "bus1/11", "channel": 2, "input": 2}]
+    # Applied live, without a reload.
+    assert entry.runtime_data.manager is manager
+    assert manager.config.thresholds.temperature.alarm_high == 50.0
+    assert manager.config.float_voltage == 13.5
+    assert manager.config.trip.pre_trip_delay == 30
+    # The form shows what is stored.
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    values = {
+        str(k): k.description["suggested_value"]
+        for k in result["data_schema"].schema["trip"].schema.schema
+    }
+    assert values["relay"] == "bus1/11"
+    assert values["channel"] == 2
+    # A new poll interval reloads (the manager's loop reads it once).
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], _options_form(poll_interval=60)
+    )
+    await hass.async_block_till_done()
+    assert entry.runtime_data.manager is not manager
+    assert entry.runtime_data.manager.config.poll_interval == 60
+    await hass.config_entries.async_unload(entry.entry_id)
