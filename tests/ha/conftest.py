@@ -4,7 +4,10 @@
 # `custom_components.bacs` resolve to this repository's integration.
 import custom_components  # noqa: F401, I001
 
-from collections.abc import AsyncGenerator
+import os
+import subprocess
+import sys
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import pytest
@@ -65,3 +68,52 @@ async def cycle(hass: HomeAssistant, entry: MockConfigEntry, n: int = 1) -> None
 def room(entry: MockConfigEntry) -> Any:
     """The simulated room behind a sim:// entry (for fault injection)."""
     return entry.runtime_data.transport.room
+
+
+@pytest.fixture
+def busy_port() -> Iterator[tuple[str, int]]:
+    """A real busy port: another process holds an exclusive lock on a pseudo-terminal."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    code = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"locked"
+    try:
+        yield path, proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        os.close(master)
+        os.close(slave)
+
+
+HOT_OPTIONS = {
+    **OPTIONS,
+    "runaway": {"pre_alert_delta": 1, "alarm_delta": 2, "trip_delta": 3, "confirm_cycles": 1},
+    "thresholds": {"temperature": {"warning_high": 26, "alarm_high": 27, "on_delay": 0}},
+}
+
+
+async def heat_until_tripped(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Thermal runaway on string 1 block 2, in accelerated simulated time (HOT_OPTIONS)."""
+    from bacs_core.sim.room import Fault, FaultKind
+    from bacs_core.snapshot import TripState
+
+    sim = room(entry)
+    sim.step(1)
+    await cycle(hass, entry)
+    sim.inject(Fault(FaultKind.RUNAWAY, 1, 2, 3.0))
+    for _ in range(20):
+        sim.step(1800)
+        await cycle(hass, entry)
+        if entry.runtime_data.manager.safety.state is TripState.TRIPPED:
+            return
+    raise AssertionError("the simulated runaway did not trip")

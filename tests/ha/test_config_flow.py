@@ -3,9 +3,6 @@ USB discovery, reconfigure and the options flow."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,31 +54,6 @@ def serial_on_sim() -> Iterator[None]:
 
     with patch.object(bus_helpers, "make_transport", side_effect=make):
         yield
-
-
-@pytest.fixture
-def busy_port() -> Iterator[tuple[str, int]]:
-    """A real busy port: another process holds an exclusive lock on a pseudo-terminal."""
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    code = (
-        "import fcntl, os, sys, time\n"
-        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "print('locked', flush=True)\n"
-        "time.sleep(120)\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == b"locked"
-    try:
-        yield path, proc.pid
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        os.close(master)
-        os.close(slave)
 
 
 async def _menu(hass: HomeAssistant, choice: str) -> dict[str, Any]:
