@@ -11,7 +11,7 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from bacs_core.model import DeviceFamily
+from bacs_core.model import DeviceFamily, DeviceKind
 from bacs_core.snapshot import DeviceRef, StringSnapshot, Value
 
 from .const import MANUFACTURER
@@ -22,6 +22,7 @@ from .coordinator import (
     string_identifier,
 )
 
+MODEL_NAMES = {DeviceKind.GX_R_AUX: "GX-R-AUX", DeviceKind.ENVIRONMENT: "Environment sensor"}
 FAMILY_NAMES = {
     DeviceFamily.CURRENT_SENSOR: "Current sensor",
     DeviceFamily.RELAY: "Relay module",
@@ -130,7 +131,7 @@ class BusDeviceEntity(BacsEntity):
             identifiers={device_identifier(info)},
             name=name,
             manufacturer=MANUFACTURER,
-            model=info.kind.name,
+            model=MODEL_NAMES.get(info.kind, info.kind.name),
             model_id=f"0x{int(info.kind):04X}",
             serial_number=str(info.serial),
             sw_version=info.firmware,

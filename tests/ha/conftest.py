@@ -7,12 +7,15 @@ import custom_components  # noqa: F401, I001
 import os
 import subprocess
 import sys
+from pathlib import Path
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.bacs.const import DOMAIN
 
@@ -31,8 +34,10 @@ def make_entry(
     data: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     unique_id: str = "sim:test",
+    entry_id: str | None = None,
 ) -> MockConfigEntry:
     return MockConfigEntry(
+        entry_id=entry_id,
         domain=DOMAIN,
         title="BACS test",
         unique_id=unique_id,
@@ -52,15 +57,22 @@ async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
 
 @pytest.fixture
 async def loaded_entry(hass: HomeAssistant) -> AsyncGenerator[MockConfigEntry]:
-    entry = await setup(hass, make_entry())
+    entry = await setup(hass, make_entry(entry_id="01JBACSTESTENTRY0000000000"))
     yield entry
     if entry.state.recoverable:
         await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def cycle(hass: HomeAssistant, entry: MockConfigEntry, n: int = 1) -> None:
-    """Run manager poll cycles now (the loop itself sleeps for the poll interval)."""
+    """Run manager poll cycles now (the loop itself sleeps for the poll interval). Each
+    device takes a new measurement first (its sequence moves; the values stay), so a room at
+    speed 0 reads as fresh, not stale."""
     for _ in range(n):
+        sim = getattr(entry.runtime_data.transport, "room", None)
+        if sim is not None:
+            for bus in sim.buses:
+                for device in bus.devices.values():
+                    device.tick(sim.time_s)
         await entry.runtime_data.manager.poll_once()
     await hass.async_block_till_done()
 
@@ -117,3 +129,16 @@ async def heat_until_tripped(hass: HomeAssistant, entry: MockConfigEntry) -> Non
         if entry.runtime_data.manager.safety.state is TripState.TRIPPED:
             return
     raise AssertionError("the simulated runaway did not trip")
+
+
+class _SnapshotExtension(HomeAssistantSnapshotExtension):
+    """One snapshot directory for both Home Assistant versions (PHCC's default differs)."""
+
+    @classmethod
+    def dirname(cls, *, test_location: Any) -> str:
+        return str(Path(test_location.filepath).parent / "snapshots")
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    return snapshot.use_extension(_SnapshotExtension)
