@@ -157,7 +157,7 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
                     ir.async_delete_issue(self.hass, DOMAIN, self.port_issue_id)
                 else:
                     _LOGGER.info("%s: the battery bus is lost", self.config_entry.title)
-                    self.config_entry.async_create_background_task(
+                    self.config_entry.async_create_task(
                         self.hass, self._async_check_port(), "bacs port check"
                     )
             self._bus_up[bus.id] = bus.connected
