@@ -385,3 +385,27 @@ async def test_options_flow(hass: HomeAssistant) -> None:
     assert entry.runtime_data.manager is not manager
     assert entry.runtime_data.manager.config.poll_interval == 60
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_options_keep_a_relay_not_on_the_bus(hass: HomeAssistant) -> None:
+    options = {
+        "string_count": 2,
+        "poll_interval": 3600.0,
+        "trip": {"breakers": [{"relay": "bus1/99", "channel": 1, "input": 1}]},
+    }
+    entry = await setup(hass, make_entry(options=options))
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    relay_selector = result["data_schema"].schema["trip"].schema.schema["relay"]
+    assert relay_selector.config["options"] == ["none", "auto", "bus1/11", "bus1/99"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        _options_form(trip={"relay": "none"}, chemistry="flooded"),
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options["trip"] == {
+        "auto": False,
+        "pre_trip_delay": 0.0,
+        "lost_bus_policy": "hold",
+    }
+    await hass.async_block_till_done()
+    await hass.config_entries.async_unload(entry.entry_id)

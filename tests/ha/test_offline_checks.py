@@ -1,0 +1,324 @@
+"""Offline stand-ins for hassfest and the HACS action (neither can run here: hassfest needs a
+core checkout and Docker, the HACS action the GitHub API). Each check restates one of their
+rules for this repository; see /work/shared/specs/ha-integration.md §2 and §3."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import string
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from awesomeversion import AwesomeVersion
+from homeassistant.const import __version__ as HA_VERSION
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from PIL import Image
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.bacs.const import DOMAIN
+from custom_components.bacs.device_trigger import TRIGGER_TYPES
+
+from .conftest import cycle
+
+ROOT = Path(__file__).resolve().parents[2]
+INTEGRATION = ROOT / "custom_components" / DOMAIN
+MANIFEST = json.loads((INTEGRATION / "manifest.json").read_text())
+STRINGS = json.loads((INTEGRATION / "translations" / "en.json").read_text())
+ICONS = json.loads((INTEGRATION / "icons.json").read_text())
+SERVICES = yaml.safe_load((INTEGRATION / "services.yaml").read_text())
+KEY = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
+SOURCES = {p.name: p.read_text() for p in INTEGRATION.glob("*.py")}
+TESTED_HA = "2025.4.4"  # the oldest Home Assistant the suite runs on
+
+
+# -- manifest (hassfest manifest plugin, HACS integration_manifest) ----------------------
+def test_manifest_keys_and_order() -> None:
+    keys = list(MANIFEST)
+    assert keys[:2] == ["domain", "name"]
+    assert keys[2:] == sorted(keys[2:]), "hassfest: domain, name, then alphabetical"
+    allowed = {
+        "domain", "name", "after_dependencies", "codeowners", "config_flow", "dependencies",
+        "documentation", "integration_type", "iot_class", "issue_tracker", "loggers",
+        "quality_scale", "requirements", "single_config_entry", "usb", "version",
+    }  # fmt: skip
+    assert set(keys) <= allowed
+    assert MANIFEST["domain"] == INTEGRATION.name
+    for key in ("domain", "name", "documentation", "issue_tracker", "codeowners", "version"):
+        assert MANIFEST.get(key), f"HACS requires {key}"
+    assert MANIFEST["documentation"].startswith("https://")
+    assert "home-assistant.io/integrations" not in MANIFEST["documentation"]
+    assert MANIFEST["issue_tracker"].startswith("https://")
+    assert isinstance(MANIFEST["codeowners"], list)
+    assert all(o.startswith("@") for o in MANIFEST["codeowners"])
+    assert AwesomeVersion(MANIFEST["version"]).valid
+    assert re.fullmatch(r"\d+\.\d+\.\d+", MANIFEST["version"]), "SemVer"
+    assert MANIFEST["integration_type"] == "hub"
+    assert MANIFEST["iot_class"] == "local_polling"
+    assert MANIFEST["config_flow"] is True
+    assert (INTEGRATION / "config_flow.py").is_file()
+    assert MANIFEST["loggers"] == ["bacs_core", "pymodbus"]
+    assert MANIFEST["after_dependencies"] == ["usb"]
+
+
+def test_requirements_are_ranges() -> None:
+    for req in MANIFEST["requirements"]:
+        assert "==" not in req, "pinning breaks other integrations (pymodbus conflicts)"
+    assert MANIFEST["requirements"] == ["bacs-core>=0.1.0,<0.2"]
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'version = "0.1.0"' in pyproject  # the library version the range admits
+    assert '"pymodbus>=3.13.1,<4"' in pyproject  # compatible with core's pymodbus==3.13.1
+
+
+def test_usb_matchers() -> None:
+    pairs = {(m["vid"], m["pid"]) for m in MANIFEST["usb"]}
+    assert {("0403", "6001"), ("1A86", "7523"), ("10C4", "EA60")} <= pairs
+    for m in MANIFEST["usb"]:
+        assert set(m) <= {"vid", "pid", "serial_number", "manufacturer", "description"}
+        assert re.fullmatch(r"[0-9A-F]{4}", m["vid"]) and re.fullmatch(r"[0-9A-F]{4}", m["pid"])
+    assert "async_step_usb" in SOURCES["config_flow.py"]
+
+
+def test_component_imports_are_declared() -> None:
+    """hassfest dependencies: homeassistant.components.X imports must be declared (a set of
+    entity platforms and helpers are always allowed)."""
+    always = {
+        "automation", "binary_sensor", "button", "device_automation", "diagnostics",
+        "homeassistant", "number", "repairs", "sensor", "switch",
+    }  # fmt: skip
+    declared = set(MANIFEST.get("dependencies", [])) | set(MANIFEST["after_dependencies"])
+    for name, text in SOURCES.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                if parts[:2] == ["homeassistant", "components"] and len(parts) > 2:
+                    assert parts[2] in always | declared, f"{name} imports {node.module}"
+
+
+def test_exactly_one_manifest_in_the_repository() -> None:
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    manifests = [f for f in files if f.endswith("manifest.json")]
+    assert manifests == ["custom_components/bacs/manifest.json"]
+
+
+# -- hacs.json and the repository layout (HACS action) -----------------------------------
+def test_hacs_json() -> None:
+    hacs = json.loads((ROOT / "hacs.json").read_text())
+    allowed = {
+        "name", "content_in_root", "zip_release", "filename", "hide_default_branch",
+        "country", "homeassistant", "hacs", "persistent_directory", "render_readme",
+    }  # fmt: skip
+    assert set(hacs) <= allowed
+    assert isinstance(hacs["name"], str) and hacs["name"]
+    assert hacs["homeassistant"] == TESTED_HA
+    assert AwesomeVersion(hacs["homeassistant"]) <= AwesomeVersion(HA_VERSION)
+    if hacs.get("zip_release"):
+        assert hacs.get("filename")
+    assert not hacs.get("content_in_root")
+
+
+def test_brand_icon() -> None:
+    with Image.open(INTEGRATION / "brand" / "icon.png") as img:
+        assert img.format == "PNG"
+        assert img.size == (256, 256)
+        assert img.mode == "RGBA"
+
+
+# -- translations (hassfest translations plugin) -----------------------------------------
+def _walk(node: Any, path: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        out = []
+        for k, v in node.items():
+            out += _walk(v, f"{path}.{k}" if path else k)
+        return out
+    return [(path, node)]
+
+
+def test_translations_well_formed() -> None:
+    for path, value in _walk(STRINGS):
+        assert isinstance(value, str) and value, path
+        assert value == value.strip(), f"{path}: leading or trailing space"
+        assert "<" not in value and "http" not in value, f"{path}: no HTML or URLs"
+        assert not re.search(r"'\{[^}]*\}'", value), f"{path}: quoted placeholder"
+        for _, field, _, _ in string.Formatter().parse(value):
+            if field is not None:
+                assert field.isidentifier(), f"{path}: placeholder {field!r}"
+        for part in path.split("."):
+            if not part.startswith("{"):
+                assert KEY.match(part) or part.isdigit(), f"{path}: key {part!r}"
+
+    def check_steps(steps: dict[str, Any], where: str) -> None:
+        for step_id, step in steps.items():
+            assert set(step.get("data_description", {})) <= set(
+                step.get("data", {})
+            ), f"{where}.{step_id}: data_description without data"
+            for sec_id, sec in step.get("sections", {}).items():
+                assert set(sec.get("data_description", {})) <= set(sec["data"]), sec_id
+
+    check_steps(STRINGS["config"]["step"], "config")
+    check_steps(STRINGS["options"]["step"], "options")
+    for issue_id, issue in STRINGS["issues"].items():
+        assert "title" in issue and ("description" in issue or "fix_flow" in issue), issue_id
+
+
+def _quoted(source: str, pattern: str) -> set[str]:
+    return set(re.findall(pattern, source))
+
+
+def test_flow_steps_errors_and_aborts_are_translated() -> None:
+    flow = SOURCES["config_flow.py"]
+    config = STRINGS["config"]
+    steps = _quoted(flow, r"async_step_(\w+)\(") - {"init"}
+    for step in steps - {"usb"}:
+        assert step in config["step"], f"config step {step}"
+    assert set(config["step"]["user"]["menu_options"]) == {"serial", "tcp", "simulator"}
+    for error in _quoted(flow, r'errors\["base"\] = "(\w+)"'):
+        assert error in config["error"] or error in STRINGS["options"]["error"], error
+    for reason in ("already_configured", "already_in_progress", "reconfigure_successful"):
+        assert reason in config["abort"]
+    assert "init" in STRINGS["options"]["step"]
+    assert set(STRINGS["options"]["step"]["init"]["sections"]) == {
+        "equalization",
+        "thresholds",
+        "trip",
+    }
+    repair = STRINGS["issues"]["port_missing"]["fix_flow"]
+    assert "select_port" in repair["step"]
+    assert "cannot_connect" in repair["error"]
+    assert "entry_removed" in repair["abort"]
+
+
+def test_exceptions_and_issues_are_translated() -> None:
+    keys: set[str] = set()
+    for text in SOURCES.values():
+        keys |= _quoted(text, r'translation_key="(\w+)"')
+    issue_keys = {"port_missing", "devices_not_answering"}
+    entity_keys = {
+        k for platform in STRINGS["entity"].values() for k in platform
+    }  # descriptions also use translation_key=
+    for key in keys - issue_keys - entity_keys - set(STRINGS["selector"]):
+        assert key in STRINGS["exceptions"], f"exception {key}"
+        assert "message" in STRINGS["exceptions"][key]
+    assert issue_keys <= set(STRINGS["issues"])
+
+
+def test_selector_translations() -> None:
+    flow = SOURCES["config_flow.py"]
+    for key in _quoted(flow, r'_select\(\s*\[[^\]]*\],\s*"(\w+)"') | {"trip_relay"}:
+        assert key in STRINGS["selector"], key
+        for option in STRINGS["selector"][key]["options"]:
+            assert KEY.match(option)
+
+
+def test_trigger_types_are_translated() -> None:
+    assert set(STRINGS["device_automation"]["trigger_type"]) >= TRIGGER_TYPES
+
+
+async def test_every_entity_translation_exists(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Every entity's translation_key (and every enum state) has its text, and its icon."""
+    await cycle(hass, loaded_entry)
+    entries = er.async_entries_for_config_entry(er.async_get(hass), loaded_entry.entry_id)
+    assert len(entries) > 100
+    seen = set()
+    for entry in entries:
+        if entry.translation_key is None:
+            assert entry.original_device_class is not None, entry.entity_id  # named by class
+            continue
+        platform = entry.domain
+        seen.add((platform, entry.translation_key))
+        text = STRINGS["entity"][platform][entry.translation_key]
+        assert "name" in text
+        if entry.original_device_class == "enum":
+            state = hass.states.get(entry.entity_id)
+            assert set(state.attributes["options"]) == set(text["state"])
+        assert entry.translation_key in ICONS["entity"][platform], entry.entity_id
+    # Nothing translated that no entity uses (block_voltages etc. are created disabled).
+    declared = {(p, k) for p, keys in STRINGS["entity"].items() for k in keys}
+    assert declared == seen
+
+
+# -- services (hassfest services plugin) -------------------------------------------------
+async def test_services_yaml_matches_registered_actions(hass: HomeAssistant) -> None:
+    from homeassistant.setup import async_setup_component
+
+    assert await async_setup_component(hass, DOMAIN, {})
+    registered = set(hass.services.async_services_for_domain(DOMAIN))
+    assert registered == set(SERVICES)
+    assert registered == set(STRINGS["services"])
+    for name, spec in SERVICES.items():
+        fields = set(spec.get("fields", {}))
+        assert fields == set(STRINGS["services"][name].get("fields", {})), name
+        text = STRINGS["services"][name]
+        assert text["name"] and text["description"]
+        assert ICONS["services"][name]["service"].startswith("mdi:")
+
+
+# -- icons (hassfest icons plugin) ---------------------------------------------------------
+def test_icons_json() -> None:
+    assert set(ICONS) <= {"entity", "services"}
+    for platform, keys in ICONS["entity"].items():
+        for key, icon in keys.items():
+            assert key in STRINGS["entity"][platform], f"icon for unknown {platform}.{key}"
+            assert icon["default"].startswith("mdi:")
+            for state, state_icon in icon.get("state", {}).items():
+                assert state_icon.startswith("mdi:")
+                assert state_icon != icon["default"], f"{platform}.{key}.{state}"
+
+
+# -- quality scale ---------------------------------------------------------------------------
+RULES = {
+    "bronze": "action-setup appropriate-polling brands common-modules config-flow-test-coverage "
+    "config-flow dependency-transparency docs-actions docs-high-level-description "
+    "docs-installation-instructions docs-removal-instructions docs-triggers docs-conditions "
+    "entity-event-setup entity-unique-id has-entity-name runtime-data test-before-configure "
+    "test-before-setup unique-config-entry",
+    "silver": "action-exceptions config-entry-unloading docs-configuration-parameters "
+    "docs-installation-parameters entity-unavailable integration-owner log-when-unavailable "
+    "parallel-updates reauthentication-flow test-coverage",
+    "gold": "devices diagnostics discovery-update-info discovery docs-data-update docs-examples "
+    "docs-known-limitations docs-supported-devices docs-supported-functions "
+    "docs-troubleshooting docs-use-cases dynamic-devices entity-category entity-device-class "
+    "entity-disabled-by-default entity-translations exception-translations "
+    "icon-translations reconfiguration-flow repair-issues stale-devices",
+    "platinum": "async-dependency inject-websession strict-typing",
+}
+
+
+def test_quality_scale_yaml() -> None:
+    rules = yaml.safe_load((INTEGRATION / "quality_scale.yaml").read_text())["rules"]
+    known = {r for tier in RULES.values() for r in tier.split()}
+    assert len(known) == 54
+    assert set(rules) == known
+    for rule, value in rules.items():
+        status = value if isinstance(value, str) else value["status"]
+        assert status in ("done", "exempt", "todo"), rule
+        if isinstance(value, dict) or status == "exempt":
+            assert isinstance(value, dict) and value["comment"], f"{rule}: a comment is required"
+
+
+@pytest.mark.parametrize("platform", ["binary_sensor", "button", "number", "sensor", "switch"])
+def test_parallel_updates_everywhere(platform: str) -> None:
+    assert re.search(r"^PARALLEL_UPDATES = \d", SOURCES[f"{platform}.py"], re.M)
+
+
+def test_actions_registered_in_async_setup_only() -> None:
+    for name, text in SOURCES.items():
+        tree = ast.parse(text)
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.AsyncFunctionDef) and fn.name == "async_setup_entry":
+                assert "async_register" not in ast.unparse(fn), name
+    assert "async_setup_services(hass)" in SOURCES["__init__.py"]
+    assert "CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)" in SOURCES["__init__.py"]
