@@ -54,10 +54,14 @@ class BacsEntity(CoordinatorEntity[BacsCoordinator]):
         await super().async_added_to_hass()
         self._last_key = self.state_key()
 
+    def changed(self, key: Any) -> bool:
+        """Whether ``key`` differs from what was last written (sensors add a deadband)."""
+        return bool(key != self._last_key)
+
     @callback
     def _handle_coordinator_update(self) -> None:
         key = self.state_key()
-        if key == self._last_key:
+        if not self.changed(key):
             return
         self._last_key = key
         self.async_write_ha_state()

@@ -166,7 +166,7 @@ STRING_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
         key="spread",
         translation_key="spread",
         value_fn=lambda s: s.spread,
-        **_volts(suggested_display_precision=3),
+        **_volts(suggested_display_precision=2),
     ),
     BacsSensorEntityDescription(
         key="highest_block_voltage",
@@ -341,13 +341,23 @@ class BacsSensor(BacsEntity, SensorEntity):
     def state_key(self) -> Any:
         if not self.available:
             return None
-        value = self.native_value
+        attrs = None
+        if self.entity_description.attr_fn is not None:
+            attrs = repr(self.extra_state_attributes)
+        return (self.native_value, attrs)
+
+    def changed(self, key: Any) -> bool:
+        """A numeric value is written again only once it moved by a whole display step from
+        the value last written: measurement noise around a rounding boundary (σ 2 mV on a
+        0.01 V display) would otherwise flip the shown value on most cycles."""
+        last = self._last_key
+        if key is None or last is None or key[1] != last[1]:
+            return bool(key != last)
+        value, before = key[0], last[0]
         precision = self.entity_description.suggested_display_precision
-        if isinstance(value, float) and precision is not None:
-            value = round(value, precision)
-        if self.entity_description.attr_fn is None:
-            return (True, value)
-        return (True, value, repr(self.extra_state_attributes))
+        if isinstance(value, float) and isinstance(before, float) and precision is not None:
+            return abs(value - before) >= 0.999 * 10.0**-precision
+        return bool(value != before)
 
 
 class HubSensor(HubEntity, BacsSensor):
