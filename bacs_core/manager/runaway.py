@@ -43,6 +43,7 @@ class StringThermal:
     ambient: float | None  # environment sensor, None if unusable
     current: float | None  # A, string current sensor
     charge_state: ChargeState
+    balancing: bool = False  # shunts raise the string current on purpose: current rule off
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +172,10 @@ class RunawayDetector:
         if st.charge_state is ChargeState.DISCHARGE:
             state.last_discharge_s = now_s
             return None
-        if st.charge_state is not ChargeState.FLOAT or now_s - state.last_discharge_s < (
-            self.settings.after_discharge_s
+        if (
+            st.balancing
+            or st.charge_state is not ChargeState.FLOAT
+            or (now_s - state.last_discharge_s < self.settings.after_discharge_s)
         ):
             return None
         mean_t = sum(temps) / len(temps)

@@ -73,6 +73,7 @@ _LOG = logging.getLogger(__name__)
 SCAN_TIMEOUT_S = 0.1
 SAMPLE_FLOAT_S = 20 * 60.0  # history: every 20 min on float
 HISTORY_SAMPLES = 2000
+REDISCOVER_S = 60.0
 PRE_ALERT_REPEAT_S = 3600.0  # a standing pre-alert is announced once, not every cycle
 
 type SnapshotListener = Callable[[SystemSnapshot], None]
@@ -215,9 +216,13 @@ class Manager:
 
     async def _loop(self) -> None:
         interval = self.config.poll_interval
+        last_discovery = self._clock()
         while True:
             started = self._clock()
             try:
+                if started - last_discovery >= REDISCOVER_S and self._bus_without_devices():
+                    last_discovery = started
+                    await self.rescan()
                 await self.poll_once()
             except Exception:  # the loop must outlive any one bad cycle
                 _LOG.exception("poll cycle failed")
@@ -244,12 +249,19 @@ class Manager:
 
     async def rescan(self) -> list[DeviceRef]:
         async with self._lock:
+            for client in self._clients.values():
+                await client.ensure_connected()
             new = await self.discover()
         now = self._wall()
         self._emit(
             [Event(EventType.DEVICE_ADDED, now, f"new device {ref}", device=ref) for ref in new]
         )
         return new
+
+    def _bus_without_devices(self) -> bool:
+        """A bus that was down at start (or empty) is scanned again now and then."""
+        with_devices = {ref.bus for ref in self._devices}
+        return any(bus_id not in with_devices for bus_id in self._clients)
 
     def _ordered(self, family: DeviceFamily) -> list[DeviceRef]:
         bus_order = {b.id: i for i, b in enumerate(self.config.buses)}
@@ -532,7 +544,7 @@ class Manager:
                 )
             )
         obs = StringObservation(s.index, state, mean_cell, spread, ambient, modules)
-        thermal = StringThermal(s.index, temps_ok, env_temp, current, state)
+        thermal = StringThermal(s.index, temps_ok, env_temp, current, state, s.balancing)
         return obs, thermal
 
     def _update_soc(

@@ -1,0 +1,118 @@
+"""``bacs run URL…``: run the manager (equalization, alarms, trip) and print its events."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..events import Event
+from ..manager import ConfigError, Manager, validate_config
+from ..snapshot import SystemSnapshot
+from .common import quiet_pymodbus
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the manager on one or more buses",
+        description="Poll the buses, equalize, raise alarms and trip the breaker on thermal "
+        "runaway. Events are printed as they happen, with one status line per cycle.",
+    )
+    p.add_argument("urls", nargs="*", metavar="URL", help="bus URLs (bus1, bus2, … in order)")
+    p.add_argument("--config", type=Path, help="a JSON file with the manager settings")
+    p.add_argument("--strings", type=int, help="split the modules into this many strings")
+    p.add_argument("--interval", type=float, help="poll interval in seconds")
+    p.add_argument("--auto-trip", action="store_true", help="relay k channel n trips string n")
+    p.add_argument("--json", action="store_true", help="events as JSON lines")
+    p.add_argument("--cycles", type=int, default=0, help="stop after N cycles (0 = never)")
+    p.set_defaults(handler=run)
+
+
+def load_settings(args: argparse.Namespace) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if args.config:
+        data = json.loads(args.config.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{args.config}: a JSON object is expected")
+    if args.urls:
+        data["buses"] = [{"id": f"bus{i + 1}", "url": u} for i, u in enumerate(args.urls)]
+    if args.strings is not None:
+        data["string_count"] = args.strings
+    if args.interval is not None:
+        data["poll_interval"] = args.interval
+    if args.auto_trip:
+        data.setdefault("trip", {})["auto"] = True
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = validate_config(load_settings(args))
+    except (ConfigError, OSError, ValueError) as err:
+        print(f"bacs run: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_pymodbus()
+    return asyncio.run(_run(config, args))
+
+
+def _print_event(event: Event, as_json: bool) -> None:
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "type": event.type.value,
+                    "time": event.timestamp.isoformat(),
+                    "message": event.message,
+                    "device": str(event.device) if event.device else None,
+                    "string": event.string,
+                    "data": dict(event.data),
+                }
+            ),
+            flush=True,
+        )
+    else:
+        print(f"{event.timestamp:%H:%M:%S} {event.type.value:<24} {event.message}", flush=True)
+
+
+def _status_line(snap: SystemSnapshot) -> str:
+    parts = [f"cycle {snap.cycle}", snap.status.value, f"{snap.poll_duration_s:.2f}s"]
+    for s in snap.strings:
+        v = f"{s.voltage:.2f}V" if s.voltage is not None else "—"
+        i = f"{s.current:+.3f}A" if s.current is not None else "—"
+        spread = f"{s.spread * 1000:.0f}mV" if s.spread is not None else "—"
+        parts.append(f"{s.name}: {v} {i} {s.charge_state.value} spread {spread}")
+    parts.append(f"alarms {len(snap.alarms)} trip {snap.safety.trip_state.value}")
+    return " | ".join(parts)
+
+
+async def _run(config: Any, args: argparse.Namespace) -> int:
+    manager = Manager(config)
+    done = asyncio.Event()
+    cycles = 0
+
+    def on_snapshot(snap: SystemSnapshot) -> None:
+        nonlocal cycles
+        cycles += 1
+        if not args.json:
+            print(_status_line(snap), flush=True)
+        if args.cycles and cycles >= args.cycles:
+            done.set()
+
+    manager.add_event_listener(lambda e: _print_event(e, args.json))
+    manager.add_snapshot_listener(on_snapshot)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    await manager.start()
+    if not manager.devices:
+        print("bacs run: no devices answer on the configured buses", file=sys.stderr)
+    await done.wait()
+    await manager.stop()
+    return 0
