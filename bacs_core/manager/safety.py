@@ -84,7 +84,8 @@ class Safety:
             states.append(r.inputs[b.feedback_input - 1])
         if not states:
             return BreakerState.UNKNOWN
-        return BreakerState.CLOSED if all(states) else BreakerState.OPEN
+        # OPEN only when every breaker is open: one closed breaker still connects the battery.
+        return BreakerState.CLOSED if any(states) else BreakerState.OPEN
 
     def update(
         self,

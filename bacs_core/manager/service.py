@@ -160,6 +160,7 @@ class Manager:
         self._pending_events: list[Event] = []
         self._started = False
         self._pre_alert_at = -1e12
+        self._restored_safety: dict[str, Any] = {}
 
     # -- listeners ------------------------------------------------------------------------
     def add_snapshot_listener(self, cb: SnapshotListener) -> Callable[[], None]:
@@ -320,7 +321,9 @@ class Manager:
             cfg.trip.lost_bus_timeout,
         )
         if settings != self.safety.settings:
-            state = self.safety.state_dict()
+            # A safety built before the breakers were known (DISABLED) kept nothing: restore
+            # the stored trip, so a latched trip survives a restart.
+            state = self.safety.state_dict() if self.safety.breakers else self._restored_safety
             self.safety = Safety(settings)
             self.safety.restore(state)
         for ref in modules:
@@ -877,7 +880,8 @@ class Manager:
         if not data:
             return
         self.alarms.restore(data.get("alarms", {}))
-        self.safety.restore(data.get("safety", {}))
+        self._restored_safety = data.get("safety", {})
+        self.safety.restore(self._restored_safety)
         self.runaway.restore(data.get("runaway", {}))
         self._restored_trends = data.get("trends", {})
         for key, value in self._restored_trends.items():
@@ -915,7 +919,9 @@ class Manager:
         """Open the breaker now (manual trip), without waiting for the next cycle."""
         async with self._lock:
             events = self.safety.trip(self._wall(), reason)
-            outputs = {b.relay: {b.channel: True} for b in self.safety.breakers}
+            outputs: dict[DeviceRef, dict[int, bool]] = {}
+            for b in self.safety.breakers:
+                outputs.setdefault(b.relay, {})[b.channel] = True
             await self._drive_relays(outputs, self._readings)
             await self._persist(force=True)
         self._emit(events)
@@ -924,10 +930,18 @@ class Manager:
         """De-energise the trip relays. Raises SafetyRefusedError with the reason when unsafe."""
         async with self._lock:
             snap = self.snapshot
-            runaway = self.safety.runaway or bool(snap and snap.safety.runaway)
+            # The pre-alert counts too: after a restart the detector sees a hot block at once
+            # (above ambient) before it has the history to confirm a runaway again.
+            runaway = (
+                self.safety.runaway
+                or self.safety.pre_alert
+                or bool(snap and (snap.safety.runaway or snap.safety.pre_alert))
+            )
             readable = self.safety.breaker is not BreakerState.UNKNOWN
             events = self.safety.reset(self._wall(), runaway, readable)
-            outputs = {b.relay: {b.channel: False} for b in self.safety.breakers}
+            outputs: dict[DeviceRef, dict[int, bool]] = {}
+            for b in self.safety.breakers:
+                outputs.setdefault(b.relay, {})[b.channel] = False
             await self._drive_relays(outputs, self._readings)
             await self._persist(force=True)
         self._emit(events)
