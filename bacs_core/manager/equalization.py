@@ -47,7 +47,7 @@ class EqualizationSettings:
     max_block_temperature: float = 40.0  # °C: pause (shunt heat raises float current)
     max_module_temperature: float = 70.0  # °C heatsink
     out_of_range_after_s: float = 3600.0  # s the model must call a block beyond reach
-    out_of_range_deviation_per_cell: float = 0.0017  # V/cell (10 mV per 12 V) still off then
+    out_of_range_deviation: float = 0.010  # V still off target then (the ±10 mV promise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,6 @@ class _Block:
             return 0.0
         return sum((t - mt) * (v - mv) for t, v in self.samples) / den
 
-    off_target_since: float | None = None
     out_of_range: bool = False
 
 
@@ -292,8 +291,7 @@ class EqualizationController:
                 block.beyond_s = max(0.0, block.beyond_s - dt / 4)
             if block.beyond_s >= s.out_of_range_after_s:
                 e = deviation[i] if i < len(deviation) else None
-                cells = inputs.blocks[i].cells if i < len(inputs.blocks) else 1
-                if e is not None and abs(e) > s.out_of_range_deviation_per_cell * cells:
+                if e is not None and abs(e) > s.out_of_range_deviation:
                     block.out_of_range = True
                     block.command = 0.0
 
