@@ -84,6 +84,7 @@ async def scenario(
     await manager.stop()
     return {
         "tripped": trip_cycle is not None,
+        "criteria": criteria_cycle is not None,
         "cycles_to_trip": None
         if trip_cycle is None or criteria_cycle is None
         else trip_cycle - criteria_cycle + 1,
@@ -95,6 +96,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     rng = random.Random(args.seed)
     runaway_cycles: list[int] = []
     runaway_missed = 0
+    developed = 0
     runaway_count = 0
     for severity in (1.0, 2.0, 3.0):
         for block in (1, 5):
@@ -113,10 +115,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                     room, 2500, inject=[(5, Fault(FaultKind.RUNAWAY, 1, block, severity))]
                 )
                 runaway_count += 1
+                if args.verbose:
+                    print(severity, block, environment, result, file=sys.stderr)
+                if result["criteria"]:
+                    developed += 1
                 if result["tripped"] and result["cycles_to_trip"] is not None:
                     runaway_cycles.append(int(str(result["cycles_to_trip"])))
-                else:
-                    runaway_missed += 1
+                elif result["criteria"]:
+                    runaway_missed += 1  # the criteria held and no trip followed
     false_trips = 0
     normal = 0
     kinds = ["noise", "spike", "dead", "stuck", "timeouts", "crc", "discharge"]
@@ -155,6 +161,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     stuck_result = await scenario(stuck, 2500, inject=[(5, Fault(FaultKind.RUNAWAY, 1, 3, 3.0))])
     return {
         "runaway_scenarios": runaway_count,
+        "runaway_developed": developed,  # scenarios whose readings met the trip criteria
         "runaway_missed": runaway_missed,
         "runaway_trip_cycles_max": max(runaway_cycles) if runaway_cycles else None,
         "scenarios": normal,
@@ -168,6 +175,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--scenarios", type=int, default=105)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
