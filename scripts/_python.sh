@@ -42,3 +42,22 @@ ensure_venv() {
     "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@" >&2
     echo "$want" > "$stamp"
 }
+
+hash_of() { cat "$@" pyproject.toml | sha256sum | cut -c1-16; }
+
+# .venv: the project's environment on Python 3.13: bacs_core and its pinned dependencies, lint
+# and types, Home Assistant 2025.4.4 with its test harness, and what the demo runs. Shared by
+# ./scripts/test and ./scripts/demo, so the second of them reuses what the first installed.
+ensure_project_venv() {
+    local reqs=(requirements/core.txt requirements/lint.txt requirements/ha2025.txt requirements/demo.txt)
+    local args=() req
+    for req in "${reqs[@]}"; do args+=(-r "$req"); done
+    ensure_venv .venv "$(hash_of "${reqs[@]}")" "${args[@]}"
+    local want
+    want=$(sha256sum pyproject.toml | cut -c1-16)
+    if [ "$(cat .venv/.bacs-editable 2>/dev/null)" != "$want" ]; then
+        .venv/bin/python -m pip install --quiet --no-deps -e . >/dev/null 2>&1 ||
+            .venv/bin/python -m pip install --no-deps -e . >&2
+        echo "$want" > .venv/.bacs-editable
+    fi
+}

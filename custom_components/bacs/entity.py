@@ -11,6 +11,7 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+import bacs_core
 from bacs_core.model import DeviceFamily, DeviceKind
 from bacs_core.snapshot import DeviceRef, StringSnapshot, Value
 
@@ -154,17 +155,8 @@ def hub_device_info(coordinator: BacsCoordinator) -> DeviceInfo:
         name=entry.title,
         manufacturer=MANUFACTURER,
         model="BACS manager",
-        sw_version=_library_version(),
+        sw_version=bacs_core.__version__,  # not importlib.metadata: that reads files in the loop
     )
-
-
-def _library_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("bacs-core")
-    except PackageNotFoundError:  # pragma: no cover - a source checkout without metadata
-        return "unknown"
 
 
 type ValueFn = Callable[[Any], Any]

@@ -1,0 +1,248 @@
+"""The demo's battery-room dashboard, built from the entity and device registries.
+
+Only core cards, so it works on any Home Assistant without extra frontend resources: the block
+voltages of a string are a diverging bar chart around the string's mean drawn by a markdown
+card's template, which Home Assistant re-renders whenever one of those sensors changes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TEMPLATES = Path(__file__).resolve().parent / "dashboard"
+BAR_CELLS = 10  # per side of the centre line
+SCALES_MV = (10, 20, 50, 100, 200, 500)  # full-scale choices; the smallest that fits is used
+
+
+def _template(name: str) -> str:
+    """Jinja run by Home Assistant itself; placeholders in capitals are filled in here."""
+    return (TEMPLATES / name).read_text().rstrip("\n")
+
+
+@dataclass
+class Device:
+    name: str
+    entities: dict[str, str] = field(default_factory=dict)  # key → entity_id
+    names: dict[str, str] = field(default_factory=dict)  # entity_id → name without the device
+
+
+@dataclass
+class Room:
+    hub: Device | None = None
+    strings: dict[int, Device] = field(default_factory=dict)
+    blocks: dict[int, dict[int, Device]] = field(default_factory=lambda: defaultdict(dict))
+    others: dict[str, list[Device]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _key(unique_id: str) -> str:
+    return unique_id.rsplit("-", 1)[-1]
+
+
+def index_room(entities: list[dict[str, Any]], devices: list[dict[str, Any]]) -> Room:
+    """Sort the integration's entities by device: hub, strings, blocks and the other devices."""
+    by_id = {d["id"]: d for d in devices}
+    per_device: dict[str, dict[str, str]] = defaultdict(dict)
+    names: dict[str, str] = {}
+    for entity in entities:
+        if entity.get("disabled_by") or not entity.get("device_id"):
+            continue
+        key = _key(entity["unique_id"])
+        per_device[entity["device_id"]][key] = entity["entity_id"]
+        names[entity["entity_id"]] = (
+            entity.get("original_name") or key.replace("_", " ").capitalize()
+        )
+    room = Room()
+    for device_id, keyed in per_device.items():
+        device = by_id.get(device_id)
+        if device is None:
+            continue
+        name = device.get("name_by_user") or device["name"]
+        item = Device(name, keyed, {eid: names[eid] for eid in keyed.values()})
+        model = device.get("model") or ""
+        via = by_id.get(device.get("via_device_id") or "")
+        if model == "BACS manager":
+            room.hub = item
+        elif model == "Battery string":
+            room.strings[_number_after(device["name"], "String")] = item
+        elif via is not None and via.get("model") == "Battery string" and " block " in name:
+            string = _number_after(via["name"], "String")
+            room.blocks[string][_number_after(device["name"], "block")] = item
+        else:
+            room.others[name.rsplit(" ", 1)[0]].append(item)
+    return room
+
+
+def _number_after(name: str, word: str) -> int:
+    tail = name.split(word, 1)[-1].strip().split(" ", 1)[0]
+    try:
+        return int(tail)
+    except ValueError:
+        return 0
+
+
+def _ids(devices: list[Device], *keys: str) -> list[str]:
+    return [d.entities[k] for d in devices for k in keys if k in d.entities]
+
+
+def entities_card(title: str, device: Device | None, keys: list[str]) -> dict[str, Any]:
+    if device is None:
+        return {"type": "entities", "title": title, "entities": []}
+    rows = [
+        {"entity": device.entities[k], "name": device.names[device.entities[k]]}
+        for k in keys
+        if k in device.entities
+    ]
+    return {"type": "entities", "title": title, "state_color": True, "entities": rows}
+
+
+# Jinja run by Home Assistant: the voltages, their mean and a bar per block. `ids` is filled in.
+BAR_TEMPLATE = _template("bar_chart.jinja")
+
+
+def bar_chart_card(string: int, blocks: dict[int, Device]) -> dict[str, Any]:
+    positions = [pos for pos in sorted(blocks) if "voltage" in blocks[pos].entities]
+    ids = [blocks[pos].entities["voltage"] for pos in positions]
+    content = (
+        BAR_TEMPLATE.replace("IDS", repr(ids))
+        .replace("POSITIONS", repr(positions))
+        .replace("SCALES", repr(list(SCALES_MV)))
+        .replace("CELLS", str(BAR_CELLS))
+    )
+    return {"type": "markdown", "title": f"String {string}: block voltages", "content": content}
+
+
+WORST_TEMPLATE = _template("worst_blocks.jinja")
+
+
+def worst_blocks_card(room: Room, count: int = 8) -> dict[str, Any]:
+    rows = [
+        [
+            s,
+            pos,
+            dev.entities["voltage"],
+            dev.entities.get("internal_resistance", ""),
+            dev.entities.get("temperature", ""),
+        ]
+        for s in sorted(room.blocks)
+        for pos, dev in sorted(room.blocks[s].items())
+        if "voltage" in dev.entities
+    ]
+    content = WORST_TEMPLATE.replace("ROWS", repr(rows)).replace("COUNT", str(count))
+    return {
+        "type": "markdown",
+        "title": "Worst blocks (furthest from their string's mean)",
+        "content": content,
+    }
+
+
+ALARMS_TEMPLATE = _template("alarms.jinja")
+
+
+def alarms_card(room: Room) -> dict[str, Any]:
+    problem_ids = _ids(list(room.strings.values()), "problem") + [
+        dev.entities["problem"]
+        for s in sorted(room.blocks)
+        for _, dev in sorted(room.blocks[s].items())
+        if "problem" in dev.entities
+    ]
+    hub = room.hub.entities if room.hub else {}
+    content = (
+        ALARMS_TEMPLATE.replace("IDS", repr(problem_ids))
+        .replace("ALARMS", repr(hub.get("active_alarms", "")))
+        .replace("RUNAWAY", repr(hub.get("thermal_runaway", "")))
+        .replace("BREAKER", repr(hub.get("breaker", "")))
+    )
+    return {"type": "markdown", "title": "Alarms", "content": content}
+
+
+def build_dashboard(
+    entities: list[dict[str, Any]], devices: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A Lovelace configuration (the body of lovelace/config/save) for the whole room."""
+    room = index_room(entities, devices)
+    strings = [room.strings[s] for s in sorted(room.strings)]
+    cards: list[dict[str, Any]] = [
+        entities_card(
+            "Manager and breaker",
+            room.hub,
+            [
+                "status",
+                "thermal_runaway",
+                "runaway_pre_alert",
+                "breaker",
+                "trip_state",
+                "active_alarms",
+                "equalization",
+                "float_voltage",
+                "link_quality",
+                "poll_duration",
+                "acknowledge",
+            ],
+        ),
+        alarms_card(room),
+        worst_blocks_card(room),
+    ]
+    for s in sorted(room.strings):
+        cards.append(
+            entities_card(
+                room.strings[s].name,
+                room.strings[s],
+                [
+                    "voltage",
+                    "current",
+                    "power",
+                    "charge_state",
+                    "state_of_charge",
+                    "spread",
+                    "highest_block",
+                    "highest_block_voltage",
+                    "lowest_block",
+                    "lowest_block_voltage",
+                    "balancing",
+                    "problem",
+                ],
+            )
+        )
+        cards.append(bar_chart_card(s, room.blocks.get(s, {})))
+    history = [
+        ("String voltages", _ids(strings, "voltage")),
+        ("String currents (+ charging)", _ids(strings, "current")),
+        ("Voltage spread", _ids(strings, "spread")),
+    ]
+    temperatures = _ids(room.others.get("Environment sensor", []), "temperature")
+    # The demo's weak block and the block its thermal-runaway scenario heats.
+    runaway_watch = [room.blocks.get(1, {}).get(p) for p in (7, 12)]
+    temperatures += _ids([d for d in runaway_watch if d is not None], "temperature")
+    history.append(("Room and block temperatures", temperatures))
+    for title, ids in history:
+        if ids:
+            cards.append(
+                {"type": "history-graph", "title": title, "hours_to_show": 6, "entities": ids}
+            )
+    for family in ("Relay module", "Current sensor", "Environment sensor"):
+        for device in room.others.get(family, []):
+            cards.append(
+                {
+                    "type": "entities",
+                    "title": device.name,
+                    "state_color": True,
+                    "entities": [
+                        {"entity": eid, "name": device.names[eid]}
+                        for eid in sorted(device.entities.values())
+                    ],
+                }
+            )
+    return {
+        "title": "Battery room",
+        "views": [
+            {
+                "title": "Battery room",
+                "path": "battery-room",
+                "icon": "mdi:car-battery",
+                "cards": cards,
+            }
+        ],
+    }

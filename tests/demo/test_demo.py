@@ -1,0 +1,276 @@
+"""./scripts/demo end to end: a real Home Assistant on the simulator, driven in headless Chromium.
+
+The first run onboards the demo user and sets the integration up through its config flow; the
+browser logs in through Home Assistant's own login page and reads live values off the
+dashboard; Ctrl-C stops everything; a second run reuses what the first prepared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOT = Path(
+    os.environ.get("BACS_SCREENSHOT", ROOT / "build" / "screenshots" / "dashboard.png")
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+READY_TIMEOUT_S = 420.0
+# Text of an element including its shadow roots (Home Assistant's cards live in shadow DOM).
+DEEP_TEXT = """el => { const out = []; const walk = n => {
+    if (n.nodeType === 3) { out.push(n.textContent); return; }
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.childNodes) walk(c); };
+  walk(el); return out.join(' ').replace(/[\\s\\u00a0]+/g, ' '); }"""
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Debian's chromium is not installed and could not be (./scripts/test runs "
+    "'apt-get install chromium' where it may); the browser check needs it",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DemoProcess:
+    """./scripts/demo in the background, its output collected line by line."""
+
+    def __init__(self, directory: Path, port: int) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [str(ROOT / "scripts" / "demo"), "--dir", str(directory), "--port", str(port)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("READY "):
+                self.ready.set()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_ready(self) -> float:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self.ready.wait(0.5):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                pytest.fail(f"the demo did not become ready:\n{self.output}")
+        return time.monotonic() - self.started
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as a person at the terminal would press it."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            code = self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            pytest.fail(f"the demo did not stop on Ctrl-C:\n{self.output}")
+        self.reader.join(timeout=5)
+        return code
+
+
+def login(base: str, username: str, password: str) -> str:
+    """Home Assistant's own login flow over HTTP; returns an access token."""
+    client_id = f"{base}/"
+
+    def post(path: str, payload: dict[str, Any], form: bool = False) -> dict[str, Any]:
+        if form:
+            data = "&".join(f"{k}={urllib.request.quote(str(v))}" for k, v in payload.items())
+            request = urllib.request.Request(
+                base + path,
+                data=data.encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        else:
+            request = urllib.request.Request(
+                base + path,
+                data=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return dict(json.load(resp))
+
+    flow = post(
+        "/auth/login_flow",
+        {
+            "client_id": client_id,
+            "handler": ["homeassistant", None],
+            "redirect_uri": f"{base}/?auth_callback=1",
+        },
+    )
+    result = post(
+        f"/auth/login_flow/{flow['flow_id']}",
+        {"client_id": client_id, "username": username, "password": password},
+    )
+    assert result["type"] == "create_entry", result
+    token = post(
+        "/auth/token",
+        {"grant_type": "authorization_code", "code": result["result"], "client_id": client_id},
+        form=True,
+    )
+    return str(token["access_token"])
+
+
+def get(base: str, path: str, token: str) -> Any:
+    request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return json.load(resp)
+
+
+def bacs_states(base: str, token: str) -> dict[str, dict[str, Any]]:
+    states = get(base, "/api/states", token)
+    registry_prefixes = ("sensor.", "binary_sensor.", "switch.", "number.", "button.")
+    return {
+        s["entity_id"]: s
+        for s in states
+        if s["entity_id"].startswith(registry_prefixes)
+        and (
+            "string_" in s["entity_id"]
+            or "bacs_" in s["entity_id"]
+            or "relay_module" in s["entity_id"]
+        )
+    }
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo")
+
+
+@pytest.fixture(scope="module")
+def first_run(demo_dir: Path) -> Iterator[DemoProcess]:
+    demo = DemoProcess(demo_dir, free_port())
+    demo.wait_ready()
+    yield demo
+    if demo.proc.poll() is None:
+        demo.interrupt()
+
+
+def test_first_run_onboards_and_sets_up_through_the_config_flow(first_run: DemoProcess) -> None:
+    out = first_run.output
+    assert "onboarding: creating the demo user 'demo'" in out
+    assert "adding the BACS integration through its config flow" in out
+    assert "log in as:   demo / demo" in out
+
+
+def test_rest_api_lists_the_integrations_entities(first_run: DemoProcess) -> None:
+    token = login(first_run.base, "demo", "demo")
+    states = bacs_states(first_run.base, token)
+    block_voltages = [
+        s for eid, s in states.items() if re.fullmatch(r"sensor\.string_\d+_block_\d+_voltage", eid)
+    ]
+    assert len(block_voltages) == 64
+    assert all(9.7 <= float(s["state"]) <= 17.0 for s in block_voltages)
+    assert states["sensor.bacs_127_0_0_1_breaker"]["state"] == "closed"
+
+
+def test_wrong_password_is_refused(first_run: DemoProcess) -> None:
+    with pytest.raises(AssertionError):
+        login(first_run.base, "demo", "not-the-password")
+
+
+def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    token = login(first_run.base, "demo", "demo")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(first_run.base)
+        # Home Assistant's own login page.
+        page.locator("input[name=username]").fill("demo")
+        page.locator("input[name=password]").fill("demo")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/lovelace/battery-room", timeout=60_000)
+        expect(page.get_by_text("String 1: block voltages")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Manager and breaker")).to_be_visible()
+
+        def card_text(kind: str, title: str) -> str:
+            """The text of the card of that kind whose title is ``title``."""
+            for card in page.locator(kind).all():
+                text = str(card.evaluate(DEEP_TEXT)).strip()
+                if text.startswith(f"{title} "):
+                    return text
+            raise AssertionError(f"no {kind} titled {title!r}")
+
+        # Live values: what the page shows is what Home Assistant holds right now.
+        deadline = time.monotonic() + 60
+        while True:
+            state = get(first_run.base, "/api/states/sensor.string_1_voltage", token)
+            text = card_text("hui-entities-card", "String 1")
+            if f"Voltage {float(state['state']):.1f} V" in text:
+                break
+            assert time.monotonic() < deadline, f"not the live string voltage: {text}"
+            page.wait_for_timeout(1000)
+        assert "Breaker Closed" in card_text("hui-entities-card", "Manager and breaker")
+        assert "Charge state Float" in text
+        # The bar chart carries every block of string 1 with its voltage.
+        chart = card_text("hui-markdown-card", "String 1: block voltages")
+        assert re.search(r"Mean 1[34]\.\d{3} V", chart), chart
+        assert len(re.findall(r"\b1[34]\.\d\d\b", chart)) >= 32, chart
+        page.wait_for_timeout(2000)  # let the history graphs draw
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        browser.close()
+    assert SCREENSHOT.stat().st_size > 50_000
+
+
+def test_ctrl_c_stops_everything_and_a_second_run_reuses_it(
+    first_run: DemoProcess, demo_dir: Path
+) -> None:
+    assert first_run.interrupt() == 0
+    assert first_run.output.rstrip().endswith("stopped")
+    with socket.socket() as sock:  # Home Assistant let go of its port (TIME_WAIT aside)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", first_run.port))
+
+    second = DemoProcess(demo_dir, first_run.port)
+    try:
+        second.wait_ready()
+        assert "onboarding" not in second.output
+        assert "adding the BACS integration" not in second.output
+        token = login(second.base, "demo", "demo")
+        entries = get(second.base, "/api/config/config_entries/entry?domain=bacs", token)
+        assert [e["state"] for e in entries] == ["loaded"]
+    finally:
+        assert second.interrupt() == 0
