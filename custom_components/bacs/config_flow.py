@@ -8,6 +8,7 @@ created, then shows what was found and how the blocks will be split into strings
 from __future__ import annotations
 
 import logging
+import re
 import zlib
 from typing import Any
 
@@ -146,13 +147,21 @@ def _connection_schema(kind: str, ports: list[SelectOptionDict]) -> vol.Schema:
         )
     return vol.Schema(
         {
-            vol.Required(CONF_SIM_NAME, default="demo"): vol.All(
-                str, vol.Match(r"^[A-Za-z0-9_-]{1,32}$")
-            ),
+            vol.Required(CONF_SIM_NAME, default="demo"): TextSelector(),
             vol.Required(CONF_SIM_STRINGS, default=2): _number(1, 16),
             vol.Required(CONF_SIM_BLOCKS, default=16): _number(1, 64),
         }
     )
+
+
+SIM_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def _valid_input(kind: str, user_input: dict[str, Any], errors: dict[str, str]) -> bool:
+    """Checks a selector cannot express (the form schema must stay serialisable for the UI)."""
+    if kind == KIND_SIM and not SIM_NAME.fullmatch(str(user_input.get(CONF_SIM_NAME, ""))):
+        errors[CONF_SIM_NAME] = "invalid_name"
+    return not errors
 
 
 def _connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
@@ -241,7 +250,7 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {"port": "", "owner": ""}
-        if user_input is not None:
+        if user_input is not None and _valid_input(kind, user_input, errors):
             data = _connection_data(kind, user_input)
             if kind == KIND_SERIAL:
                 data[CONF_PORT_PATH] = await self.hass.async_add_executor_job(
@@ -358,7 +367,7 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         kind = entry.data[CONF_KIND]
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {"port": "", "owner": ""}
-        if user_input is not None:
+        if user_input is not None and _valid_input(kind, user_input, errors):
             data = _connection_data(kind, user_input)
             if kind == KIND_SERIAL:
                 data[CONF_PORT_PATH] = await self.hass.async_add_executor_job(

@@ -10,9 +10,13 @@ import sys
 from pathlib import Path
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
+from unittest.mock import patch
 
 import pytest
+import voluptuous_serialize
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowHandler
+from homeassistant.helpers import config_validation as cv
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
@@ -28,6 +32,24 @@ OPTIONS = {"string_count": 2, "poll_interval": 3600.0, "trip": {"auto": True}}
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: Any) -> None:
     """Load custom_components/bacs in every test."""
+
+
+@pytest.fixture(autouse=True)
+def forms_serialise_for_the_frontend() -> Iterator[None]:
+    """Every form any flow shows is serialised as Home Assistant's HTTP API does for the UI:
+    a validator the frontend cannot receive fails here, not in a user's browser."""
+    real = FlowHandler.async_show_form
+
+    def show_form(self: FlowHandler, **kwargs: Any) -> Any:
+        result = real(self, **kwargs)
+        if result.get("data_schema") is not None:
+            voluptuous_serialize.convert(
+                result["data_schema"], custom_serializer=cv.custom_serializer
+            )
+        return result
+
+    with patch.object(FlowHandler, "async_show_form", show_form):
+        yield
 
 
 def make_entry(

@@ -112,6 +112,19 @@ async def test_simulator_creates_entry(hass: HomeAssistant) -> None:
     await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_simulator_name_is_checked(hass: HomeAssistant) -> None:
+    result = await _menu(hass, "simulator")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "my room!", "strings": 1, "blocks": 2}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"name": "invalid_name"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "my-room", "strings": 1, "blocks": 2}
+    )
+    assert result["step_id"] == "strings"
+
+
 async def test_no_devices_found_then_recover(hass: HomeAssistant) -> None:
     result = await _menu(hass, "simulator")
     with patch.object(bus_helpers, "make_transport", return_value=sim_transport(False)):
