@@ -255,6 +255,45 @@ def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> Non
     assert SCREENSHOT.stat().st_size > 50_000
 
 
+def test_the_ui_config_flow_adds_a_bus(first_run: DemoProcess) -> None:
+    """A person adds the built-in simulator through Home Assistant's own dialogs."""
+    from playwright.sync_api import expect, sync_playwright
+
+    token = login(first_run.base, "demo", "demo")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{first_run.base}/config/integrations/dashboard/add?domain=bacs")
+        page.locator("input[name=username]").fill("demo")
+        page.locator("input[name=password]").fill("demo")
+        page.keyboard.press("Enter")
+        expect(page.get_by_text("Do you want to set up BACS")).to_be_visible(timeout=60_000)
+        page.get_by_role("button", name="OK").click()
+        expect(page.get_by_text("Connect a battery bus")).to_be_visible(timeout=30_000)
+        page.get_by_text("Simulator").first.click()
+        page.get_by_role("button", name="Submit").click()  # the defaults: "demo", 2 × 16
+        expect(page.get_by_text("What the scan found")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("battery modules 32")).to_be_visible()
+        page.get_by_role("button", name="Submit").click()
+        expect(page.get_by_text("Created configuration for BACS simulator demo")).to_be_visible(
+            timeout=60_000
+        )
+        page.get_by_role("button", name="Finish").click()
+        browser.close()
+    entries = get(first_run.base, "/api/config/config_entries/entry?domain=bacs", token)
+    added = [e for e in entries if e["title"] == "BACS simulator demo"]
+    assert [e["state"] for e in added] == ["loaded"]
+    request = urllib.request.Request(  # removal: the manager stops, nothing is left behind
+        f"{first_run.base}/api/config/config_entries/entry/{added[0]['entry_id']}",
+        method="DELETE",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        assert resp.status == 200
+    entries = get(first_run.base, "/api/config/config_entries/entry?domain=bacs", token)
+    assert [e["title"] for e in entries] == ["BACS 127.0.0.1"]
+
+
 def test_ctrl_c_stops_everything_and_a_second_run_reuses_it(
     first_run: DemoProcess, demo_dir: Path
 ) -> None:
