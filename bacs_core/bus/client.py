@@ -145,8 +145,14 @@ class BusClient:
             self.failures += 1
 
     # -- discovery --------------------------------------------------------------------
-    async def read_identity(self, unit: int, *, timeout: float | None = None) -> DeviceIdentity:
-        words = await self._read(unit, reg.IDENTIFICATION.start, reg.IDENTIFICATION.count, timeout)
+    async def read_identity(
+        self, unit: int, *, timeout: float | None = None, probe: bool = False
+    ) -> DeviceIdentity:
+        """``probe``: asking an address that may well be empty (a scan), so silence there is
+        no sign of a bad link and is not counted in the link quality."""
+        words = await self._read(
+            unit, reg.IDENTIFICATION.start, reg.IDENTIFICATION.count, timeout, record=not probe
+        )
         values = reg.IDENTIFICATION.decode(words)
         code = int(values["device_type"])
         try:
@@ -163,7 +169,9 @@ class BusClient:
             rating=int(values["rating"]),
         )
 
-    async def _read(self, unit: int, address: int, count: int, timeout: float | None) -> list[int]:
+    async def _read(
+        self, unit: int, address: int, count: int, timeout: float | None, *, record: bool = True
+    ) -> list[int]:
         try:
             read = self.transport.read
             words = await (
@@ -172,9 +180,11 @@ class BusClient:
                 else read(unit, address, count)
             )
         except BusError:
-            self._record(False)
+            if record:
+                self._record(False)
             raise
-        self._record(True)
+        if record:
+            self._record(True)
         return words
 
     async def scan(
@@ -185,7 +195,7 @@ class BusClient:
         unknown: list[UnknownDevice] = []
         for unit in units:
             try:
-                found.append(await self.read_identity(unit, timeout=timeout))
+                found.append(await self.read_identity(unit, timeout=timeout, probe=True))
             except DeviceMissingError as err:
                 code = int(str(err).rsplit("0x", 1)[-1], 16) if "0x" in str(err) else 0
                 unknown.append(UnknownDevice(unit, code))
@@ -211,7 +221,7 @@ class BusClient:
         if Status.ADDRESS_MODE not in status:
             raise BusError("press the addressing button on the new device first")
         try:
-            taken = await self.read_identity(new_unit, timeout=timeout)
+            taken = await self.read_identity(new_unit, timeout=timeout, probe=True)
         except BusError:
             taken = None
         if taken is not None:

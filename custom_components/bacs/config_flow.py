@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
@@ -410,7 +411,7 @@ def _relay_choices(entry: ConfigEntry[Any]) -> list[str]:
     return choices
 
 
-def _current_relay(options: dict[str, Any]) -> str:
+def _current_relay(options: Mapping[str, Any]) -> str:
     trip = options.get("trip", {})
     if trip.get("breakers"):
         return str(trip["breakers"][0]["relay"])

@@ -104,9 +104,9 @@ async def async_attach_trigger(
     key = "hub_device_id" if role == HUB else "device_id"
     event_config = event_trigger.TRIGGER_SCHEMA(
         {
-            event_trigger.CONF_PLATFORM: "event",
+            CONF_PLATFORM: "event",
             event_trigger.CONF_EVENT_TYPE: EVENT_BACS,
-            event_trigger.CONF_EVENT_DATA: {key: config[CONF_DEVICE_ID], "type": config[CONF_TYPE]},
+            "event_data": {key: config[CONF_DEVICE_ID], "type": config[CONF_TYPE]},
         }
     )
     return await event_trigger.async_attach_trigger(

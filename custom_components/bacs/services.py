@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, cast
 
 import voluptuous as vol
 from homeassistant.config_entries import ConfigEntryState
@@ -53,7 +53,7 @@ def _entry(hass: HomeAssistant, entry_id: str) -> BacsConfigEntry:
             translation_key="entry_not_loaded",
             translation_placeholders={"title": entry.title},
         )
-    return entry  # type: ignore[return-value]
+    return cast(BacsConfigEntry, entry)
 
 
 def _device(
@@ -100,7 +100,7 @@ async def _run(command: Awaitable[Any]) -> Any:
         ) from err
 
 
-async def _acknowledge(call: ServiceCall) -> dict[str, Any]:
+async def _acknowledge(call: ServiceCall) -> dict[str, Any] | None:
     entry = _entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
     key = call.data.get(ATTR_ALARM_KEY)
     manager = entry.runtime_data.manager
@@ -145,7 +145,9 @@ async def _identify(call: ServiceCall) -> None:
     await _run(manager.identify(ref))
 
 
-SERVICES: dict[str, tuple[Callable[[ServiceCall], Awaitable[Any]], vol.Schema]] = {
+type Handler = Callable[[ServiceCall], Coroutine[Any, Any, dict[str, Any] | None]]
+
+SERVICES: dict[str, tuple[Handler, vol.Schema]] = {
     SERVICE_ACKNOWLEDGE: (_acknowledge, ACK_SCHEMA),
     SERVICE_TRIP: (_trip, TRIP_SCHEMA),
     SERVICE_RESET: (_reset, ENTRY_SCHEMA),

@@ -38,6 +38,10 @@ async def test_scan_finds_every_device_over_tcp(tcp_client: BusClient) -> None:
     assert families.count(DeviceFamily.ENVIRONMENT) == 1
     assert [d.unit for d in devices] == list(range(1, 21))
     assert devices[0].kind is DeviceKind.C20 and devices[0].rating == 150
+    # Units 21..24 are empty: their silence is what a scan looks for, not a bad link.
+    assert tcp_client.link_quality == 100.0
+    await tcp_client.poll(devices)
+    assert tcp_client.link_quality == 100.0
 
 
 @pytest.mark.parametrize("framing", ["tcp", "rtu+tcp", "pty"])

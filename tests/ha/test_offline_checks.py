@@ -72,7 +72,24 @@ def test_requirements_are_ranges() -> None:
     assert MANIFEST["requirements"] == ["bacs-core>=0.1.0,<0.2"]
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'version = "0.1.0"' in pyproject  # the library version the range admits
-    assert '"pymodbus>=3.13.1,<4"' in pyproject  # compatible with core's pymodbus==3.13.1
+
+
+def test_pymodbus_range_admits_home_assistants_own() -> None:
+    """bacs-core and Home Assistant's own Modbus integration must fit in one environment."""
+    import homeassistant.components.modbus as core_modbus
+    from packaging.specifiers import SpecifierSet
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    match = re.search(r'"pymodbus([^"]+)"', pyproject)
+    assert match is not None
+    ours = SpecifierSet(match.group(1))
+    manifest = json.loads((Path(core_modbus.__file__).parent / "manifest.json").read_text())
+    (core_pin,) = [r.split("==")[1] for r in manifest["requirements"] if r.startswith("pymodbus")]
+    if AwesomeVersion(HA_VERSION) < AwesomeVersion("2026.1.0"):
+        # README, "limits": Home Assistant 2025's Modbus integration pins pymodbus 3.8.
+        assert core_pin not in ours
+        pytest.skip(f"Home Assistant {HA_VERSION} pins pymodbus {core_pin}, below our floor")
+    assert core_pin in ours, f"Home Assistant {HA_VERSION} pins pymodbus {core_pin}"
 
 
 def test_usb_matchers() -> None:
