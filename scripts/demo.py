@@ -28,6 +28,9 @@ from demo_dashboard import build_dashboard
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("float", "discharge", "thermal-runaway")
+# Simulated seconds per second by scenario: a severity-3 runaway takes about 4 simulated
+# hours to meet the trip criteria, a C/10 discharge 10 hours; float is shown in real time.
+DEFAULT_SPEED = {"float": 1.0, "discharge": 10.0, "thermal-runaway": 60.0}
 STRINGS, BLOCKS = 2, 32
 WEAK_BLOCK = "weak:1:7"  # the aged block the demo room always has (capacity ×0.75, Ri ×1.4)
 HA_START_TIMEOUT_S = 300.0
@@ -649,7 +652,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="an extra simulator fault at start, e.g. runaway:1:12=3@300 (see bacs simulate -h)",
     )
-    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        help="simulated seconds per second (default: 1 on float, 10 in a discharge, "
+        "60 for a thermal runaway, so it trips within minutes)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="the simulated room's random seed")
     parser.add_argument(
         "--dir", type=Path, default=ROOT / ".demo", help="where the demo keeps its state"
@@ -671,6 +679,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.speed is None:
+        args.speed = DEFAULT_SPEED[args.scenario]
+    elif args.speed <= 0:
+        print("demo: --speed must be positive", file=sys.stderr)
+        return 2
     if args.password is not None and not args.password:
         print("demo: --password must not be empty", file=sys.stderr)
         return 2
