@@ -586,7 +586,8 @@ BACS demo ready{took}: {base}
   log in as:   {args.username} / {state.password}
   integration: {title} (Modbus TCP to the simulator on 127.0.0.1:{state.sim_port})
   simulator:   scenario {args.scenario}, speed ×{args.speed:g}, weak block: string 1 block 7
-  try:         ./scripts/demo fault runaway:1:12=3     (a thermal runaway in string 1 block 12)
+  try:         ./scripts/demo fault runaway:1:12=3     (a runaway in string 1 block 12; trips
+                                                        after ~5 simulated hours)
                ./scripts/demo scenario discharge       (float | discharge | thermal-runaway)
                ./scripts/demo close-breaker 1          (after a trip and a reset)
   logs:        {rel}/config/home-assistant.log, {rel}/logs/simulator.log

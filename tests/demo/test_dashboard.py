@@ -1,0 +1,124 @@
+"""The demo's dashboard builder and its state file, without a Home Assistant."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def load(name: str) -> ModuleType:
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses resolve their annotations through it
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+def registry(blocks: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    devices = [{"id": "hub", "name": "BACS 127.0.0.1", "model": "BACS manager"}]
+    entities: list[dict[str, Any]] = []
+
+    def add(device: str, entity_id: str, unique_id: str, name: str | None = None) -> None:
+        entities.append(
+            {
+                "entity_id": entity_id,
+                "unique_id": unique_id,
+                "device_id": device,
+                "original_name": name,
+                "disabled_by": None,
+            }
+        )
+
+    add("hub", "sensor.bacs_breaker", "E-breaker", "Breaker")
+    add("hub", "sensor.bacs_active_alarms", "E-active_alarms", "Active alarms")
+    add("hub", "binary_sensor.bacs_thermal_runaway", "E-thermal_runaway", "Thermal runaway")
+    for s in (1, 2):
+        devices.append(
+            {
+                "id": f"s{s}",
+                "name": f"String {s}",
+                "model": "Battery string",
+                "via_device_id": "hub",
+            }
+        )
+        add(f"s{s}", f"sensor.string_{s}_voltage", f"E-string{s}-voltage")
+        add(f"s{s}", f"binary_sensor.string_{s}_problem", f"E-string{s}-problem")
+        for b in reversed(range(1, blocks + 1)):  # registry order is not block order
+            dev = f"s{s}b{b}"
+            devices.append(
+                {
+                    "id": dev,
+                    "name": f"String {s} block {b}",
+                    "model": "C20",
+                    "via_device_id": f"s{s}",
+                }
+            )
+            add(dev, f"sensor.string_{s}_block_{b}_voltage", f"battery_module-{s}{b}-voltage")
+            add(
+                dev,
+                f"sensor.string_{s}_block_{b}_temperature",
+                f"battery_module-{s}{b}-temperature",
+            )
+            add(
+                dev, f"binary_sensor.string_{s}_block_{b}_problem", f"battery_module-{s}{b}-problem"
+            )
+    devices.append({"id": "env", "name": "Environment sensor 9", "model": "Environment sensor"})
+    add("env", "sensor.environment_sensor_9_temperature", "environment-9-temperature")
+    entities.append({**entities[-1], "entity_id": "sensor.off", "disabled_by": "user"})
+    return entities, devices
+
+
+def test_dashboard_has_every_part_in_block_order() -> None:
+    dashboard = load("demo_dashboard")
+    config = dashboard.build_dashboard(*registry())
+    cards = config["views"][0]["cards"]
+    titles = [c.get("title") for c in cards]
+    assert titles[:3] == [
+        "Manager and breaker",
+        "Alarms",
+        "Worst blocks (furthest from their string's mean)",
+    ]
+    for s in (1, 2):
+        chart = next(c for c in cards if c.get("title") == f"String {s}: block voltages")
+        ids = [f"sensor.string_{s}_block_{b}_voltage" for b in (1, 2, 3)]
+        assert repr(ids) in chart["content"]
+        assert "IDS" not in chart["content"] and "CELLS" not in chart["content"]
+    manager = cards[0]["entities"]
+    assert {"entity": "sensor.bacs_breaker", "name": "Breaker"} in manager
+    alarms = cards[1]["content"]
+    assert "binary_sensor.string_1_block_2_problem" in alarms
+    assert "'binary_sensor.bacs_thermal_runaway'" in alarms
+    graphs = [c for c in cards if c["type"] == "history-graph"]
+    # No current sensors, no spread sensors in this registry: those graphs are left out.
+    assert [g["title"] for g in graphs] == ["String voltages", "Room and block temperatures"]
+    assert "sensor.off" not in repr(config)  # disabled entities stay off the dashboard
+
+
+def test_demo_state_survives_and_a_damaged_file_is_a_clear_error(tmp_path: Path) -> None:
+    demo = load("demo")
+    path = tmp_path / "demo.json"
+    assert demo.DemoState.load(path) is None
+    demo.DemoState(5020, 5030, "pw").save(path)
+    assert demo.DemoState.load(path) == demo.DemoState(5020, 5030, "pw")
+    path.write_text("{not json")
+    with pytest.raises(demo.DemoError, match="--fresh"):
+        demo.DemoState.load(path)
+
+
+def test_demo_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    demo = load("demo")
+    assert demo.main(["--password", ""]) == 2
+    assert demo.main(["--speed", "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err
