@@ -25,6 +25,7 @@ from bacs_core.sim.room import Fault, FaultKind, Room, RoomConfig
 from bacs_core.snapshot import TripState
 
 DT = 10.0
+RUNAWAY_CYCLES = 8640  # 24 simulated hours: a severity-1 runaway takes about 9 to develop
 
 
 async def scenario(
@@ -81,6 +82,8 @@ async def scenario(
         snap = await manager.poll_once()
         if snap.safety.trip_state is not TripState.ARMED and trip_cycle is None:
             trip_cycle = cycle
+        if trip_cycle is not None and cycle >= trip_cycle + 10:
+            break  # enough for the breaker check (verify_cycles) to conclude
     await manager.stop()
     return {
         "tripped": trip_cycle is not None,
@@ -89,6 +92,7 @@ async def scenario(
         if trip_cycle is None or criteria_cycle is None
         else trip_cycle - criteria_cycle + 1,
         "failed": any(e.type is EventType.TRIP_FAILED for e in events),
+        "hours_to_trip": None if trip_cycle is None else round(trip_cycle * DT / 3600, 2),
     }
 
 
@@ -98,6 +102,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     runaway_missed = 0
     developed = 0
     runaway_count = 0
+    hours: dict[str, list[float]] = {}
     for severity in (1.0, 2.0, 3.0):
         for block in (1, 5):
             for environment in (True, False):
@@ -112,13 +117,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                     )
                 )
                 result = await scenario(
-                    room, 2500, inject=[(5, Fault(FaultKind.RUNAWAY, 1, block, severity))]
+                    room,
+                    RUNAWAY_CYCLES,
+                    inject=[(5, Fault(FaultKind.RUNAWAY, 1, block, severity))],
                 )
                 runaway_count += 1
                 if args.verbose:
                     print(severity, block, environment, result, file=sys.stderr)
                 if result["criteria"]:
                     developed += 1
+                if result["hours_to_trip"] is not None:
+                    hours.setdefault(f"{severity:g}", []).append(
+                        float(str(result["hours_to_trip"]))
+                    )
                 if result["tripped"] and result["cycles_to_trip"] is not None:
                     runaway_cycles.append(int(str(result["cycles_to_trip"])))
                 elif result["criteria"]:
@@ -158,12 +169,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             strings=1, blocks=8, settle_days=0.5, faults=(Fault(FaultKind.BREAKER_STUCK, 1),)
         )
     )
-    stuck_result = await scenario(stuck, 2500, inject=[(5, Fault(FaultKind.RUNAWAY, 1, 3, 3.0))])
+    stuck_result = await scenario(
+        stuck, RUNAWAY_CYCLES, inject=[(5, Fault(FaultKind.RUNAWAY, 1, 3, 3.0))]
+    )
     return {
         "runaway_scenarios": runaway_count,
         "runaway_developed": developed,  # scenarios whose readings met the trip criteria
         "runaway_missed": runaway_missed,
         "runaway_trip_cycles_max": max(runaway_cycles) if runaway_cycles else None,
+        # simulated hours from the fault to the trip, by severity (min, max)
+        "runaway_hours_to_trip": {k: [min(v), max(v)] for k, v in sorted(hours.items())},
         "scenarios": normal,
         "false_trips": false_trips,
         "breaker_failure_detected": bool(stuck_result["failed"]),
