@@ -1,0 +1,188 @@
+"""The equalization controller's rules, each on its own, and the loop closed on the physics.
+
+The closed-loop tests drive bacs_core.sim.physics.StringPhysics directly: the controller sees
+its voltages every 10 s and its commands become the string's shunt currents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bacs_core.manager.equalization import (
+    BlockInput,
+    EqualizationController,
+    EqualizationSettings,
+    StringInputs,
+    TargetMode,
+)
+from bacs_core.sim.physics import StringPhysics, make_string
+from bacs_core.snapshot import BalancingState, ChargeState
+
+C20_MAX = 0.15
+
+
+def block(voltage: float | None, **kw: object) -> BlockInput:
+    base = {"temperature": 25.0, "module_temperature": 30.0, "cells": 6, "shunt_max": C20_MAX}
+    return BlockInput(voltage=voltage, **(base | kw))  # type: ignore[arg-type]
+
+
+def inputs(blocks: list[BlockInput], **kw: object) -> StringInputs:
+    base = {"charge_state": ChargeState.FLOAT, "string_current": 0.04, "capacity_ah": 40.0}
+    return StringInputs(blocks=blocks, **(base | kw))  # type: ignore[arg-type]
+
+
+SPREAD = [13.90, 13.50, 13.62, 13.55, 13.70, 13.40, 13.66, 13.52]
+
+
+def run(controller: EqualizationController, string: StringInputs, cycles: int) -> list[float]:
+    shunt: list[float] = []
+    for k in range(cycles):
+        shunt = list(controller.update(10.0 * k, string).shunt)
+    return shunt
+
+
+def test_high_blocks_shunt_and_the_lowest_does_not() -> None:
+    ctrl = EqualizationController()
+    shunt = run(ctrl, inputs([block(v) for v in SPREAD]), 30)
+    assert shunt[0] == max(shunt) > 0.05  # the highest block shunts most
+    assert shunt[5] == 0.0  # the lowest needs every mA the string carries
+
+
+@pytest.mark.parametrize("cycles", [2, 5, 50])
+def test_no_common_mode_current_is_wasted(cycles: int) -> None:
+    """A fixed target below every block: lowering them all at once is the charger's job;
+    shunt current that every block would carry alike is pure heat."""
+    settings = EqualizationSettings(target=TargetMode.FIXED, float_voltage_per_cell=2.2)
+    ctrl = EqualizationController(settings)
+    shunt = run(ctrl, inputs([block(v) for v in SPREAD]), cycles)
+    assert min(shunt) == 0.0
+    assert shunt[0] == max(shunt) > 0.0
+
+
+def test_commands_never_exceed_the_module_maximum() -> None:
+    ctrl = EqualizationController()
+    wild = [block(v) for v in [16.0, 12.2, 15.5, 12.4, 13.6, 13.6, 13.6, 13.6]]
+    for k in range(200):
+        commands = ctrl.update(10.0 * k, inputs(wild, string_current=2.0))
+        assert all(0.0 <= a <= C20_MAX for a in commands.shunt)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"pause": True}, "thermal pre-alert"),
+        ({"charge_state": ChargeState.DISCHARGE}, "string not on float (discharge)"),
+        ({"charge_state": ChargeState.CHARGE}, "string not on float (charge)"),
+        ({"string_current": -0.5}, "string discharging"),
+    ],
+)
+def test_pauses_stop_every_shunt_and_forget_the_commands(
+    change: dict[str, object], reason: str
+) -> None:
+    ctrl = EqualizationController()
+    blocks = [block(v) for v in SPREAD]
+    assert max(run(ctrl, inputs(blocks), 30)) > 0.05
+    paused = ctrl.update(400.0, inputs(blocks, **change))
+    assert paused.paused_reason == reason
+    assert paused.shunt == (0.0,) * 8
+    assert set(paused.state) == {BalancingState.PAUSED}
+    resumed = ctrl.update(410.0, inputs(blocks))  # back on float: starts again from zero
+    assert max(resumed.shunt) < 0.05
+
+
+def test_disabled_reports_disabled() -> None:
+    ctrl = EqualizationController(EqualizationSettings(enabled=False))
+    commands = ctrl.update(0.0, inputs([block(v) for v in SPREAD]))
+    assert commands.paused_reason == "disabled"
+    assert set(commands.state) == {BalancingState.DISABLED}
+    assert commands.shunt == (0.0,) * 8
+
+
+@pytest.mark.parametrize(
+    "hot", [{"temperature": 41.0}, {"module_temperature": 71.0}], ids=["block", "module"]
+)
+def test_a_hot_block_or_module_stops_only_its_own_shunt(hot: dict[str, float]) -> None:
+    ctrl = EqualizationController()
+    blocks = [block(v) for v in SPREAD]
+    blocks[0] = block(SPREAD[0], **hot)
+    shunt = run(ctrl, inputs(blocks), 30)
+    assert shunt[0] == 0.0
+    assert shunt[4] > 0.0  # string 1's next-highest block still balances
+
+
+def test_lost_communication_stops_that_shunt_and_leaves_the_target() -> None:
+    ctrl = EqualizationController()
+    blocks = [block(v) for v in SPREAD]
+    blocks[0] = block(None, comms_ok=False)
+    commands = ctrl.update(0.0, inputs(blocks))
+    assert commands.shunt[0] == 0.0
+    assert commands.state[0] is BalancingState.PAUSED
+    active = SPREAD[1:]
+    assert commands.target[1] == pytest.approx(sum(active) / len(active))
+
+
+def test_fixed_target_is_temperature_compensated() -> None:
+    settings = EqualizationSettings(target=TargetMode.FIXED, float_voltage_per_cell=2.27)
+    ctrl = EqualizationController(settings)
+    commands = ctrl.update(0.0, inputs([block(13.6, temperature=35.0), block(13.6)]))
+    assert commands.target[1] == pytest.approx(6 * 2.27)
+    assert commands.target[0] == pytest.approx(6 * (2.27 - 0.003 * 10))  # −3 mV/°C/cell
+    override = EqualizationController(float_voltage_override=13.5)
+    assert override.update(0.0, inputs([block(13.6)])).target[0] == pytest.approx(13.5)
+
+
+def closed_loop(
+    string: StringPhysics, hours: float, settings: EqualizationSettings | None = None
+) -> tuple[EqualizationController, list[float]]:
+    """Run the controller on the physics; returns it and the max |deviation| per cycle."""
+    ctrl = EqualizationController(settings or EqualizationSettings())
+    worst: list[float] = []
+    for k in range(int(hours * 360)):
+        string.step(10.0)
+        blocks = [
+            BlockInput(v, t, t, string.params.blocks[i].cells, C20_MAX)
+            for i, (v, t) in enumerate(zip(string.voltages, string.temperatures, strict=True))
+        ]
+        commands = ctrl.update(
+            10.0 * k,
+            StringInputs(blocks, ChargeState.FLOAT, string.string_current_a, 40.0),
+        )
+        string.shunt_a = list(commands.shunt)
+        reach = [d for i, d in enumerate(commands.deviation) if i not in commands.out_of_range]
+        worst.append(max(abs(d) for d in reach if d is not None))
+    return ctrl, worst
+
+
+def settled_string(seed: int) -> StringPhysics:
+    string = StringPhysics(make_string(16, 6, 40.0, 0.6, seed))
+    for _ in range(48):  # two days of unbalanced float
+        string.step(3600.0)
+    return string
+
+
+def test_closed_loop_converges_and_holds_without_oscillating() -> None:
+    string = settled_string(seed=4)
+    assert max(string.voltages) - min(string.voltages) > 0.2
+    ctrl, worst = closed_loop(string, hours=4.0)
+    converged = next(k for k, w in enumerate(worst) if all(x <= 0.010 for x in worst[k:]))
+    assert converged <= 2 * 360  # within ±10 mV in two hours, and it stays there
+    assert max(worst[converged:]) <= 0.010
+    assert not ctrl.update(1e9, inputs([block(13.6)])).out_of_range
+
+
+def test_closed_loop_reports_a_block_beyond_reach() -> None:
+    string = settled_string(seed=4)
+    string.soft_short(3, 0.4)  # more self-discharge than any shunt window can make up
+    ctrl, worst = closed_loop(string, hours=3.0)
+    commands = ctrl.update(3 * 3600.0 + 10, inputs([block(v) for v in string.voltages]))
+    assert 3 in commands.out_of_range
+    assert commands.state[3] is BalancingState.OUT_OF_RANGE
+    assert worst[-1] <= 0.010  # the others are on target without it
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        EqualizationSettings().enabled = False  # type: ignore[misc]
+    assert replace(EqualizationSettings(), enabled=False).enabled is False
