@@ -146,6 +146,10 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Required("buses"): vol.All([BUS_SCHEMA], vol.Length(min=1), _unique_buses),
         vol.Optional("strings"): vol.All([STRING_SCHEMA], vol.Length(min=1)),
         vol.Optional("string_count", default=1): vol.All(int, vol.Range(1, 64)),
+        # Blocks per string, in unit order, for strings of unequal length (e.g. [32, 31]).
+        vol.Optional("block_counts"): vol.All(
+            [vol.All(int, vol.Range(1, 246 * 8))], vol.Length(min=1, max=64)
+        ),
         vol.Optional("chemistry", default=Chemistry.VRLA.value): vol.In(
             [c.value for c in Chemistry]
         ),
@@ -201,6 +205,7 @@ class ManagerConfig:
     buses: tuple[BusConfig, ...]
     strings: tuple[StringConfig, ...] | None = None  # None: split modules automatically
     string_count: int = 1
+    block_counts: tuple[int, ...] | None = None  # blocks per string in unit order
     chemistry: Chemistry = Chemistry.VRLA
     capacity_ah: float = 100.0
     poll_interval: float = 10.0
@@ -249,6 +254,12 @@ def validate_config(data: dict[str, Any]) -> ManagerConfig:
     for b in trip["breakers"]:
         if b["relay"].bus not in bus_ids:
             raise ConfigError(f"trip.breakers: unknown bus {b['relay'].bus!r}")
+    counts = v.get("block_counts")
+    if counts is not None and len(counts) != v["string_count"]:
+        raise ConfigError(
+            f"block_counts: {len(counts)} counts for {v['string_count']} strings; "
+            "give one count per string"
+        )
     r = v["runaway"]
     if not r["pre_alert_delta"] < r["alarm_delta"] < r["trip_delta"]:
         raise ConfigError("runaway: pre_alert_delta < alarm_delta < trip_delta is required")
@@ -257,6 +268,7 @@ def validate_config(data: dict[str, Any]) -> ManagerConfig:
         buses=tuple(BusConfig(b["id"], b["url"], b["timeout"], b["retries"]) for b in v["buses"]),
         strings=strings,
         string_count=v["string_count"],
+        block_counts=tuple(counts) if counts is not None else None,
         chemistry=chemistry,
         capacity_ah=v["capacity_ah"],
         poll_interval=v["poll_interval"],

@@ -283,10 +283,7 @@ class Manager:
                     (s.name, list(s.modules), s.current_sensor, s.capacity_ah or cfg.capacity_ah)
                 )
         elif modules:
-            n = min(cfg.string_count, len(modules))
-            per = len(modules) // n
-            for k in range(n):
-                part = modules[k * per : (k + 1) * per] if k < n - 1 else modules[k * per :]
+            for k, part in enumerate(_split(modules, cfg.string_count, cfg.block_counts)):
                 sensor = sensors[k] if k < len(sensors) else None
                 layout.append((f"String {k + 1}", part, sensor, cfg.capacity_ah))
         old = {s.index: s for s in self._strings}
@@ -1070,3 +1067,25 @@ class Manager:
     @property
     def devices(self) -> Mapping[DeviceRef, DeviceIdentity]:
         return dict(self._devices)
+
+
+def _split(
+    modules: list[DeviceRef], count: int, block_counts: tuple[int, ...] | None
+) -> list[list[DeviceRef]]:
+    """Modules into strings in unit order: by the configured block counts, or evenly. A
+    module found beyond the counted ones joins the last string (it was added to it)."""
+    if block_counts is None:
+        n = min(count, len(modules))
+        per = len(modules) // n
+        return [
+            modules[k * per : (k + 1) * per] if k < n - 1 else modules[k * per :]
+            for k in range(n)
+        ]
+    parts: list[list[DeviceRef]] = []
+    start = 0
+    for k, size in enumerate(block_counts):
+        end = len(modules) if k == len(block_counts) - 1 else start + size
+        if start < len(modules):
+            parts.append(modules[start:end])
+        start = end
+    return parts

@@ -121,11 +121,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: BacsConfigEntry) -> None:
-    """Thresholds, equalization and the trip apply live; a new poll interval needs a reload
-    (the manager's loop reads it once)."""
+    """Thresholds, equalization and the trip apply live; a new poll interval (the manager's
+    loop reads it once) or a new string layout (devices change their names) reloads."""
     manager = entry.runtime_data.manager
     config = validate_config(manager_settings(entry))
-    if config.poll_interval != manager.config.poll_interval:
+    old = manager.config
+    if (config.poll_interval, config.string_count, config.block_counts) != (
+        old.poll_interval,
+        old.string_count,
+        old.block_counts,
+    ):
         hass.config_entries.async_schedule_reload(entry.entry_id)
         return
     await manager.apply_config(config)

@@ -66,6 +66,7 @@ from .const import (
     KIND_SERIAL,
     KIND_SIM,
     KIND_TCP,
+    OPT_BLOCK_COUNTS,
     OPT_CAPACITY,
     OPT_CHEMISTRY,
     OPT_POLL_INTERVAL,
@@ -163,6 +164,22 @@ def _valid_input(kind: str, user_input: dict[str, Any], errors: dict[str, str]) 
     if kind == KIND_SIM and not SIM_NAME.fullmatch(str(user_input.get(CONF_SIM_NAME, ""))):
         errors[CONF_SIM_NAME] = "invalid_name"
     return not errors
+
+
+def parse_block_counts(text: str | None, strings: int, modules: int | None) -> list[int] | bool:
+    """ "32, 31" → [32, 31]; empty → [] (split evenly); False when it does not fit: one
+    positive count per string, adding up to the modules found (when that is known)."""
+    if not text or not text.strip():
+        return []
+    try:
+        counts = [int(part) for part in re.split(r"[,\s;]+", text.strip()) if part]
+    except ValueError:
+        return False
+    if len(counts) != strings or min(counts) < 1:
+        return False
+    if modules is not None and sum(counts) != modules:
+        return False
+    return counts
 
 
 def _connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
@@ -324,6 +341,7 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         """What the scan found, and how many strings the blocks form (split in unit order)."""
         summary = self._summary
         assert summary is not None
+        errors: dict[str, str] = {}
         if user_input is not None:
             count = int(user_input[OPT_STRING_COUNT])
             options = {
@@ -333,8 +351,14 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
                 OPT_POLL_INTERVAL: DEFAULT_POLL_INTERVAL,
                 "trip": {"auto": bool(user_input["auto_trip"])},
             }
-            data = {**self._data, CONF_URL: connection_url(self._data)}
-            return self.async_create_entry(title=_title(self._data), data=data, options=options)
+            counts = parse_block_counts(user_input.get(OPT_BLOCK_COUNTS), count, summary.modules)
+            if counts is False:
+                errors[OPT_BLOCK_COUNTS] = "block_counts_invalid"
+            else:
+                if counts:
+                    options[OPT_BLOCK_COUNTS] = counts
+                data = {**self._data, CONF_URL: connection_url(self._data)}
+                return self.async_create_entry(title=_title(self._data), data=data, options=options)
         default_strings = max(1, min(summary.current_sensors or 1, summary.modules or 1))
         schema = vol.Schema(
             {
@@ -345,12 +369,14 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
                 vol.Required(OPT_CHEMISTRY, default=Chemistry.VRLA.value): _select(
                     [c.value for c in Chemistry], "chemistry"
                 ),
+                vol.Optional(OPT_BLOCK_COUNTS): TextSelector(),
                 vol.Required("auto_trip", default=summary.relays > 0): BooleanSelector(),
             }
         )
         return self.async_show_form(
             step_id="strings",
-            data_schema=schema,
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
             description_placeholders={
                 "modules": str(summary.modules),
                 "current_sensors": str(summary.current_sensors),
@@ -427,6 +453,7 @@ def _form_defaults(options: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {
         OPT_POLL_INTERVAL: options.get(OPT_POLL_INTERVAL, DEFAULT_POLL_INTERVAL),
         OPT_STRING_COUNT: options.get(OPT_STRING_COUNT, 1),
+        OPT_BLOCK_COUNTS: ", ".join(str(c) for c in options.get(OPT_BLOCK_COUNTS, [])),
         OPT_CAPACITY: options.get(OPT_CAPACITY, 100.0),
         OPT_CHEMISTRY: chemistry.value,
         "latch_alarms": options.get("latch_alarms", True),
@@ -514,13 +541,26 @@ class BacsOptionsFlow(OptionsFlow):
         placeholders = {"error": ""}
         if user_input is not None:
             options = options_from_form(user_input, dict(entry.options))
-            try:
-                validate_config({**options, "buses": [{"id": BUS_ID, "url": entry.data[CONF_URL]}]})
-            except ConfigError as err:
-                errors["base"] = "invalid_config"
-                placeholders["error"] = str(err)
+            options.pop(OPT_BLOCK_COUNTS, None)
+            runtime = getattr(entry, "runtime_data", None)
+            modules = len(runtime.coordinator.index.modules) if runtime is not None else None
+            counts = parse_block_counts(
+                user_input.get(OPT_BLOCK_COUNTS), options[OPT_STRING_COUNT], modules
+            )
+            if counts is False:
+                errors[OPT_BLOCK_COUNTS] = "block_counts_invalid"
             else:
-                return self.async_create_entry(data=options)
+                if counts:
+                    options[OPT_BLOCK_COUNTS] = counts
+                try:
+                    validate_config(
+                        {**options, "buses": [{"id": BUS_ID, "url": entry.data[CONF_URL]}]}
+                    )
+                except ConfigError as err:
+                    errors["base"] = "invalid_config"
+                    placeholders["error"] = str(err)
+                else:
+                    return self.async_create_entry(data=options)
         threshold_fields = {
             vol.Optional(name): _number(-100, 1000, 0.001) for name in THRESHOLD_FIELDS
         }
@@ -529,6 +569,7 @@ class BacsOptionsFlow(OptionsFlow):
             {
                 vol.Required(OPT_POLL_INTERVAL): _number(0.5, 3600, 0.5, "s"),
                 vol.Required(OPT_STRING_COUNT): _number(1, 64),
+                vol.Optional(OPT_BLOCK_COUNTS): TextSelector(),
                 vol.Required(OPT_CAPACITY): _number(1, 20000, 1, "Ah"),
                 vol.Required(OPT_CHEMISTRY): _select([c.value for c in Chemistry], "chemistry"),
                 vol.Required("latch_alarms"): BooleanSelector(),

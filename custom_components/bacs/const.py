@@ -30,6 +30,7 @@ FRAMING_RTU: Final = "rtu_over_tcp"
 # entry.options (the manager's configuration, validated by bacs_core)
 OPT_POLL_INTERVAL: Final = "poll_interval"
 OPT_STRING_COUNT: Final = "string_count"
+OPT_BLOCK_COUNTS: Final = "block_counts"
 OPT_CAPACITY: Final = "capacity_ah"
 OPT_CHEMISTRY: Final = "chemistry"
 

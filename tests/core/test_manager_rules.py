@@ -255,6 +255,17 @@ def test_config_errors_name_the_field() -> None:
         validate_config(
             {"buses": [{"id": "b", "url": "sim://x"}], "strings": [{"modules": "other/1-4"}]}
         )
+    with pytest.raises(ConfigError, match="block_counts: 1 counts for 2 strings"):
+        validate_config(
+            {"buses": [{"id": "b", "url": "sim://x"}], "string_count": 2, "block_counts": [4]}
+        )
+    with pytest.raises(ConfigError, match="block_counts"):
+        validate_config({"buses": [{"id": "b", "url": "sim://x"}], "block_counts": [0]})
+    cfg = validate_config(
+        {"buses": [{"id": "b", "url": "sim://x"}], "string_count": 2, "block_counts": [5, 3]}
+    )
+    assert cfg.block_counts == (5, 3)
+    assert validate_config(cfg.to_dict()) == cfg
     cfg = validate_config(
         {
             "buses": [{"id": "b", "url": "sim://x"}],

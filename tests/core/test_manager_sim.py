@@ -20,12 +20,12 @@ CONFIG = {
 
 
 class Site:
-    def __init__(self, room: Room, storage: MemoryStorage) -> None:
+    def __init__(self, room: Room, storage: MemoryStorage, **config: object) -> None:
         self.room = room
         self.clock = [0.0]
         self.events: list[Event] = []
         self.manager = Manager(
-            validate_config(CONFIG),
+            validate_config(CONFIG | config),
             storage=storage,
             transports={"bus1": LoopbackTransport(room)},
             clock=lambda: self.clock[0],
@@ -149,3 +149,13 @@ async def test_manual_relay_cannot_undo_a_trip(room: Room) -> None:
         await site.manager.set_relay(relay, 1, False)
     await site.manager.set_relay(relay, 4, True)  # a spare channel is free to use
     assert room.string(1).relay.relays[3]
+
+
+async def test_strings_of_unequal_length_by_block_counts(room: Room) -> None:
+    """The bus cannot tell which block is in which string; the user says how many."""
+    site = Site(room, MemoryStorage(), block_counts=[17, 15])
+    await site.manager.start(run_loop=False)
+    snap = await site.cycles(1)
+    assert [len(s.modules) for s in snap.strings] == [17, 15]
+    assert [m.info.ref.unit for m in snap.strings[1].modules] == list(range(18, 33))
+    await site.manager.stop()

@@ -125,6 +125,47 @@ async def test_simulator_name_is_checked(hass: HomeAssistant) -> None:
     assert result["step_id"] == "strings"
 
 
+async def test_strings_of_unequal_length(hass: HomeAssistant) -> None:
+    result = await _menu(hass, "simulator")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "uneven", "strings": 2, "blocks": 4}
+    )
+    for bad in ("4", "5, x", "5, 4", "8, 0"):  # one count per string, adding up to 8 modules
+        result = await _finish(hass, result, block_counts=bad)
+        assert result["type"] is FlowResultType.FORM, bad
+        assert result["errors"] == {"block_counts": "block_counts_invalid"}
+    result = await _finish(hass, result, block_counts="5 3")
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    assert entry.options["block_counts"] == [5, 3]
+    await hass.async_block_till_done()
+    snap = entry.runtime_data.manager.snapshot
+    assert [len(s.modules) for s in snap.strings] == [5, 3]
+    # The options change it (and reload: the blocks' devices change their names).
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    values = {
+        str(k): (k.description or {}).get("suggested_value") for k in result["data_schema"].schema
+    }
+    assert values["block_counts"] == "5, 3"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], _options_form(block_counts="6, 3")
+    )
+    assert result["errors"] == {"block_counts": "block_counts_invalid"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], _options_form(block_counts="2,6")
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    snap = entry.runtime_data.manager.snapshot
+    assert [len(s.modules) for s in snap.strings] == [2, 6]
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    await hass.config_entries.options.async_configure(result["flow_id"], _options_form())
+    await hass.async_block_till_done()
+    assert "block_counts" not in entry.options  # empty: split evenly again
+    assert [len(s.modules) for s in entry.runtime_data.manager.snapshot.strings] == [4, 4]
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_no_devices_found_then_recover(hass: HomeAssistant) -> None:
     result = await _menu(hass, "simulator")
     with patch.object(bus_helpers, "make_transport", return_value=sim_transport(False)):
