@@ -1078,8 +1078,7 @@ def _split(
         n = min(count, len(modules))
         per = len(modules) // n
         return [
-            modules[k * per : (k + 1) * per] if k < n - 1 else modules[k * per :]
-            for k in range(n)
+            modules[k * per : (k + 1) * per] if k < n - 1 else modules[k * per :] for k in range(n)
         ]
     parts: list[list[DeviceRef]] = []
     start = 0
