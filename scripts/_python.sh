@@ -38,8 +38,9 @@ ensure_venv() {
     fi
     echo ">> preparing $dir (Python: $python)" >&2
     [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@" >&2
+    "$dir/bin/python" -m pip install -qq --disable-pip-version-check --upgrade pip >&2
+    # -qq: errors only (some machines list missing package folders as warnings, hundreds)
+    "$dir/bin/python" -m pip install -qq --disable-pip-version-check "$@" >&2
     echo "$want" > "$stamp"
 }
 

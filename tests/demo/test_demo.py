@@ -204,11 +204,6 @@ def test_rest_api_lists_the_integrations_entities(first_run: DemoProcess) -> Non
     assert states["sensor.bacs_127_0_0_1_breaker"]["state"] == "closed"
 
 
-def test_wrong_password_is_refused(first_run: DemoProcess) -> None:
-    with pytest.raises(AssertionError):
-        login(first_run.base, "demo", "not-the-password")
-
-
 def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -253,6 +248,12 @@ def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> Non
         page.screenshot(path=str(SCREENSHOT), full_page=True)
         browser.close()
     assert SCREENSHOT.stat().st_size > 50_000
+
+
+def test_wrong_password_is_refused(first_run: DemoProcess) -> None:
+    """After the screenshot: Home Assistant notifies about a failed login."""
+    with pytest.raises(AssertionError):
+        login(first_run.base, "demo", "not-the-password")
 
 
 def test_the_ui_config_flow_adds_a_bus(first_run: DemoProcess) -> None:
