@@ -284,10 +284,12 @@ class HomeAssistantApi:
             if not ha.running:
                 raise DemoError(f"Home Assistant stopped at start:\n{ha.tail()}")
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                # Not /api/: an unauthenticated call there counts as a failed login and
+                # leaves a "Login attempt failed" notification.
                 async with self.session.get(
-                    f"{self.base}/api/", timeout=aiohttp.ClientTimeout(total=5)
+                    f"{self.base}/auth/providers", timeout=aiohttp.ClientTimeout(total=5)
                 ) as resp:
-                    if resp.status in (200, 401):  # its HTTP server answers
+                    if resp.status < 500:  # its HTTP server answers
                         return
             await asyncio.sleep(0.5)
         raise DemoError(f"Home Assistant did not answer within {timeout:.0f} s:\n{ha.tail()}")
