@@ -142,6 +142,12 @@ class BlockExtreme:
 
 
 @dataclass(frozen=True, slots=True)
+class WeakBlock:
+    position: int
+    extra_drop_v: float  # V it fell beyond the string's mean drop since the discharge began
+
+
+@dataclass(frozen=True, slots=True)
 class CurrentSensorSnapshot:
     info: DeviceInfo
     string: int | None
@@ -165,6 +171,9 @@ class StringSnapshot:
     problem: bool
     state_of_charge: float | None  # % estimate
     target_v: float | None  # per-block target
+    # The present (or last) discharge's blocks that fell furthest beyond the string's mean
+    # drop, worst first: the blocks that will collapse early (battery-domain.md §5.1).
+    weak_blocks: tuple[WeakBlock, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,6 +203,7 @@ def build_dashboard(
                     "lowest_block_voltage",
                     "balancing",
                     "problem",
+                    "discharge_weakest_block",
                 ],
             )
         )

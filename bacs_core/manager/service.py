@@ -53,6 +53,7 @@ from ..snapshot import (
     SystemSnapshot,
     TripState,
     Value,
+    WeakBlock,
 )
 from .alarms import (
     AlarmEngine,
@@ -110,6 +111,8 @@ class _History:
     samples: list[HistorySample] = field(default_factory=list)
     last_float_sample: dict[int, float] = field(default_factory=dict)
     discharge_start: dict[int, tuple[float | None, ...]] = field(default_factory=dict)
+    discharge_last: dict[int, tuple[float | None, ...]] = field(default_factory=dict)
+    discharging: set[int] = field(default_factory=set)
 
 
 class Manager:
@@ -402,6 +405,16 @@ class Manager:
             now, started, readings, alarm_update, decision, safety_alarm
         )
         self._record_history(now, now_s, snapshot)
+        snapshot = replace(
+            snapshot,
+            strings=tuple(
+                replace(
+                    st,
+                    weak_blocks=tuple(WeakBlock(p, d) for p, d in self.weak_blocks(st.index)),
+                )
+                for st in snapshot.strings
+            ),
+        )
         self.snapshot = snapshot
         await self._persist()
         self._emit(events)
@@ -847,9 +860,15 @@ class Manager:
         for s in snap.strings:
             volts = tuple(m.voltage.value for m in s.modules)
             if s.charge_state is ChargeState.DISCHARGE:
-                h.discharge_start.setdefault(s.index, volts)
+                if s.index not in h.discharging:  # a new discharge: the ranking starts over
+                    h.discharging.add(s.index)
+                    h.discharge_start[s.index] = volts
+                if s.current is None or s.current < 0:  # not the charger's first cycle back
+                    h.discharge_last[s.index] = volts
                 h.samples.append(HistorySample(now, s.index, volts, s.current))
-            elif now_s - h.last_float_sample.get(s.index, -1e12) >= SAMPLE_FLOAT_S:
+                continue
+            h.discharging.discard(s.index)
+            if now_s - h.last_float_sample.get(s.index, -1e12) >= SAMPLE_FLOAT_S:
                 h.last_float_sample[s.index] = now_s
                 h.samples.append(HistorySample(now, s.index, volts, s.current))
         del h.samples[:-HISTORY_SAMPLES]
@@ -858,12 +877,12 @@ class Manager:
         """Blocks that fall fastest in the present (or last) discharge: (position, drop V
         beyond the string's mean drop), worst first (battery-domain.md §5.1)."""
         start = self.history.discharge_start.get(string)
-        latest = next((x for x in reversed(self.history.samples) if x.string == string), None)
+        latest = self.history.discharge_last.get(string)
         if start is None or latest is None:
             return []
         drops = [
             (i + 1, a - b)
-            for i, (a, b) in enumerate(zip(start, latest.voltages, strict=False))
+            for i, (a, b) in enumerate(zip(start, latest, strict=False))
             if a is not None and b is not None
         ]
         if not drops:

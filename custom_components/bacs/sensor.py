@@ -202,6 +202,16 @@ STRING_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
         value_fn=lambda s: s.state_of_charge,
     ),
     BacsSensorEntityDescription(
+        key="discharge_weakest_block",
+        translation_key="discharge_weakest_block",
+        value_fn=lambda s: s.weak_blocks[0].position if s.weak_blocks else None,
+        attr_fn=lambda s: {
+            "ranking": [
+                {"block": w.position, "extra_drop_v": w.extra_drop_v} for w in s.weak_blocks
+            ]
+        },
+    ),
+    BacsSensorEntityDescription(
         key="block_voltages",
         translation_key="block_voltages",
         entity_category=EntityCategory.DIAGNOSTIC,

@@ -7,6 +7,7 @@ import pytest
 from bacs_core.events import Event, EventType
 from bacs_core.manager import Manager, MemoryStorage, SafetyRefusedError, validate_config
 from bacs_core.sim.loopback import LoopbackTransport
+from bacs_core.sim.physics import ChargerMode
 from bacs_core.sim.room import Fault, FaultKind, Room, RoomConfig
 from bacs_core.snapshot import BreakerState, ChargeState, ManagerStatus, TripState
 
@@ -158,4 +159,38 @@ async def test_strings_of_unequal_length_by_block_counts(room: Room) -> None:
     snap = await site.cycles(1)
     assert [len(s.modules) for s in snap.strings] == [17, 15]
     assert [m.info.ref.unit for m in snap.strings[1].modules] == list(range(18, 33))
+    await site.manager.stop()
+
+
+async def test_a_discharge_ranks_the_blocks_that_fall_early() -> None:
+    """An aged block (capacity ×0.75, Ri ×1.4) falls faster than its string in a C/5 discharge;
+    the ranking starts over with the next discharge and holds the last one meanwhile."""
+    room = Room(
+        RoomConfig(
+            strings=2,
+            blocks=16,
+            capacity_ah=40,
+            settle_days=1,
+            seed=4,
+            faults=(Fault.parse("weak:1:7"),),
+        )
+    )
+    site = Site(room, MemoryStorage())
+    await site.manager.start(run_loop=False)
+    snap = await site.cycles(6)
+    assert snap.strings[0].weak_blocks == ()  # no discharge yet
+    room.set_mode(1, ChargerMode.DISCHARGE, 8.0)
+    snap = await site.cycles(360 * 2)  # two hours at C/5
+    ranking = snap.strings[0].weak_blocks
+    assert ranking[0].position == 7
+    assert ranking[0].extra_drop_v > 0.05
+    assert [w.extra_drop_v for w in ranking] == sorted(
+        (w.extra_drop_v for w in ranking), reverse=True
+    )
+    room.set_mode(1, ChargerMode.FLOAT)
+    snap = await site.cycles(360)
+    assert snap.strings[0].weak_blocks == ranking  # the last discharge, kept on float
+    room.set_mode(1, ChargerMode.DISCHARGE, 8.0)
+    snap = await site.cycles(3)  # a new discharge: judged from its own start
+    assert max(w.extra_drop_v for w in snap.strings[0].weak_blocks) < ranking[0].extra_drop_v
     await site.manager.stop()

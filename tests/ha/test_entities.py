@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
@@ -186,3 +186,23 @@ async def test_buttons(hass: HomeAssistant) -> None:
     assert hass.states.get("sensor.bacs_test_active_alarms").state != "0"
     await hass.config_entries.async_unload(entry.entry_id)
     assert hass.states.get("binary_sensor.bacs_test_thermal_runaway").state == STATE_UNAVAILABLE
+
+
+async def test_weakest_block_in_a_discharge(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    from bacs_core.sim.physics import ChargerMode
+
+    entity_id = "sensor.string_1_weakest_block_in_discharge"
+    assert hass.states.get(entity_id).state == STATE_UNKNOWN  # no discharge yet
+    sim = room(loaded_entry)
+    sim.string(1).physics.age_block(2, 0.6, 1.5)  # block 3 ages: it falls first
+    sim.set_mode(1, ChargerMode.DISCHARGE, 30.0)
+    for _ in range(12):
+        sim.step(300)
+        await cycle(hass, loaded_entry)
+    state = hass.states.get(entity_id)
+    assert state.state == "3"
+    ranking = state.attributes["ranking"]
+    assert ranking[0]["block"] == 3 and ranking[0]["extra_drop_v"] > 0
+    assert len(ranking) == 4
