@@ -26,7 +26,7 @@ from pytest_homeassistant_custom_component.common import (
     async_mock_service,
 )
 
-from .conftest import HOT_OPTIONS, heat_until_tripped, make_entry, setup
+from .conftest import HOT_OPTIONS, cycle, heat_until_tripped, make_entry, room, setup
 
 SOURCE = Path(__file__).resolve().parents[2] / "blueprints" / "automation" / "bacs"
 BLUEPRINTS = sorted(p.name for p in SOURCE.glob("*.yaml"))
@@ -248,6 +248,7 @@ async def test_weekly_summary_reads_the_room(
     assert "Highest internal resistance: String" in message and "mΩ" in message
     assert "Warmest block: String" in message
     assert "Breaker: closed" in message
+    assert "in the last discharge" not in message  # none yet
     assert notified[0].data == {"title": "Weekly battery health summary"}
     await hass.services.async_call(
         "automation", "turn_off", {"entity_id": entity_id}, blocking=True
@@ -265,6 +266,32 @@ async def test_weekly_summary_only_on_its_day(hass: HomeAssistant, blueprints: N
     async_fire_time_changed(hass, now + timedelta(minutes=1, seconds=1))
     await hass.async_block_till_done()
     assert notes == []
+    await hass.services.async_call(
+        "automation", "turn_off", {"entity_id": entity_id}, blocking=True
+    )
+
+
+async def test_weekly_summary_names_the_block_that_fell_in_the_last_discharge(
+    hass: HomeAssistant, blueprints: None, loaded_entry: MockConfigEntry
+) -> None:
+    from bacs_core.sim.physics import ChargerMode
+
+    sim = room(loaded_entry)
+    sim.string(1).physics.age_block(2, 0.6, 1.5)  # block 3 ages: it falls first
+    sim.set_mode(1, ChargerMode.DISCHARGE, 30.0)
+    for _ in range(12):
+        sim.step(300)
+        await cycle(hass, loaded_entry)
+    notes = async_mock_service(hass, "persistent_notification", "create")
+    entity_id = await automate(
+        hass, "weekly_battery_health_summary.yaml", manager=loaded_entry.entry_id
+    )
+    await hass.services.async_call(
+        "automation", "trigger", {"entity_id": entity_id, "skip_condition": True}, blocking=True
+    )
+    await hass.async_block_till_done()
+    first_line = notes[0].data["message"].splitlines()[0]
+    assert "in the last discharge block 3 fell" in first_line, first_line
     await hass.services.async_call(
         "automation", "turn_off", {"entity_id": entity_id}, blocking=True
     )
