@@ -158,6 +158,52 @@ def alarms_card(room: Room) -> dict[str, Any]:
     return {"type": "markdown", "title": "Alarms", "content": content}
 
 
+def breaker_buttons(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trip (a test) and reset the breaker from the dashboard, each behind a confirmation:
+    the integration's own actions, so a refused reset shows the manager's reason."""
+    entry_id = next((e["config_entry_id"] for e in entities if e.get("config_entry_id")), None)
+    if entry_id is None:
+        return []
+
+    def button(
+        name: str, icon: str, action: str, text: str, data: dict[str, str]
+    ) -> dict[str, Any]:
+        return {
+            "type": "button",
+            "name": name,
+            "icon": icon,
+            "show_state": False,
+            "tap_action": {
+                "action": "perform-action",
+                "perform_action": f"bacs.{action}",
+                "data": {"config_entry_id": entry_id, **data},
+                "confirmation": {"text": text},
+            },
+        }
+
+    return [
+        {
+            "type": "horizontal-stack",
+            "cards": [
+                button(
+                    "Trip breaker (test)",
+                    "mdi:electric-switch",
+                    "trip_breaker",
+                    "Open the battery breakers now? They stay open until reset.",
+                    {"reason": "test from the dashboard"},
+                ),
+                button(
+                    "Reset breaker",
+                    "mdi:restore",
+                    "reset_breaker",
+                    "Release the trip? The breakers are then closed by hand.",
+                    {},
+                ),
+            ],
+        }
+    ]
+
+
 def build_dashboard(
     entities: list[dict[str, Any]], devices: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -182,6 +228,7 @@ def build_dashboard(
                 "acknowledge",
             ],
         ),
+        *breaker_buttons(entities),
         alarms_card(room),
         worst_blocks_card(room),
     ]

@@ -38,6 +38,7 @@ def registry(blocks: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any]
                 "device_id": device,
                 "original_name": name,
                 "disabled_by": None,
+                "config_entry_id": "ENTRY",
             }
         )
 
@@ -85,7 +86,15 @@ def test_dashboard_has_every_part_in_block_order() -> None:
     config = dashboard.build_dashboard(*registry())
     cards = config["views"][0]["cards"]
     titles = [c.get("title") for c in cards]
-    assert titles[:3] == [
+    buttons = cards[1]["cards"]
+    assert [b["tap_action"]["perform_action"] for b in buttons] == [
+        "bacs.trip_breaker",
+        "bacs.reset_breaker",
+    ]
+    assert all(b["tap_action"]["data"]["config_entry_id"] == "ENTRY" for b in buttons)
+    assert all("confirmation" in b["tap_action"] for b in buttons)
+    del cards[1]
+    assert titles[:1] + titles[2:4] == [
         "Manager and breaker",
         "Alarms",
         "Worst blocks (furthest from their string's mean)",

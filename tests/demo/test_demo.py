@@ -295,6 +295,45 @@ def test_the_ui_config_flow_adds_a_bus(first_run: DemoProcess) -> None:
     assert [e["title"] for e in entries] == ["BACS 127.0.0.1"]
 
 
+def test_trip_and_reset_from_the_dashboard(first_run: DemoProcess, demo_dir: Path) -> None:
+    """The dashboard's buttons run the integration's actions; the simulator's breaker follows."""
+    from playwright.sync_api import sync_playwright
+
+    token = login(first_run.base, "demo", "demo")
+    breaker = "sensor.bacs_127_0_0_1_breaker"
+    trip = "sensor.bacs_127_0_0_1_breaker_trip"
+
+    def wait_for(entity_id: str, wanted: str) -> None:
+        deadline = time.monotonic() + 90
+        while (state := get(first_run.base, f"/api/states/{entity_id}", token)["state"]) != wanted:
+            assert time.monotonic() < deadline, f"{entity_id} is {state}, not {wanted}"
+            time.sleep(1)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(first_run.base)
+        page.locator("input[name=username]").fill("demo")
+        page.locator("input[name=password]").fill("demo")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/lovelace/battery-room", timeout=60_000)
+        page.get_by_text("Trip breaker (test)").click()
+        page.get_by_role("button", name="OK", exact=True).click()
+        wait_for(trip, "tripped")
+        wait_for(breaker, "open")
+        page.get_by_text("Reset breaker", exact=True).click()
+        page.get_by_role("button", name="OK", exact=True).click()
+        wait_for(trip, "armed")
+        browser.close()
+    for string in ("1", "2"):  # a person closes the breakers again
+        subprocess.run(
+            [str(ROOT / "scripts" / "demo"), "--dir", str(demo_dir), "close-breaker", string],
+            check=True,
+            capture_output=True,
+        )
+    wait_for(breaker, "closed")
+
+
 def test_ctrl_c_stops_everything_and_a_second_run_reuses_it(
     first_run: DemoProcess, demo_dir: Path
 ) -> None:
