@@ -7,6 +7,7 @@ dashboard; Ctrl-C stops everything; a second run reuses what the first prepared.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -109,6 +110,25 @@ class DemoProcess:
         return code
 
 
+@contextlib.contextmanager
+def browser_at(base: str, path: str = "", width: int = 1600) -> Iterator[Any]:
+    """Headless chromium on a page of the demo, logged in through Home Assistant's own login
+    page as the demo user."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": 1000})
+        page.goto(base + path)
+        page.locator("input[name=username]").fill("demo")
+        page.locator("input[name=password]").fill("demo")
+        page.keyboard.press("Enter")
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
 def login(base: str, username: str, password: str) -> str:
     """Home Assistant's own login flow over HTTP; returns an access token."""
     client_id = f"{base}/"
@@ -205,17 +225,10 @@ def test_rest_api_lists_the_integrations_entities(first_run: DemoProcess) -> Non
 
 
 def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     token = login(first_run.base, "demo", "demo")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(first_run.base)
-        # Home Assistant's own login page.
-        page.locator("input[name=username]").fill("demo")
-        page.locator("input[name=password]").fill("demo")
-        page.keyboard.press("Enter")
+    with browser_at(first_run.base) as page:
         page.wait_for_url("**/lovelace/battery-room", timeout=60_000)
         expect(page.get_by_text("String 1: block voltages")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("Manager and breaker")).to_be_visible()
@@ -246,7 +259,6 @@ def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> Non
         page.wait_for_timeout(2000)  # let the history graphs draw
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
-        browser.close()
     assert SCREENSHOT.stat().st_size > 50_000
 
 
@@ -258,16 +270,11 @@ def test_wrong_password_is_refused(first_run: DemoProcess) -> None:
 
 def test_the_ui_config_flow_adds_a_bus(first_run: DemoProcess) -> None:
     """A person adds the built-in simulator through Home Assistant's own dialogs."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     token = login(first_run.base, "demo", "demo")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{first_run.base}/config/integrations/dashboard/add?domain=bacs")
-        page.locator("input[name=username]").fill("demo")
-        page.locator("input[name=password]").fill("demo")
-        page.keyboard.press("Enter")
+    add = "/config/integrations/dashboard/add?domain=bacs"
+    with browser_at(first_run.base, add, width=1400) as page:
         expect(page.get_by_text("Do you want to set up BACS")).to_be_visible(timeout=60_000)
         page.get_by_role("button", name="OK").click()
         expect(page.get_by_text("Connect a battery bus")).to_be_visible(timeout=30_000)
@@ -280,7 +287,6 @@ def test_the_ui_config_flow_adds_a_bus(first_run: DemoProcess) -> None:
             timeout=60_000
         )
         page.get_by_role("button", name="Finish").click()
-        browser.close()
     entries = get(first_run.base, "/api/config/config_entries/entry?domain=bacs", token)
     added = [e for e in entries if e["title"] == "BACS simulator demo"]
     assert [e["state"] for e in added] == ["loaded"]
@@ -297,7 +303,6 @@ def test_the_ui_config_flow_adds_a_bus(first_run: DemoProcess) -> None:
 
 def test_trip_and_reset_from_the_dashboard(first_run: DemoProcess, demo_dir: Path) -> None:
     """The dashboard's buttons run the integration's actions; the simulator's breaker follows."""
-    from playwright.sync_api import sync_playwright
 
     token = login(first_run.base, "demo", "demo")
     breaker = "sensor.bacs_127_0_0_1_breaker"
@@ -309,13 +314,7 @@ def test_trip_and_reset_from_the_dashboard(first_run: DemoProcess, demo_dir: Pat
             assert time.monotonic() < deadline, f"{entity_id} is {state}, not {wanted}"
             time.sleep(1)
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(first_run.base)
-        page.locator("input[name=username]").fill("demo")
-        page.locator("input[name=password]").fill("demo")
-        page.keyboard.press("Enter")
+    with browser_at(first_run.base) as page:
         page.wait_for_url("**/lovelace/battery-room", timeout=60_000)
         page.get_by_text("Trip breaker (test)").click()
         page.get_by_role("button", name="OK", exact=True).click()
@@ -324,7 +323,6 @@ def test_trip_and_reset_from_the_dashboard(first_run: DemoProcess, demo_dir: Pat
         page.get_by_text("Reset breaker", exact=True).click()
         page.get_by_role("button", name="OK", exact=True).click()
         wait_for(trip, "armed")
-        browser.close()
     for string in ("1", "2"):  # a person closes the breakers again
         subprocess.run(
             [str(ROOT / "scripts" / "demo"), "--dir", str(demo_dir), "close-breaker", string],

@@ -153,6 +153,19 @@ async def heat_until_tripped(hass: HomeAssistant, entry: MockConfigEntry) -> Non
     raise AssertionError("the simulated runaway did not trip")
 
 
+async def discharge_with_an_aged_block(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """String 1 block 3 ages (capacity ×0.6, Ri ×1.5), then an hour of discharge at 30 A:
+    block 3 falls first."""
+    from bacs_core.sim.physics import ChargerMode
+
+    sim = room(entry)
+    sim.string(1).physics.age_block(2, 0.6, 1.5)
+    sim.set_mode(1, ChargerMode.DISCHARGE, 30.0)
+    for _ in range(12):
+        sim.step(300)
+        await cycle(hass, entry)
+
+
 class _SnapshotExtension(HomeAssistantSnapshotExtension):
     """One snapshot directory for both Home Assistant versions (PHCC's default differs)."""
 

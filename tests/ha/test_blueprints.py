@@ -26,7 +26,13 @@ from pytest_homeassistant_custom_component.common import (
     async_mock_service,
 )
 
-from .conftest import HOT_OPTIONS, cycle, heat_until_tripped, make_entry, room, setup
+from .conftest import (
+    HOT_OPTIONS,
+    discharge_with_an_aged_block,
+    heat_until_tripped,
+    make_entry,
+    setup,
+)
 
 SOURCE = Path(__file__).resolve().parents[2] / "blueprints" / "automation" / "bacs"
 BLUEPRINTS = sorted(p.name for p in SOURCE.glob("*.yaml"))
@@ -274,14 +280,7 @@ async def test_weekly_summary_only_on_its_day(hass: HomeAssistant, blueprints: N
 async def test_weekly_summary_names_the_block_that_fell_in_the_last_discharge(
     hass: HomeAssistant, blueprints: None, loaded_entry: MockConfigEntry
 ) -> None:
-    from bacs_core.sim.physics import ChargerMode
-
-    sim = room(loaded_entry)
-    sim.string(1).physics.age_block(2, 0.6, 1.5)  # block 3 ages: it falls first
-    sim.set_mode(1, ChargerMode.DISCHARGE, 30.0)
-    for _ in range(12):
-        sim.step(300)
-        await cycle(hass, loaded_entry)
+    await discharge_with_an_aged_block(hass, loaded_entry)
     notes = async_mock_service(hass, "persistent_notification", "create")
     entity_id = await automate(
         hass, "weekly_battery_health_summary.yaml", manager=loaded_entry.entry_id

@@ -13,7 +13,15 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
-from .conftest import HOT_OPTIONS, cycle, heat_until_tripped, make_entry, room, setup
+from .conftest import (
+    HOT_OPTIONS,
+    cycle,
+    discharge_with_an_aged_block,
+    heat_until_tripped,
+    make_entry,
+    room,
+    setup,
+)
 
 ENTITY_FIELDS = (
     "unique_id",
@@ -191,16 +199,9 @@ async def test_buttons(hass: HomeAssistant) -> None:
 async def test_weakest_block_in_a_discharge(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    from bacs_core.sim.physics import ChargerMode
-
     entity_id = "sensor.string_1_weakest_block_in_discharge"
     assert hass.states.get(entity_id).state == STATE_UNKNOWN  # no discharge yet
-    sim = room(loaded_entry)
-    sim.string(1).physics.age_block(2, 0.6, 1.5)  # block 3 ages: it falls first
-    sim.set_mode(1, ChargerMode.DISCHARGE, 30.0)
-    for _ in range(12):
-        sim.step(300)
-        await cycle(hass, loaded_entry)
+    await discharge_with_an_aged_block(hass, loaded_entry)
     state = hass.states.get(entity_id)
     assert state.state == "3"
     ranking = state.attributes["ranking"]
