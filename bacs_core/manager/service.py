@@ -104,15 +104,58 @@ class HistorySample:
     current: float | None
 
 
+WEAK_BLOCKS_TOP = 5
+
+
 @dataclass
 class _History:
-    """Block voltages over time: every 20 min on float, every cycle in a discharge."""
+    """Block voltages over time: every 20 min on float, every cycle in a discharge, and the
+    ranking of the blocks that fall fastest in the present (or last) discharge."""
 
     samples: list[HistorySample] = field(default_factory=list)
     last_float_sample: dict[int, float] = field(default_factory=dict)
     discharge_start: dict[int, tuple[float | None, ...]] = field(default_factory=dict)
-    discharge_last: dict[int, tuple[float | None, ...]] = field(default_factory=dict)
     discharging: set[int] = field(default_factory=set)
+    weak_blocks: dict[int, tuple[WeakBlock, ...]] = field(default_factory=dict)
+
+    def record(
+        self,
+        now: datetime,
+        now_s: float,
+        string: int,
+        state: ChargeState,
+        volts: tuple[float | None, ...],
+        current: float | None,
+    ) -> None:
+        if state is ChargeState.DISCHARGE:
+            if string not in self.discharging:  # a new discharge: the ranking starts over
+                self.discharging.add(string)
+                self.discharge_start[string] = volts
+            if current is None or current < 0:  # not the charger's first cycle back
+                self.weak_blocks[string] = _rank_drops(self.discharge_start[string], volts)
+            self.samples.append(HistorySample(now, string, volts, current))
+        else:
+            self.discharging.discard(string)
+            if now_s - self.last_float_sample.get(string, -1e12) >= SAMPLE_FLOAT_S:
+                self.last_float_sample[string] = now_s
+                self.samples.append(HistorySample(now, string, volts, current))
+        del self.samples[:-HISTORY_SAMPLES]
+
+
+def _rank_drops(
+    start: tuple[float | None, ...], latest: tuple[float | None, ...]
+) -> tuple[WeakBlock, ...]:
+    """(position, drop beyond the string's mean drop), worst first (battery-domain.md §5.1)."""
+    drops = [
+        (i + 1, a - b)
+        for i, (a, b) in enumerate(zip(start, latest, strict=False))
+        if a is not None and b is not None
+    ]
+    if not drops:
+        return ()
+    mean = statistics.mean(d for _, d in drops)
+    ranked = sorted(((p, round(d - mean, 3)) for p, d in drops), key=lambda x: -x[1])
+    return tuple(WeakBlock(p, d) for p, d in ranked[:WEAK_BLOCKS_TOP])
 
 
 class Manager:
@@ -402,18 +445,7 @@ class Manager:
         events += alarm_update.events
         safety_alarm = decision.snapshot.trip_state is TripState.FAILED
         snapshot = self._build_snapshot(
-            now, started, readings, alarm_update, decision, safety_alarm
-        )
-        self._record_history(now, now_s, snapshot)
-        snapshot = replace(
-            snapshot,
-            strings=tuple(
-                replace(
-                    st,
-                    weak_blocks=tuple(WeakBlock(p, d) for p, d in self.weak_blocks(st.index)),
-                )
-                for st in snapshot.strings
-            ),
+            now, now_s, started, readings, alarm_update, decision, safety_alarm
         )
         self.snapshot = snapshot
         await self._persist()
@@ -705,6 +737,7 @@ class Manager:
     def _build_snapshot(
         self,
         now: datetime,
+        now_s: float,
         started: float,
         readings: Mapping[DeviceRef, AnyReading],
         alarm_update: Any,
@@ -748,6 +781,8 @@ class Manager:
             hi = max(usable, key=lambda x: x[1]) if usable else None
             lo = min(usable, key=lambda x: x[1]) if usable else None
             targets = [t for t in (cmd.target if cmd else ()) if t is not None]
+            volts = tuple(mod.voltage.value for mod in modules)
+            self.history.record(now, now_s, s.index, s.charge.state, volts, current)
             strings.append(
                 StringSnapshot(
                     index=s.index,
@@ -765,6 +800,7 @@ class Manager:
                     or any(mod.problem for mod in modules),
                     state_of_charge=round(s.soc, 1),
                     target_v=statistics.mean(targets) if targets else None,
+                    weak_blocks=self.history.weak_blocks.get(s.index, ()),
                 )
             )
         current_sensors = []
@@ -855,40 +891,9 @@ class Manager:
             return ManagerStatus.WARNING
         return ManagerStatus.OK
 
-    def _record_history(self, now: datetime, now_s: float, snap: SystemSnapshot) -> None:
-        h = self.history
-        for s in snap.strings:
-            volts = tuple(m.voltage.value for m in s.modules)
-            if s.charge_state is ChargeState.DISCHARGE:
-                if s.index not in h.discharging:  # a new discharge: the ranking starts over
-                    h.discharging.add(s.index)
-                    h.discharge_start[s.index] = volts
-                if s.current is None or s.current < 0:  # not the charger's first cycle back
-                    h.discharge_last[s.index] = volts
-                h.samples.append(HistorySample(now, s.index, volts, s.current))
-                continue
-            h.discharging.discard(s.index)
-            if now_s - h.last_float_sample.get(s.index, -1e12) >= SAMPLE_FLOAT_S:
-                h.last_float_sample[s.index] = now_s
-                h.samples.append(HistorySample(now, s.index, volts, s.current))
-        del h.samples[:-HISTORY_SAMPLES]
-
-    def weak_blocks(self, string: int, top: int = 5) -> list[tuple[int, float]]:
-        """Blocks that fall fastest in the present (or last) discharge: (position, drop V
-        beyond the string's mean drop), worst first (battery-domain.md §5.1)."""
-        start = self.history.discharge_start.get(string)
-        latest = self.history.discharge_last.get(string)
-        if start is None or latest is None:
-            return []
-        drops = [
-            (i + 1, a - b)
-            for i, (a, b) in enumerate(zip(start, latest, strict=False))
-            if a is not None and b is not None
-        ]
-        if not drops:
-            return []
-        mean = statistics.mean(d for _, d in drops)
-        return sorted(((p, round(d - mean, 3)) for p, d in drops), key=lambda x: -x[1])[:top]
+    def weak_blocks(self, string: int) -> tuple[WeakBlock, ...]:
+        """Blocks that fall fastest in the present (or last) discharge, worst first."""
+        return self.history.weak_blocks.get(string, ())
 
     # -- persistence --------------------------------------------------------------------------
     async def _restore(self) -> None:
