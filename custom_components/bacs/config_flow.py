@@ -166,19 +166,16 @@ def _valid_input(kind: str, user_input: dict[str, Any], errors: dict[str, str]) 
     return not errors
 
 
-def parse_block_counts(text: str | None, strings: int, modules: int | None) -> list[int] | bool:
-    """ "32, 31" → [32, 31]; empty → [] (split evenly); False when it does not fit: one
+def parse_block_counts(text: str | None, strings: int, modules: int | None) -> list[int]:
+    """ "32, 31" → [32, 31]; empty → [] (split evenly). ValueError when it does not fit: one
     positive count per string, adding up to the modules found (when that is known)."""
     if not text or not text.strip():
         return []
-    try:
-        counts = [int(part) for part in re.split(r"[,\s;]+", text.strip()) if part]
-    except ValueError:
-        return False
+    counts = [int(part) for part in re.split(r"[,\s;]+", text.strip()) if part]
     if len(counts) != strings or min(counts) < 1:
-        return False
+        raise ValueError("one positive count per string")
     if modules is not None and sum(counts) != modules:
-        return False
+        raise ValueError("the counts must add up to the modules found")
     return counts
 
 
@@ -351,8 +348,11 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
                 OPT_POLL_INTERVAL: DEFAULT_POLL_INTERVAL,
                 "trip": {"auto": bool(user_input["auto_trip"])},
             }
-            counts = parse_block_counts(user_input.get(OPT_BLOCK_COUNTS), count, summary.modules)
-            if counts is False:
+            try:
+                counts = parse_block_counts(
+                    user_input.get(OPT_BLOCK_COUNTS), count, summary.modules
+                )
+            except ValueError:
                 errors[OPT_BLOCK_COUNTS] = "block_counts_invalid"
             else:
                 if counts:
@@ -544,10 +544,11 @@ class BacsOptionsFlow(OptionsFlow):
             options.pop(OPT_BLOCK_COUNTS, None)
             runtime = getattr(entry, "runtime_data", None)
             modules = len(runtime.coordinator.index.modules) if runtime is not None else None
-            counts = parse_block_counts(
-                user_input.get(OPT_BLOCK_COUNTS), options[OPT_STRING_COUNT], modules
-            )
-            if counts is False:
+            try:
+                counts = parse_block_counts(
+                    user_input.get(OPT_BLOCK_COUNTS), options[OPT_STRING_COUNT], modules
+                )
+            except ValueError:
                 errors[OPT_BLOCK_COUNTS] = "block_counts_invalid"
             else:
                 if counts:

@@ -8,7 +8,13 @@ from typing import Any
 import voluptuous as vol
 from homeassistant.components.device_automation import DEVICE_TRIGGER_BASE_SCHEMA
 from homeassistant.components.homeassistant.triggers import event as event_trigger
-from homeassistant.const import CONF_DEVICE_ID, CONF_DOMAIN, CONF_PLATFORM, CONF_TYPE
+from homeassistant.const import (
+    CONF_DEVICE_ID,
+    CONF_DOMAIN,
+    CONF_EVENT_DATA,
+    CONF_PLATFORM,
+    CONF_TYPE,
+)
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.trigger import TriggerActionType, TriggerInfo
@@ -106,7 +112,7 @@ async def async_attach_trigger(
         {
             CONF_PLATFORM: "event",
             event_trigger.CONF_EVENT_TYPE: EVENT_BACS,
-            "event_data": {key: config[CONF_DEVICE_ID], "type": config[CONF_TYPE]},
+            CONF_EVENT_DATA: {key: config[CONF_DEVICE_ID], "type": config[CONF_TYPE]},
         }
     )
     return await event_trigger.async_attach_trigger(
