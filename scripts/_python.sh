@@ -54,11 +54,17 @@ ensure_project_venv() {
     local args=() req
     for req in "${reqs[@]}"; do args+=(-r "$req"); done
     ensure_venv .venv "$(hash_of "${reqs[@]}")" "${args[@]}"
-    local want
+    install_project .venv
+}
+
+# install_project DIR: the project itself, editable, into DIR (again only when pyproject.toml
+# changed); quiet unless it fails, then pip says why.
+install_project() {
+    local dir=$1 want
     want=$(sha256sum pyproject.toml | cut -c1-16)
-    if [ "$(cat .venv/.bacs-editable 2>/dev/null)" != "$want" ]; then
-        .venv/bin/python -m pip install --quiet --no-deps -e . >/dev/null 2>&1 ||
-            .venv/bin/python -m pip install --no-deps -e . >&2
-        echo "$want" > .venv/.bacs-editable
+    if [ "$(cat "$dir/.bacs-editable" 2>/dev/null)" != "$want" ]; then
+        "$dir/bin/python" -m pip install --quiet --no-deps -e . >/dev/null 2>&1 ||
+            "$dir/bin/python" -m pip install --no-deps -e . >&2
+        echo "$want" > "$dir/.bacs-editable"
     fi
 }

@@ -483,8 +483,9 @@ async def run(args: argparse.Namespace) -> int:
             control_port=args.control_port or free_port(),
             password=args.password or "demo",
         )
-    elif args.password and args.password != state.password:
-        state.password = args.password  # changed below, once logged in with the old one
+    old_password = state.password  # a new --password is set once logged in with this one
+    if args.password:
+        state.password = args.password
     if port_in_use(args.port):
         raise DemoError(
             f"port {args.port} is in use (another Home Assistant?); choose one with --port"
@@ -505,7 +506,7 @@ async def run(args: argparse.Namespace) -> int:
         children.append(ha)
         async with aiohttp.ClientSession() as session:
             api = HomeAssistantApi(session, base)
-            ready = asyncio.ensure_future(_prepare(api, ha, args, state, state_path))
+            ready = asyncio.ensure_future(_prepare(api, ha, args, state, old_password, state_path))
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({ready, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if not ready.done():
@@ -523,9 +524,6 @@ async def run(args: argparse.Namespace) -> int:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
         return await _shutdown(children, 0)
-    except DemoError:
-        await _shutdown(children, 1, quiet=True)
-        raise
     except BaseException:
         await _shutdown(children, 1, quiet=True)
         raise
@@ -536,6 +534,7 @@ async def _prepare(
     ha: Child,
     args: argparse.Namespace,
     state: DemoState,
+    old_password: str,
     state_path: Path,
 ) -> str:
     await api.wait_until_up(ha, HA_START_TIMEOUT_S)
@@ -543,10 +542,7 @@ async def _prepare(
     if steps and not steps.get("user", False):
         print(f">> onboarding: creating the demo user '{args.username}'")
         await api.create_owner(args.username, state.password)
-        state.save(state_path)
     else:
-        stored = DemoState.load(state_path)
-        old_password = stored.password if stored else state.password
         await api.login(args.username, old_password)
         if old_password != state.password:
             async with Websocket.connect(api) as ws:
