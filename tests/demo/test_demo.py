@@ -63,14 +63,14 @@ def free_port() -> int:
 class DemoProcess:
     """./scripts/demo in the background, its output collected line by line."""
 
-    def __init__(self, directory: Path, port: int) -> None:
+    def __init__(self, directory: Path, port: int, *extra: str) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.lines: list[str] = []
         self.ready = threading.Event()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [str(ROOT / "scripts" / "demo"), "--dir", str(directory), "--port", str(port)],
+            [str(ROOT / "scripts" / "demo"), "--dir", str(directory), "--port", str(port), *extra],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -346,12 +346,15 @@ def test_ctrl_c_stops_everything_and_a_second_run_reuses_it(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", first_run.port))
 
-    second = DemoProcess(demo_dir, first_run.port)
+    second = DemoProcess(demo_dir, first_run.port, "--password", "s3cret")
     try:
         second.wait_ready()
         assert "onboarding" not in second.output
         assert "adding the BACS integration" not in second.output
-        token = login(second.base, "demo", "demo")
+        assert "the demo user's password was changed" in second.output
+        with pytest.raises(AssertionError):
+            login(second.base, "demo", "demo")
+        token = login(second.base, "demo", "s3cret")
         entries = get(second.base, "/api/config/config_entries/entry?domain=bacs", token)
         assert [e["state"] for e in entries] == ["loaded"]
     finally:
