@@ -1,4 +1,9 @@
-"""Buttons on the manager: scan the bus for new devices, acknowledge all alarms."""
+"""Buttons on the manager: trip and reset the breaker, acknowledge alarms, scan the bus.
+
+Trip and reset are buttons, never switches: a toggle on a dashboard or "turn on all switches"
+must not open a battery breaker. They sit in the configuration category (so no assistant
+takes them by default, even with "expose new entities" on), are for administrators only,
+and run the same checks as the actions."""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from bacs_core.manager import Manager
 
 from .coordinator import BacsConfigEntry, BacsCoordinator
 from .entity import BacsEntity, HubEntity, async_setup_dynamic
+from .errors import async_require_admin, async_run_command
+from .services import async_acknowledge, async_reset, async_trip
 
 PARALLEL_UPDATES = 1
 
@@ -22,6 +29,8 @@ PARALLEL_UPDATES = 1
 @dataclass(frozen=True, kw_only=True)
 class BacsButtonEntityDescription(ButtonEntityDescription):
     press_fn: Callable[[Manager], Awaitable[Any]]
+    admin_only: bool = True
+    needs_breaker: bool = False  # available only while a trip relay is configured
 
 
 async def _rescan(manager: Manager) -> None:
@@ -32,15 +41,30 @@ async def _rescan(manager: Manager) -> None:
 
 HUB_BUTTONS = (
     BacsButtonEntityDescription(
-        key="rescan",
-        translation_key="rescan",
+        key="trip",
+        translation_key="trip",
         entity_category=EntityCategory.CONFIG,
-        press_fn=lambda m: _rescan(m),
+        press_fn=lambda m: async_trip(m, "manual trip (button)"),
+        needs_breaker=True,
+    ),
+    BacsButtonEntityDescription(
+        key="reset",
+        translation_key="reset",
+        entity_category=EntityCategory.CONFIG,
+        press_fn=async_reset,
+        needs_breaker=True,
     ),
     BacsButtonEntityDescription(
         key="acknowledge",
         translation_key="acknowledge",
-        press_fn=lambda m: m.acknowledge(None),
+        press_fn=lambda m: async_acknowledge(m, None),
+    ),
+    BacsButtonEntityDescription(
+        key="rescan",
+        translation_key="rescan",
+        entity_category=EntityCategory.CONFIG,
+        press_fn=lambda m: async_run_command(_rescan(m)),
+        admin_only=False,  # reads the bus only
     ),
 )
 
@@ -48,7 +72,15 @@ HUB_BUTTONS = (
 class HubButton(HubEntity, ButtonEntity):
     entity_description: BacsButtonEntityDescription
 
+    @property
+    def available(self) -> bool:
+        if self.entity_description.needs_breaker and not self.coordinator.manager.safety.breakers:
+            return False
+        return super().available
+
     async def async_press(self) -> None:
+        if self.entity_description.admin_only:
+            await async_require_admin(self.hass, self._context)
         await self.entity_description.press_fn(self.coordinator.manager)
 
 
