@@ -121,9 +121,7 @@ def _adopt_hardware_id(hass: HomeAssistant, entry: BacsConfigEntry, manager: Man
     if entry.unique_id is not None and not entry.unique_id.startswith(LEGACY_UNIQUE_ID):
         return
     unique_id = bus_helpers.hardware_id(list(manager.devices.values()))
-    if unique_id is None or hass.config_entries.async_entry_for_domain_unique_id(
-        DOMAIN, unique_id
-    ):
+    if unique_id is None or hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id):
         return
     _LOGGER.debug("%s: unique id %s -> %s", entry.title, entry.unique_id, unique_id)
     hass.config_entries.async_update_entry(entry, unique_id=unique_id)

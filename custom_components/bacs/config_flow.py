@@ -20,8 +20,9 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
     OptionsFlow,
 )
+from homeassistant.const import CONF_NAME
 from homeassistant.core import callback
-from homeassistant.data_entry_flow import section
+from homeassistant.data_entry_flow import AbortFlow, section
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -39,6 +40,7 @@ from bacs_core.bus import BusUrlError
 from bacs_core.bus.errors import BusConnectionError, BusError, PortBusyError
 from bacs_core.bus.url import BAUD_RATES
 from bacs_core.manager import ConfigError, validate_config
+from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN, RUNAWAY_SCHEMA
 from bacs_core.manager.equalization import TargetMode
 from bacs_core.manager.safety import LostBusPolicy
 from bacs_core.manager.thresholds import thresholds_for
@@ -78,14 +80,102 @@ _LOGGER = logging.getLogger(__name__)
 
 TRIP_NONE = "none"
 TRIP_AUTO = "auto"
-THRESHOLD_FIELDS = {
-    "cell_voltage_alarm_high": ("cell_voltage", "alarm_high"),
-    "cell_voltage_warning_high": ("cell_voltage", "warning_high"),
-    "cell_voltage_warning_low": ("cell_voltage", "warning_low"),
-    "cell_voltage_alarm_low": ("cell_voltage", "alarm_low"),
-    "temperature_warning_high": ("temperature", "warning_high"),
-    "temperature_alarm_high": ("temperature", "alarm_high"),
+
+
+class Field:
+    """A number in a form: its unit and the range the form accepts (bacs_core's where it has
+    one), both shown to the user; a value outside gets an error that says the range."""
+
+    def __init__(self, low: float, high: float, step: float, unit: str | None = None) -> None:
+        self.low, self.high, self.step, self.unit = low, high, step, unit
+
+    def selector(self) -> NumberSelector:
+        """No min/max on the selector: the step checks them and says the range in its error
+        (a selector's own refusal says only "too small")."""
+        config = NumberSelectorConfig(step=self.step, mode=NumberSelectorMode.BOX)
+        if self.unit is not None:
+            config["unit_of_measurement"] = self.unit
+        return NumberSelector(config)
+
+    def accepts(self, value: Any) -> bool:
+        try:
+            return self.low <= float(value) <= self.high
+        except (TypeError, ValueError):
+            return False
+
+
+# Alarm thresholds in the form: (group, bound) in bacs_core's Thresholds, and the field.
+THRESHOLD_FIELDS: dict[str, tuple[str, str, Field]] = {
+    "cell_voltage_alarm_high": ("cell_voltage", "alarm_high", Field(0.5, 5.0, 0.005, "V")),
+    "cell_voltage_warning_high": ("cell_voltage", "warning_high", Field(0.5, 5.0, 0.005, "V")),
+    "cell_voltage_warning_low": ("cell_voltage", "warning_low", Field(0.5, 5.0, 0.005, "V")),
+    "cell_voltage_alarm_low": ("cell_voltage", "alarm_low", Field(0.5, 5.0, 0.005, "V")),
+    "cell_deviation_alarm_high": ("cell_deviation", "alarm_high", Field(0, 1, 0.001, "V")),
+    "cell_deviation_warning_high": ("cell_deviation", "warning_high", Field(0, 1, 0.001, "V")),
+    "cell_deviation_warning_low": ("cell_deviation", "warning_low", Field(-1, 0, 0.001, "V")),
+    "cell_deviation_alarm_low": ("cell_deviation", "alarm_low", Field(-1, 0, 0.001, "V")),
+    "temperature_warning_high": ("temperature", "warning_high", Field(-20, 90, 0.5, "°C")),
+    "temperature_alarm_high": ("temperature", "alarm_high", Field(-20, 90, 0.5, "°C")),
+    "resistance_warning_high": (
+        "resistance_vs_baseline",
+        "warning_high",
+        Field(100, 500, 1, "%"),
+    ),
+    "resistance_alarm_high": ("resistance_vs_baseline", "alarm_high", Field(100, 500, 1, "%")),
+    "hydrogen_warning_high": ("hydrogen", "warning_high", Field(0, 40000, 100, "ppm")),
+    "hydrogen_alarm_high": ("hydrogen", "alarm_high", Field(0, 40000, 100, "ppm")),
 }
+PERCENT_OF_BASELINE = {"resistance_vs_baseline"}  # stored as a ratio, shown in %
+
+# The other numbers of the options form, by section ("" = top level).
+OPTION_FIELDS: dict[tuple[str, str], Field] = {
+    ("", OPT_POLL_INTERVAL): Field(POLL_INTERVAL_MIN, POLL_INTERVAL_MAX, 1, "s"),
+    ("", OPT_STRING_COUNT): Field(1, 64, 1),
+    ("", OPT_CAPACITY): Field(1, 20000, 1, "Ah"),
+    ("equalization", "float_voltage_per_cell"): Field(1.2, 4.3, 0.005, "V"),
+    ("equalization", "float_voltage"): Field(1, 20, 0.01, "V"),
+    ("trip", "channel"): Field(1, RELAY_CHANNELS, 1),
+    ("trip", "input"): Field(1, RELAY_CHANNELS, 1),
+    ("trip", "pre_trip_delay"): Field(0, 3600, 1, "s"),
+    **{("thresholds", name): field for name, (_g, _b, field) in THRESHOLD_FIELDS.items()},
+}
+
+
+def range_placeholders() -> dict[str, str]:
+    """``{poll_interval_range}`` and friends for the errors and field descriptions."""
+    out: dict[str, str] = {}
+    for (_section, name), field in OPTION_FIELDS.items():
+        unit = f" {field.unit}" if field.unit else ""
+        out[f"{name}_range"] = f"{field.low:g} to {field.high:g}{unit}"
+    return out
+
+
+def range_errors(form: Mapping[str, Any]) -> dict[str, str]:
+    """``{field: "<field>_range"}`` for every number outside its range."""
+    errors: dict[str, str] = {}
+    for (section_name, name), field in OPTION_FIELDS.items():
+        values = form.get(section_name, {}) if section_name else form
+        value = values.get(name)
+        if value is None and (section_name, name) in OPTIONAL_NUMBERS:
+            continue
+        if not field.accepts(value):
+            errors[name] = f"{name}_range"
+    return errors
+
+
+OPTIONAL_NUMBERS = {
+    ("equalization", "float_voltage"),
+    *(("thresholds", name) for name in THRESHOLD_FIELDS),
+}
+
+
+def detection_time(options: Mapping[str, Any]) -> tuple[float, float]:
+    """Worst case, in s, from a runaway's start to its confirmation, and to the trip: it is
+    seen at the next cycle and confirmed over ``confirm_cycles`` cycles."""
+    interval = float(options.get(OPT_POLL_INTERVAL, DEFAULT_POLL_INTERVAL))
+    confirm = int(RUNAWAY_SCHEMA(dict(options.get("runaway", {})))["confirm_cycles"])
+    delay = float(options.get("trip", {}).get("pre_trip_delay", 0.0))
+    return confirm * interval, confirm * interval + delay
 
 
 def _number(low: float, high: float, step: float = 1, unit: str | None = None) -> NumberSelector:
@@ -202,13 +292,15 @@ def _connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _title(data: dict[str, Any]) -> str:
-    kind = data[CONF_KIND]
-    if kind == KIND_SERIAL:
-        return f"BACS {data[CONF_PORT_PATH].rsplit('/', 1)[-1]}"
-    if kind == KIND_TCP:
-        return f"BACS {data[CONF_HOST]}"
-    return f"BACS simulator {data[CONF_SIM_NAME]}"
+def _default_name(data: dict[str, Any], taken: set[str]) -> str:
+    """A name for the entry (and its hub device, so its entities): the user's to change; it
+    never carries the host or the adapter's serial number."""
+    base = f"Simulator {data[CONF_SIM_NAME]}" if data[CONF_KIND] == KIND_SIM else "Battery room"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base} {n}"
+    return name
 
 
 def connection_url(data: dict[str, Any]) -> str:
@@ -221,13 +313,21 @@ def connection_url(data: dict[str, Any]) -> str:
 async def async_try_connection(
     data: dict[str, Any], errors: dict[str, str], placeholders: dict[str, str]
 ) -> bus_helpers.ScanSummary | None:
-    """Test before configure: open, scan, close. Fills ``errors`` and returns None on failure."""
+    """Test before configure: open, scan, close. Fills ``errors`` and returns None on failure.
+    The advice fits the link: baud rate and parity for a serial bus, framing and the
+    gateway's own serial settings for a gateway."""
+    tcp = data[CONF_KIND] == KIND_TCP
     try:
         summary = await bus_helpers.async_probe(connection_url(data))
     except PortBusyError as err:
         errors["base"] = "port_busy"
         placeholders["port"] = err.port
         placeholders["owner"] = err.owner or "another program"
+        return None
+    except bus_helpers.SilentBusError as err:
+        errors["base"] = "silent_tcp" if tcp else "silent_serial"
+        placeholders["units"] = str(err.units)
+        placeholders["seconds"] = f"{err.seconds:g}"
         return None
     except (BusConnectionError, BusUrlError) as err:
         _LOGGER.debug("cannot connect: %s", err)
@@ -238,13 +338,16 @@ async def async_try_connection(
         errors["base"] = "cannot_connect"
         return None
     if summary.empty:
-        errors["base"] = "no_devices_found"
+        errors["base"] = "no_devices_found_tcp" if tcp else "no_devices_found"
         return None
     return summary
 
 
+FLOW_PLACEHOLDERS = {"port": "", "owner": "", "units": "", "seconds": ""}
+
+
 class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
-    VERSION = 1
+    VERSION = 2
     MINOR_VERSION = 1
 
     def __init__(self) -> None:
@@ -264,17 +367,20 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         self, kind: str, user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
-        placeholders: dict[str, str] = {"port": "", "owner": ""}
+        placeholders = dict(FLOW_PLACEHOLDERS)
         if user_input is not None and _valid_input(kind, user_input, errors):
             data = _connection_data(kind, user_input)
             if kind == KIND_SERIAL:
                 data[CONF_PORT_PATH] = await self.hass.async_add_executor_job(
                     bus_helpers.stable_port_path, data[CONF_PORT_PATH]
                 )
-            await self.async_set_unique_id(bus_helpers.unique_id_for(data))
-            self._abort_if_unique_id_configured()
+            self._abort_if_connection_configured(data)
             summary = await async_try_connection(data, errors, placeholders)
             if summary is not None:
+                await self.async_set_unique_id(
+                    summary.hardware_id or bus_helpers.connection_id(data)
+                )
+                self._abort_if_unique_id_configured()
                 self._data, self._summary = data, summary
                 return await self.async_step_strings()
         ports: list[SelectOptionDict] = []
@@ -286,6 +392,14 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id=kind, data_schema=schema, errors=errors, description_placeholders=placeholders
         )
+
+    def _abort_if_connection_configured(self, data: dict[str, Any]) -> None:
+        """The same port, gateway or simulator as an existing entry (its bus is busy with
+        that entry, so a probe could not even read the hardware)."""
+        wanted = bus_helpers.connection_id(data)
+        for entry in self._async_current_entries(include_ignore=False):
+            if CONF_KIND in entry.data and bus_helpers.connection_id(dict(entry.data)) == wanted:
+                raise AbortFlow("already_configured")
 
     async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         return await self._async_connection_step(KIND_SERIAL, user_input)
@@ -304,8 +418,7 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             bus_helpers.stable_port_path, discovery_info.device
         )
         self._data = {CONF_KIND: KIND_SERIAL, CONF_PORT_PATH: port}
-        await self.async_set_unique_id(bus_helpers.unique_id_for(self._data))
-        self._abort_if_unique_id_configured()
+        self._abort_if_connection_configured(self._data)
         self._usb_name = discovery_info.description or discovery_info.device
         self.context["title_placeholders"] = {"name": self._usb_name}
         return await self.async_step_usb_confirm()
@@ -314,7 +427,11 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
-        placeholders = {"name": self._usb_name, "port": self._data[CONF_PORT_PATH], "owner": ""}
+        placeholders = {
+            **FLOW_PLACEHOLDERS,
+            "name": self._usb_name,
+            "port": self._data[CONF_PORT_PATH],
+        }
         if user_input is not None:
             data = {
                 **self._data,
@@ -323,6 +440,13 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             }
             summary = await async_try_connection(data, errors, placeholders)
             if summary is not None:
+                # The same modules behind an adapter that moved: the entry follows it.
+                await self.async_set_unique_id(
+                    summary.hardware_id or bus_helpers.connection_id(data)
+                )
+                self._abort_if_unique_id_configured(
+                    updates={**data, CONF_URL: connection_url(data)}
+                )
                 self._data, self._summary = data, summary
                 return await self.async_step_strings()
         return self.async_show_form(
@@ -341,6 +465,9 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             count = int(user_input[OPT_STRING_COUNT])
+            name = str(user_input[CONF_NAME]).strip()
+            if not name:
+                errors[CONF_NAME] = "name_required"
             options = {
                 OPT_STRING_COUNT: count,
                 OPT_CAPACITY: float(user_input[OPT_CAPACITY]),
@@ -357,11 +484,14 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             else:
                 if counts:
                     options[OPT_BLOCK_COUNTS] = counts
+            if not errors:
                 data = {**self._data, CONF_URL: connection_url(self._data)}
-                return self.async_create_entry(title=_title(self._data), data=data, options=options)
+                return self.async_create_entry(title=name, data=data, options=options)
+        taken = {entry.title for entry in self._async_current_entries()}
         default_strings = max(1, min(summary.current_sensors or 1, summary.modules or 1))
         schema = vol.Schema(
             {
+                vol.Required(CONF_NAME, default=_default_name(self._data, taken)): TextSelector(),
                 vol.Required(OPT_STRING_COUNT, default=default_strings): _number(
                     1, max(1, min(64, summary.modules))
                 ),
@@ -393,18 +523,26 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         kind = entry.data[CONF_KIND]
         errors: dict[str, str] = {}
-        placeholders: dict[str, str] = {"port": "", "owner": ""}
+        placeholders = dict(FLOW_PLACEHOLDERS)
         if user_input is not None and _valid_input(kind, user_input, errors):
             data = _connection_data(kind, user_input)
             if kind == KIND_SERIAL:
                 data[CONF_PORT_PATH] = await self.hass.async_add_executor_job(
                     bus_helpers.stable_port_path, data[CONF_PORT_PATH]
                 )
-            unique_id = bus_helpers.unique_id_for(data)
-            if unique_id != entry.unique_id:
-                await self.async_set_unique_id(unique_id)
-                self._abort_if_unique_id_configured()
-            if await async_try_connection(data, errors, placeholders) is not None:
+            if bus_helpers.connection_id(data) != bus_helpers.connection_id(dict(entry.data)):
+                self._abort_if_connection_configured(data)
+            # This entry's own bus is open (a serial port is locked): let go of it for the probe.
+            await self.hass.config_entries.async_unload(entry.entry_id)
+            summary = await async_try_connection(data, errors, placeholders)
+            if summary is None:
+                await self.hass.config_entries.async_setup(entry.entry_id)
+            else:
+                unique_id = summary.hardware_id or bus_helpers.connection_id(data)
+                other = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
+                if other is not None and other.entry_id != entry.entry_id:
+                    await self.hass.config_entries.async_setup(entry.entry_id)
+                    return self.async_abort(reason="already_configured")
                 return self.async_update_reload_and_abort(
                     entry,
                     unique_id=unique_id,
@@ -463,8 +601,8 @@ def _form_defaults(options: dict[str, Any]) -> dict[str, Any]:
             "float_voltage_per_cell": eq.get("float_voltage_per_cell", 2.27),
         },
         "thresholds": {
-            name: getattr(getattr(thresholds, group), bound)
-            for name, (group, bound) in THRESHOLD_FIELDS.items()
+            name: _shown(group, getattr(getattr(thresholds, group), bound))
+            for name, (group, bound, _field) in THRESHOLD_FIELDS.items()
         },
         "trip": {
             "relay": _current_relay(options),
@@ -479,16 +617,28 @@ def _form_defaults(options: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _shown(group: str, value: float | None) -> float | None:
+    """A stored threshold as the form shows it (a resistance ratio as % of its baseline)."""
+    if value is None or group not in PERCENT_OF_BASELINE:
+        return value
+    return round(value * 100, 1)
+
+
+def _stored(group: str, value: float) -> float:
+    return value / 100 if group in PERCENT_OF_BASELINE else value
+
+
 def options_from_form(form: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
     """The bacs_core configuration dict from the options form (thresholds only where they
     differ from the chemistry's defaults, so a chemistry change brings its own)."""
     chemistry = Chemistry(form[OPT_CHEMISTRY])
     defaults = thresholds_for(chemistry)
     thresholds: dict[str, dict[str, float]] = {}
-    for name, (group, bound) in THRESHOLD_FIELDS.items():
+    for name, (group, bound, _field) in THRESHOLD_FIELDS.items():
         value = form["thresholds"].get(name)
-        if value is not None and value != getattr(getattr(defaults, group), bound):
-            thresholds.setdefault(group, {})[bound] = float(value)
+        default = getattr(getattr(defaults, group), bound)
+        if value is not None and value != _shown(group, default):
+            thresholds.setdefault(group, {})[bound] = _stored(group, float(value))
     eq_form = form["equalization"]
     equalization: dict[str, Any] = {
         "enabled": bool(eq_form["enabled"]),
@@ -532,15 +682,73 @@ def options_from_form(form: dict[str, Any], previous: dict[str, Any]) -> dict[st
     return options
 
 
+def _options_schema(relays: list[str]) -> vol.Schema:
+    def number(section_name: str, name: str) -> NumberSelector:
+        return OPTION_FIELDS[(section_name, name)].selector()
+
+    def required(section_name: str, names: list[str]) -> dict[Any, Any]:
+        return {vol.Required(name): number(section_name, name) for name in names}
+
+    return vol.Schema(
+        {
+            vol.Required(OPT_POLL_INTERVAL): number("", OPT_POLL_INTERVAL),
+            vol.Required(OPT_STRING_COUNT): number("", OPT_STRING_COUNT),
+            vol.Optional(OPT_BLOCK_COUNTS): TextSelector(),
+            vol.Required(OPT_CAPACITY): number("", OPT_CAPACITY),
+            vol.Required(OPT_CHEMISTRY): _select([c.value for c in Chemistry], "chemistry"),
+            vol.Required("latch_alarms"): BooleanSelector(),
+            vol.Required("equalization"): section(
+                vol.Schema(
+                    {
+                        vol.Required("enabled"): BooleanSelector(),
+                        vol.Required("target"): _select([t.value for t in TargetMode], "target"),
+                        **required("equalization", ["float_voltage_per_cell"]),
+                        vol.Optional("float_voltage"): number("equalization", "float_voltage"),
+                    }
+                ),
+                {"collapsed": False},
+            ),
+            vol.Required("thresholds"): section(
+                vol.Schema(
+                    {vol.Optional(name): number("thresholds", name) for name in THRESHOLD_FIELDS}
+                ),
+                {"collapsed": True},
+            ),
+            vol.Required("trip"): section(
+                vol.Schema(
+                    {
+                        vol.Required("relay"): SelectSelector(
+                            SelectSelectorConfig(
+                                options=relays,
+                                translation_key="trip_relay",
+                                mode=SelectSelectorMode.DROPDOWN,
+                            )
+                        ),
+                        **required("trip", ["channel", "input", "pre_trip_delay"]),
+                        vol.Required("lost_bus_policy"): _select(
+                            [p.value for p in LostBusPolicy], "lost_bus_policy"
+                        ),
+                    }
+                ),
+                {"collapsed": False},
+            ),
+        }
+    )
+
+
 class BacsOptionsFlow(OptionsFlow):
     """The manager's configuration, validated by bacs_core's own schema."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         entry = self.config_entry
         errors: dict[str, str] = {}
-        placeholders = {"error": ""}
+        placeholders = {"error": "", **range_placeholders()}
+        shown: Mapping[str, Any] = entry.options
         if user_input is not None:
+            errors = range_errors(user_input)
+        if user_input is not None and not errors:
             options = options_from_form(user_input, dict(entry.options))
+            shown = options
             options.pop(OPT_BLOCK_COUNTS, None)
             runtime = getattr(entry, "runtime_data", None)
             modules = len(runtime.coordinator.index.modules) if runtime is not None else None
@@ -562,60 +770,15 @@ class BacsOptionsFlow(OptionsFlow):
                     placeholders["error"] = str(err)
                 else:
                     return self.async_create_entry(data=options)
-        threshold_fields = {
-            vol.Optional(name): _number(-100, 1000, 0.001) for name in THRESHOLD_FIELDS
-        }
-        relays = _relay_choices(entry)
-        schema = vol.Schema(
-            {
-                vol.Required(OPT_POLL_INTERVAL): _number(0.5, 3600, 0.5, "s"),
-                vol.Required(OPT_STRING_COUNT): _number(1, 64),
-                vol.Optional(OPT_BLOCK_COUNTS): TextSelector(),
-                vol.Required(OPT_CAPACITY): _number(1, 20000, 1, "Ah"),
-                vol.Required(OPT_CHEMISTRY): _select([c.value for c in Chemistry], "chemistry"),
-                vol.Required("latch_alarms"): BooleanSelector(),
-                vol.Required("equalization"): section(
-                    vol.Schema(
-                        {
-                            vol.Required("enabled"): BooleanSelector(),
-                            vol.Required("target"): _select(
-                                [t.value for t in TargetMode], "target"
-                            ),
-                            vol.Required("float_voltage_per_cell"): _number(1.2, 4.3, 0.005, "V"),
-                            vol.Optional("float_voltage"): _number(1, 20, 0.01, "V"),
-                        }
-                    ),
-                    {"collapsed": False},
-                ),
-                vol.Required("thresholds"): section(
-                    vol.Schema(threshold_fields), {"collapsed": True}
-                ),
-                vol.Required("trip"): section(
-                    vol.Schema(
-                        {
-                            vol.Required("relay"): SelectSelector(
-                                SelectSelectorConfig(
-                                    options=relays,
-                                    translation_key="trip_relay",
-                                    mode=SelectSelectorMode.DROPDOWN,
-                                )
-                            ),
-                            vol.Required("channel"): _number(1, RELAY_CHANNELS),
-                            vol.Required("input"): _number(1, RELAY_CHANNELS),
-                            vol.Required("pre_trip_delay"): _number(0, 3600, 1, "s"),
-                            vol.Required("lost_bus_policy"): _select(
-                                [p.value for p in LostBusPolicy], "lost_bus_policy"
-                            ),
-                        }
-                    ),
-                    {"collapsed": False},
-                ),
-            }
-        )
+        detection, trip = detection_time(shown)
+        placeholders["detection"] = f"{detection:g}"
+        placeholders["trip_time"] = f"{trip:g}"
+        placeholders["poll_interval"] = f"{float(shown.get(OPT_POLL_INTERVAL, 10.0)):g}"
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or _form_defaults(dict(entry.options))
+                _options_schema(_relay_choices(entry)),
+                user_input or _form_defaults(dict(entry.options)),
             ),
             errors=errors,
             description_placeholders=placeholders,

@@ -9,7 +9,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from homeassistant.config_entries import SOURCE_USB, SOURCE_USER
+from homeassistant.config_entries import SOURCE_USB, SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
@@ -20,7 +20,7 @@ from bacs_core.sim.room import Room, RoomConfig
 from custom_components.bacs import bus as bus_helpers
 from custom_components.bacs.const import DOMAIN
 
-from .conftest import make_entry, setup
+from .conftest import SIM_DATA, make_entry, setup
 
 pytestmark = pytest.mark.usefixtures("mock_ports")
 
@@ -68,10 +68,25 @@ async def _menu(hass: HomeAssistant, choice: str) -> dict[str, Any]:
     return result
 
 
+def _suggested(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        str(k): (k.description or {}).get("suggested_value", k.default())
+        if callable(k.default)
+        else (k.description or {}).get("suggested_value")
+        for k in result["data_schema"].schema
+    }
+
+
 async def _finish(hass: HomeAssistant, result: dict[str, Any], **strings: Any) -> dict[str, Any]:
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "strings"
-    form = {"string_count": 2, "capacity_ah": 150, "chemistry": "vrla", "auto_trip": True}
+    form = {
+        "name": "UPS room",
+        "string_count": 2,
+        "capacity_ah": 150,
+        "chemistry": "vrla",
+        "auto_trip": True,
+    }
     return await hass.config_entries.flow.async_configure(result["flow_id"], form | strings)
 
 
@@ -87,11 +102,11 @@ async def test_simulator_creates_entry(hass: HomeAssistant) -> None:
         "environment": "1",
         "per_string": "4",
     }
+    assert _suggested(result)["name"] == "Simulator demo"
     result = await _finish(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "BACS simulator demo"
+    assert result["title"] == "UPS room"
     entry = result["result"]
-    assert entry.unique_id == "sim:demo"
     assert entry.data["url"].startswith("sim://demo?strings=2&blocks=4&speed=1&seed=")
     assert entry.options == {
         "string_count": 2,
@@ -102,6 +117,11 @@ async def test_simulator_creates_entry(hass: HomeAssistant) -> None:
     }
     await hass.async_block_till_done()
     assert entry.runtime_data.manager.snapshot is not None
+    # Known by its hardware (the relay module's serial), not by its connection.
+    relay = entry.runtime_data.coordinator.index.relays
+    assert entry.unique_id == f"relay-{next(iter(relay.values())).info.serial}"
+    # Entities are named after the name given.
+    assert hass.states.get("sensor.ups_room_status") is not None
     # The same bus cannot be added twice.
     result = await _menu(hass, "simulator")
     result = await hass.config_entries.flow.async_configure(
@@ -173,7 +193,8 @@ async def test_no_devices_found_then_recover(hass: HomeAssistant) -> None:
             result["flow_id"], {"name": "empty", "strings": 1, "blocks": 1}
         )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "no_devices_found"}
+    assert result["errors"] == {"base": "silent_serial"}
+    assert result["description_placeholders"]["units"] == "16"
     with patch.object(bus_helpers, "make_transport", return_value=sim_transport()):
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"name": "empty", "strings": 1, "blocks": 1}
@@ -212,9 +233,9 @@ async def test_serial_missing_port_then_success(
         result = await _finish(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     link = str(by_id / "usb-FTDI_FT232R_A50285BI-if00-port0")
-    assert result["result"].unique_id == f"serial:{link}"
+    assert result["result"].unique_id.startswith("relay-")
     assert result["result"].data["url"] == f"serial://{link}?baudrate=38400&parity=E"
-    assert result["title"] == "BACS usb-FTDI_FT232R_A50285BI-if00-port0"
+    assert result["title"] == "UPS room"
 
 
 async def test_serial_busy_port_names_owner(
@@ -247,8 +268,9 @@ async def test_tcp_cannot_connect_then_success(hass: HomeAssistant, socket_enabl
     with patch("custom_components.bacs.async_setup_entry", return_value=True):
         result = await _finish(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["result"].unique_id == "tcp:gateway.local:4001"
-    assert result["title"] == "BACS Gateway.local"
+    assert result["result"].unique_id.startswith("relay-")
+    assert result["result"].data["host"] == "Gateway.local"
+    assert result["title"] == "UPS room"
 
 
 async def test_bad_url_is_cannot_connect(hass: HomeAssistant) -> None:
@@ -291,7 +313,7 @@ async def test_usb_discovery(hass: HomeAssistant, serial_on_sim: None) -> None:
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"baudrate": "19200", "parity": "none"}
         )
-    assert result["errors"] == {"base": "no_devices_found"}
+    assert result["errors"] == {"base": "silent_serial"}
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"baudrate": "9600", "parity": "odd"}
     )
@@ -309,7 +331,8 @@ async def test_usb_discovery(hass: HomeAssistant, serial_on_sim: None) -> None:
 
 async def test_reconfigure(hass: HomeAssistant) -> None:
     entry = await setup(hass, make_entry())
-    other = make_entry(unique_id="sim:taken")
+    taken = {**SIM_DATA, "name": "taken", "url": "sim://taken?strings=1&blocks=2&speed=1"}
+    other = make_entry(data=taken, unique_id="relay-1")
     other.add_to_hass(hass)
     result = await entry.start_reconfigure_flow(hass)
     assert result["type"] is FlowResultType.FORM
@@ -325,14 +348,17 @@ async def test_reconfigure(hass: HomeAssistant) -> None:
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"name": "test", "strings": 2, "blocks": 4}
         )
-    assert result["errors"] == {"base": "no_devices_found"}
+    assert result["errors"] == {"base": "silent_serial"}
+    # Unloaded for the probe, set up again on its old bus (empty here, hence a retry).
+    assert entry.state is ConfigEntryState.SETUP_RETRY
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"name": "renamed", "strings": 1, "blocks": 3}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
-    assert entry.unique_id == "sim:renamed"
+    relay = entry.runtime_data.coordinator.index.relays
+    assert entry.unique_id == f"relay-{next(iter(relay.values())).info.serial}"
     assert entry.data["url"].startswith("sim://renamed?strings=1&blocks=3")
     assert entry.state.recoverable
     await hass.config_entries.async_unload(entry.entry_id)
@@ -358,12 +384,12 @@ async def test_reconfigure_serial(hass: HomeAssistant, serial_on_sim: None) -> N
         )
     assert result["reason"] == "reconfigure_successful"
     assert entry.data["url"] == "serial:///dev/ttyUSB7?baudrate=115200&parity=N"
-    assert entry.unique_id == "serial:/dev/ttyUSB7"
+    assert entry.unique_id.startswith("relay-")
 
 
 def _options_form(**changes: Any) -> dict[str, Any]:
     form: dict[str, Any] = {
-        "poll_interval": 3600,
+        "poll_interval": 60,
         "string_count": 2,
         "capacity_ah": 100,
         "chemistry": "vrla",
@@ -433,18 +459,18 @@ async def test_options_flow(hass: HomeAssistant) -> None:
     assert values["channel"] == 2
     # A new poll interval reloads (the manager's loop reads it once).
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], _options_form(poll_interval=60)
+        result["flow_id"], _options_form(poll_interval=30)
     )
     await hass.async_block_till_done()
     assert entry.runtime_data.manager is not manager
-    assert entry.runtime_data.manager.config.poll_interval == 60
+    assert entry.runtime_data.manager.config.poll_interval == 30
     await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_options_keep_a_relay_not_on_the_bus(hass: HomeAssistant) -> None:
     options = {
         "string_count": 2,
-        "poll_interval": 3600.0,
+        "poll_interval": 60.0,
         "trip": {"breakers": [{"relay": "bus1/99", "channel": 1, "input": 1}]},
     }
     entry = await setup(hass, make_entry(options=options))
