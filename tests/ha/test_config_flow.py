@@ -3,6 +3,7 @@ USB discovery, reconfigure and the options flow."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,11 @@ from bacs_core.sim.room import Room, RoomConfig
 from custom_components.bacs import bus as bus_helpers
 from custom_components.bacs.const import DOMAIN
 
-from .conftest import SIM_DATA, make_entry, setup
+from .conftest import OPTIONS, SIM_DATA, make_entry, setup
+
+TRANSLATIONS = json.loads(
+    (Path(__file__).parents[2] / "custom_components/bacs/translations/en.json").read_text()
+)
 
 pytestmark = pytest.mark.usefixtures("mock_ports")
 
@@ -489,3 +494,128 @@ async def test_options_keep_a_relay_not_on_the_bus(hass: HomeAssistant) -> None:
     }
     await hass.async_block_till_done()
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.fixture
+async def silent_gateway(socket_enabled: None) -> Any:
+    """A TCP port that accepts connections and never answers (a wrong port, or a serial
+    server whose serial side is dead)."""
+    import asyncio
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(256):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.parametrize("framing", ["modbus_tcp", "rtu_over_tcp"])
+async def test_silent_gateway_gets_gateway_advice(
+    hass: HomeAssistant, silent_gateway: int, framing: str
+) -> None:
+    """Not baud-rate advice, and after 16 silent units (about 2.4 s), not 247 (37 s)."""
+    result = await _menu(hass, "tcp")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"host": "127.0.0.1", "tcp_port": silent_gateway, "framing": framing}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "silent_tcp"}
+    assert result["description_placeholders"]["units"] == "16"
+    assert result["description_placeholders"]["seconds"] == "2.4"
+    text = TRANSLATIONS["config"]["error"]["silent_tcp"]
+    assert "baud" not in text
+    assert "gateway" in text
+
+
+def _options(result: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): k for k in result["data_schema"].schema}
+
+
+async def test_options_say_the_range_and_the_unit(hass: HomeAssistant) -> None:
+    entry = await setup(hass, make_entry(options={**OPTIONS, "poll_interval": 10}))
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    placeholders = result["description_placeholders"]
+    # The worst-case detection time for the interval set (2 confirming cycles of 10 s).
+    assert placeholders["poll_interval"] == "10"
+    assert placeholders["detection"] == "20"
+    assert placeholders["poll_interval_range"] == "1 to 60 s"
+    assert placeholders["hydrogen_alarm_high_range"] == "0 to 40000 ppm"
+    # Every number shows its unit.
+    schema = result["data_schema"].schema
+    assert schema["poll_interval"].config["unit_of_measurement"] == "s"
+    thresholds = schema["thresholds"].schema.schema
+    units = {str(k): v.config.get("unit_of_measurement") for k, v in thresholds.items()}
+    assert units["hydrogen_alarm_high"] == "ppm"
+    assert units["resistance_alarm_high"] == "%"
+    assert units["cell_deviation_alarm_high"] == "V"
+    assert units["temperature_alarm_high"] == "°C"
+    assert all(units.values())
+    # Out of range: the error names the range (the poll interval and a threshold at once).
+    for interval in (0.5, 3600):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"],
+            _options_form(poll_interval=interval, thresholds={"hydrogen_alarm_high": 50000}),
+        )
+        assert result["errors"] == {
+            "poll_interval": "poll_interval_range",
+            "hydrogen_alarm_high": "hydrogen_alarm_high_range",
+        }
+    text = TRANSLATIONS["options"]["error"]["poll_interval_range"]
+    assert "{poll_interval_range}" in text
+    # The detection time follows the interval the user typed.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        _options_form(poll_interval=30, thresholds={"cell_voltage_warning_high": 2.5}),
+    )
+    assert result["errors"] == {"base": "invalid_config"}
+    assert result["description_placeholders"]["detection"] == "60"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_options_new_thresholds(hass: HomeAssistant) -> None:
+    entry = await setup(hass, make_entry())
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    suggested = {
+        str(k): k.description["suggested_value"]
+        for k in result["data_schema"].schema["thresholds"].schema.schema
+    }
+    assert suggested["resistance_alarm_high"] == 150.0  # % of the baseline (ratio 1.5)
+    assert suggested["hydrogen_alarm_high"] == 10000.0
+    assert suggested["cell_deviation_alarm_low"] == -0.04
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        _options_form(
+            thresholds={
+                **suggested,
+                "resistance_alarm_high": 140,
+                "hydrogen_warning_high": 2000,
+                "cell_deviation_alarm_high": 0.07,
+            }
+        ),
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.options["thresholds"] == {
+        "resistance_vs_baseline": {"alarm_high": 1.4},
+        "hydrogen": {"warning_high": 2000.0},
+        "cell_deviation": {"alarm_high": 0.07},
+    }
+    thresholds = entry.runtime_data.manager.config.thresholds
+    assert thresholds.resistance_vs_baseline.alarm_high == 1.4
+    assert thresholds.hydrogen.warning_high == 2000.0
+    assert thresholds.cell_deviation.alarm_high == 0.07
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+def test_every_range_error_and_placeholder_exists() -> None:
+    from custom_components.bacs.config_flow import OPTION_FIELDS, range_placeholders
+
+    placeholders = range_placeholders()
+    errors = TRANSLATIONS["options"]["error"]
+    for _section, name in OPTION_FIELDS:
+        assert errors[f"{name}_range"] == f"Allowed: {{{name}_range}}."
+        assert f"{name}_range" in placeholders
