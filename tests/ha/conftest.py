@@ -58,11 +58,12 @@ def make_entry(
     unique_id: str = "sim:test",
     entry_id: str | None = None,
     version: int = 2,
+    title: str = "BACS test",
 ) -> MockConfigEntry:
     return MockConfigEntry(
         entry_id=entry_id,
         domain=DOMAIN,
-        title="BACS test",
+        title=title,
         unique_id=unique_id,
         data=data or SIM_DATA,
         options=OPTIONS if options is None else options,
