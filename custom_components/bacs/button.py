@@ -28,7 +28,7 @@ PARALLEL_UPDATES = 1
 
 @dataclass(frozen=True, kw_only=True)
 class BacsButtonEntityDescription(ButtonEntityDescription):
-    press_fn: Callable[[Manager], Awaitable[Any]]
+    press_fn: Callable[[Manager, str], Awaitable[Any]]  # (manager, who pressed it)
     admin_only: bool = True
     needs_breaker: bool = False  # available only while a trip relay is configured
 
@@ -44,26 +44,26 @@ HUB_BUTTONS = (
         key="trip",
         translation_key="trip",
         entity_category=EntityCategory.CONFIG,
-        press_fn=lambda m: async_trip(m, "manual trip (button)"),
+        press_fn=lambda m, who: async_trip(m, f"Trip breaker button pressed by {who}"),
         needs_breaker=True,
     ),
     BacsButtonEntityDescription(
         key="reset",
         translation_key="reset",
         entity_category=EntityCategory.CONFIG,
-        press_fn=async_reset,
+        press_fn=lambda m, _who: async_reset(m),
         needs_breaker=True,
     ),
     BacsButtonEntityDescription(
         key="acknowledge",
         translation_key="acknowledge",
-        press_fn=lambda m: async_acknowledge(m, None),
+        press_fn=lambda m, _who: async_acknowledge(m, None),
     ),
     BacsButtonEntityDescription(
         key="rescan",
         translation_key="rescan",
         entity_category=EntityCategory.CONFIG,
-        press_fn=lambda m: async_run_command(_rescan(m)),
+        press_fn=lambda m, _who: async_run_command(_rescan(m)),
         admin_only=False,  # reads the bus only
     ),
 )
@@ -81,7 +81,13 @@ class HubButton(HubEntity, ButtonEntity):
     async def async_press(self) -> None:
         if self.entity_description.admin_only:
             await async_require_admin(self.hass, self._context)
-        await self.entity_description.press_fn(self.coordinator.manager)
+        await self.entity_description.press_fn(self.coordinator.manager, await self._who())
+
+    async def _who(self) -> str:
+        """Who pressed it, for the trip's recorded reason."""
+        user_id = self._context.user_id if self._context else None
+        user = await self.hass.auth.async_get_user(user_id) if user_id else None
+        return user.name or user.id if user else "an automation"
 
 
 def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]:

@@ -206,6 +206,8 @@ async def test_admin_trips_and_resets_with_the_buttons(
         await cycle(hass, loaded_entry)
     assert hass.states.get("sensor.bacs_test_breaker_trip").state == "tripped"
     assert _relay_outputs(loaded_entry)[:2] == [True, True]
+    reason = loaded_entry.runtime_data.manager.safety.reason
+    assert reason == f"manual: Trip breaker button pressed by {hass_admin_user.name}"
     await _press(hass, RESET, context)
     room(loaded_entry).step(0.5)
     await cycle(hass, loaded_entry, 2)
