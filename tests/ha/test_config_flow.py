@@ -619,3 +619,76 @@ def test_every_range_error_and_placeholder_exists() -> None:
     for _section, name in OPTION_FIELDS:
         assert errors[f"{name}_range"] == f"Allowed: {{{name}_range}}."
         assert f"{name}_range" in placeholders
+
+
+async def test_usb_adapter_moved_updates_its_entry(
+    hass: HomeAssistant, serial_on_sim: None
+) -> None:
+    """The same modules behind an adapter that now has another path: the entry follows."""
+    summary = await bus_helpers.async_probe("serial:///dev/ttyUSB3?baudrate=19200&parity=N")
+    hardware = summary.hardware_id
+    assert hardware is not None and hardware.startswith("relay-")
+    old = {
+        "kind": "serial",
+        "port": "/dev/ttyUSB3",
+        "baudrate": 19200,
+        "parity": "none",
+        "url": "serial:///dev/ttyUSB3?baudrate=19200&parity=N",
+    }
+    entry = make_entry(data=old, unique_id=hardware)
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USB}, data=USB
+    )
+    with patch("custom_components.bacs.async_setup_entry", return_value=True):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"baudrate": "19200", "parity": "none"}
+        )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data["port"] == "/dev/ttyUSB7"
+    assert entry.data["url"] == "serial:///dev/ttyUSB7?baudrate=19200&parity=N"
+
+
+async def test_reconfigure_onto_another_entrys_bus(hass: HomeAssistant) -> None:
+    """The new connection reaches modules another entry already has: refused after the
+    probe, and this entry is set up again on its own bus."""
+    entry = await setup(hass, make_entry())
+    summary = await bus_helpers.async_probe("sim://other?strings=1&blocks=2&speed=1&seed=7")
+    other = make_entry(
+        data={**SIM_DATA, "name": "elsewhere", "url": "sim://elsewhere?strings=1&blocks=2"},
+        unique_id=summary.hardware_id,
+    )
+    other.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    with patch.object(
+        bus_helpers,
+        "make_transport",
+        side_effect=lambda url: bus_helpers.open_transport(
+            "sim://other?strings=1&blocks=2&speed=1&seed=7"
+        ),
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"name": "other", "strings": 1, "blocks": 2}
+        )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.data == SIM_DATA
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_name_is_suggested_and_required(hass: HomeAssistant) -> None:
+    taken = {**SIM_DATA, "name": "x", "url": "sim://x?strings=1&blocks=1"}
+    make_entry(data=taken, unique_id="relay-1", title="Simulator named").add_to_hass(hass)
+    result = await _menu(hass, "simulator")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "named", "strings": 1, "blocks": 2}
+    )
+    assert _suggested(result)["name"] == "Simulator named 2"  # not the other entry's name
+    result = await _finish(hass, result, name="  ")
+    assert result["errors"] == {"name": "name_required"}
+    with patch("custom_components.bacs.async_setup_entry", return_value=True):
+        result = await _finish(hass, result, name="Shelter 4")
+    assert result["title"] == "Shelter 4"

@@ -285,3 +285,36 @@ async def test_relay_command_fails_when_bus_lost(
         await hass.services.async_call("switch", "turn_on", {"entity_id": RELAYS[1]}, blocking=True)
     assert not isinstance(err.value, ServiceValidationError)
     assert err.value.translation_key == "command_failed"
+
+
+def test_library_errors_become_translated_errors() -> None:
+    """The one mapping: refusals are the user's to fix, a bus failure is the device's."""
+    from bacs_core.bus.errors import BusTimeoutError
+    from bacs_core.manager import SafetyRefusedError
+    from custom_components.bacs.errors import translated
+
+    refused = translated(SafetyRefusedError("use_reset", "this relay holds the trip"))
+    assert isinstance(refused, ServiceValidationError)
+    assert refused.translation_key == "safety_refused"
+    gone = translated(KeyError("no device bus1/7"))
+    assert isinstance(gone, ServiceValidationError)
+    assert gone.translation_placeholders == {"error": "no device bus1/7"}
+    failed = translated(BusTimeoutError("unit 7: no answer"))
+    assert not isinstance(failed, ServiceValidationError)
+    assert failed.translation_key == "command_failed"
+    with pytest.raises(TypeError):
+        translated(RuntimeError("a bug, not a refusal"))
+
+
+async def test_unknown_user_is_refused(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    from homeassistant.exceptions import UnknownUser
+
+    with pytest.raises(UnknownUser):
+        await hass.services.async_call(
+            DOMAIN,
+            "trip_breaker",
+            {"config_entry_id": loaded_entry.entry_id},
+            blocking=True,
+            context=Context(user_id="no-such-user"),
+        )
+    assert loaded_entry.runtime_data.manager.safety.state is TripState.ARMED
