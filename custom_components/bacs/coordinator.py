@@ -192,7 +192,12 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
     def _update_silent_issue(self) -> None:
         if not all(self.index.bus_connected.values()):
             return  # the bus issue speaks for every device on it
-        silent = tuple(str(ref) for ref, info in self.index.infos.items() if not info.online)
+        index = self.index
+        silent = tuple(  # a re-addressed module's old address is not a silent device
+            str(ref)
+            for ref, info in index.infos.items()
+            if not info.online and index.by_identity.get(identity_key(info)) == ref
+        )
         if silent == self._silent:
             return
         self._silent = silent

@@ -11,6 +11,7 @@ from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.bacs import async_remove_config_entry_device
@@ -93,6 +94,9 @@ async def test_module_readdressed_keeps_its_device_and_entities(
         "sensor", DOMAIN, f"battery_module-{module.serial}-voltage"
     )
     assert hass.states.get(voltage).state not in (STATE_UNAVAILABLE, "unknown")
+    # Its old address, silent now, is not reported as a device that stopped answering.
+    issues = ir.async_get(hass)
+    assert issues.async_get_issue(DOMAIN, f"devices_not_answering_{loaded_entry.entry_id}") is None
     # No second entity with the same unique id was attempted.
     assert "already exists" not in caplog.text
     assert "does not generate unique IDs" not in caplog.text
