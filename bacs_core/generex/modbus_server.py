@@ -1,0 +1,133 @@
+"""Modbus TCP serving of a :class:`~bacs_core.generex.image.Cs141Image`.
+
+Framing and PDU coding are pymodbus's (FramerSocket, DecodePDU), as in ``bacs_core.sim.server``;
+this module routes FC03/FC04 to the image (both read the same space, as on a CS141) and hands
+writes, with the client's address, to an optional handler: without one every write is refused
+with exception 01, so the server is read-only unless its owner decides otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from pymodbus.exceptions import ModbusIOException
+from pymodbus.framer import FramerSocket
+from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersResponse,
+    ReadInputRegistersResponse,
+    WriteMultipleRegistersResponse,
+    WriteSingleRegisterResponse,
+)
+
+from .image import Cs141Image
+
+_LOG = logging.getLogger(__name__)
+
+ILLEGAL_FUNCTION = 0x01
+ILLEGAL_ADDRESS = 0x02
+ILLEGAL_VALUE = 0x03
+DEVICE_FAILURE = 0x04
+DEVICE_BUSY = 0x06
+GATEWAY_NO_RESPONSE = 0x0B
+MAX_READ = 125
+MAX_BUFFER = 1024
+
+# (client host, address, values) -> 0 when done, else the Modbus exception code to answer.
+type WriteHandler = Callable[[str, int, Sequence[int]], Awaitable[int]]
+
+
+class Cs141ModbusServer:
+    """One listening socket; every connection is served from the latest image."""
+
+    def __init__(
+        self,
+        image: Callable[[], Cs141Image],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        unit: int = 1,
+        writer: WriteHandler | None = None,
+    ) -> None:
+        self._image = image
+        self.host = host
+        self.port = port
+        self.unit = unit
+        self._writer = writer
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
+        self.requests = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for w in list(self._connections):
+            w.close()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if peer else ""
+        framer = FramerSocket(DecodePDU(is_server=True))
+        buffer = b""
+        self._connections.add(writer)
+        try:
+            while data := await reader.read(4096):
+                buffer += data
+                while buffer:
+                    try:
+                        used, request = framer.handleFrame(buffer, 0, 0)
+                    except ModbusIOException:
+                        buffer = b""
+                        break
+                    if request is None:
+                        if len(buffer) > MAX_BUFFER:
+                            buffer = b""
+                        break
+                    buffer = buffer[used:]
+                    answer = await self.answer(request, host)
+                    answer.transaction_id = request.transaction_id
+                    writer.write(framer.buildFrame(answer))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._connections.discard(writer)
+            writer.close()
+
+    async def answer(self, request: ModbusPDU, host: str) -> ModbusPDU:
+        self.requests += 1
+        unit = request.dev_id
+        fc = request.function_code
+        if unit not in (self.unit, 0, 255):
+            return ExceptionResponse(fc, GATEWAY_NO_RESPONSE, device_id=unit)
+        if fc in (3, 4):
+            if not 1 <= request.count <= MAX_READ:
+                return ExceptionResponse(fc, ILLEGAL_VALUE, device_id=unit)
+            words = self._image().read(request.address, request.count)
+            if words is None:
+                return ExceptionResponse(fc, ILLEGAL_ADDRESS, device_id=unit)
+            cls = ReadHoldingRegistersResponse if fc == 3 else ReadInputRegistersResponse
+            return cls(registers=words, dev_id=unit)
+        if fc in (6, 16) and self._writer is not None:
+            values = list(request.registers)
+            code = await self._writer(host, request.address, values)
+            if code:
+                return ExceptionResponse(fc, code, device_id=unit)
+            if fc == 6:
+                return WriteSingleRegisterResponse(
+                    address=request.address, registers=values, dev_id=unit
+                )
+            return WriteMultipleRegistersResponse(
+                address=request.address, count=len(values), dev_id=unit
+            )
+        return ExceptionResponse(fc, ILLEGAL_FUNCTION, device_id=unit)
