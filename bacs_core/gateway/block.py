@@ -107,7 +107,7 @@ class ModuleQualityBit(IntEnum):
 
 def enum_codes(enum: type[StrEnum]) -> dict[str, int]:
     """Code on the wire = position in the enum's definition (stable: new members go last)."""
-    return {member.value: i for i, member in enumerate(enum)}
+    return {str(member): i for i, member in enumerate(enum)}
 
 
 STATUS_CODES = enum_codes(ManagerStatus)

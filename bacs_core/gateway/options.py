@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..generex.cs141_map import Cs141Settings
 
@@ -38,7 +38,7 @@ class GatewayOptions:
     modbus: tuple[str, int] | None = None
     snmp: tuple[str, int] | None = None
     community: str = "public"
-    settings: Cs141Settings = Cs141Settings()
+    settings: Cs141Settings = field(default_factory=Cs141Settings)
     commands: bool = False
     allow: tuple[str, ...] = ()
     nice: int = 10
@@ -54,7 +54,9 @@ class GatewayOptions:
             try:
                 ipaddress.ip_address(host)
             except ValueError:
-                raise GatewayOptionError(f"allow-list entry {host!r} is not an IP address") from None
+                raise GatewayOptionError(
+                    f"allow-list entry {host!r} is not an IP address"
+                ) from None
         if not self.community:
             raise GatewayOptionError("the SNMP community must not be empty")
         if not 0 <= self.nice <= 19:

@@ -93,6 +93,16 @@ class Gateway:
         if self.manager.snapshot is not None:
             self.publish(self.manager.snapshot)
 
+    def describe(self) -> str:
+        o = self.options
+        parts = []
+        if o.modbus is not None:
+            parts.append(f"Modbus TCP {o.modbus[0]}:{self.modbus_port} unit {o.settings.unit}")
+        if o.snmp is not None:
+            parts.append(f"SNMP {o.snmp[0]}:{self.snmp_port}")
+        access = f"commands from {', '.join(o.allow)}" if o.commands else "read-only"
+        return f"gateway: {'; '.join(parts)} ({access})"
+
     def _wait_ready(self) -> tuple[Any, ...]:
         if not self._conn.poll(START_TIMEOUT_S):
             return ("error", "the gateway process did not start")

@@ -198,18 +198,17 @@ class GenerexAdapter:
         mod_cols = _by_column(rows, m.MODULE_TABLE)
         str_cols = _by_column(rows, m.STRING_TABLE)
         base = settings.index_base
-        indices = sorted(set(mod_cols.get(m.ModuleColumn.VOLTAGE, {})) | set(
-            str_cols.get(m.StringColumn.VOLTAGE, {})
-        ))
+        indices = sorted(
+            set(mod_cols.get(m.ModuleColumn.VOLTAGE, {}))
+            | set(str_cols.get(m.StringColumn.VOLTAGE, {}))
+        )
         if base is None and indices:
             base = 0 if indices[0] == 0 else 1
         base = 1 if base is None else base
 
         # How many strings and modules: Modbus 1003/1004, then SNMP settings, then table rows.
         snmp_strings = scalars.get("num_strings") or len(str_cols.get(m.StringColumn.VOLTAGE, {}))
-        snmp_modules = scalars.get("num_batteries") or len(
-            mod_cols.get(m.ModuleColumn.VOLTAGE, {})
-        )
+        snmp_modules = scalars.get("num_batteries") or len(mod_cols.get(m.ModuleColumn.VOLTAGE, {}))
         n_strings = (general.num_strings if general else None) or snmp_strings or 0
         n_modules = (general.num_modules if general else None) or snmp_modules or 0
         if general and snmp_strings and general.num_strings not in (None, snmp_strings):
@@ -229,7 +228,12 @@ class GenerexAdapter:
                 raw[f] = None if word is None else m.to_s16(word)
             k = settings.string_scale
 
-            def mb(f: m.StringField, sign: int = 1, raw: dict[m.StringField, int | None] = raw) -> Value:
+            def mb(
+                f: m.StringField,
+                sign: int = 1,
+                raw: dict[m.StringField, int | None] = raw,
+                k: int = k,
+            ) -> Value:
                 word = raw[f]
                 if word is None:
                     return MISSING
@@ -245,7 +249,8 @@ class GenerexAdapter:
                 voltage, current = _value(snmp_v, 100), _value(snmp_i, 100)
                 if snmp_v == 0 and snmp_avg:  # a sum over blocks some of which are lost
                     voltage = MISSING
-                average, source = _value(snmp_avg, 100), Protocol.SNMP
+                average = _value(snmp_avg, 100)
+                source: Protocol | None = Protocol.SNMP
                 for quantity, field, si in (
                     ("string_voltage", m.StringField.SUM_VOLTAGE, snmp_v / 100),
                     ("string_current", m.StringField.CURRENT, (snmp_i or 0) / 100),
@@ -274,11 +279,15 @@ class GenerexAdapter:
             if module_id < 1:
                 notes.append(f"module index {idx} is below the index base {base}; skipped")
                 continue
-            string, position = m.string_of_module(module_id, n_modules or len(volts), n_strings or 1)
+            string, position = m.string_of_module(
+                module_id, n_modules or len(volts), n_strings or 1
+            )
             state = states.get(idx)
             lost = state == m.ModuleState.NOT_INITIALISED
 
-            def cell(column: dict[int, int], divisor: float, idx: int = idx, lost: bool = lost) -> Value:
+            def cell(
+                column: dict[int, int], divisor: float, idx: int = idx, lost: bool = lost
+            ) -> Value:
                 return MISSING if lost else _value(column.get(idx), divisor)
 
             modules.append(
@@ -293,6 +302,11 @@ class GenerexAdapter:
                     lost,
                 )
             )
-        return general, tuple(strings), tuple(modules), scalars, tuple(mismatches), (
-            base if rows else None
+        return (
+            general,
+            tuple(strings),
+            tuple(modules),
+            scalars,
+            tuple(mismatches),
+            (base if rows else None),
         )

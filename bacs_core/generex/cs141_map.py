@@ -74,9 +74,7 @@ class GeneralRegister:
 
 
 GENERAL_REGISTERS: tuple[GeneralRegister, ...] = (
-    GeneralRegister(
-        "general_flags", 1000, "General Status Flags (bits below)", Confidence.HIGH
-    ),
+    GeneralRegister("general_flags", 1000, "General Status Flags (bits below)", Confidence.HIGH),
     GeneralRegister(
         "battery_flags", 1001, "Battery Status Flags (bits not public)", Confidence.HIGH
     ),
@@ -151,9 +149,7 @@ class SnmpColumn:
 
 
 SETTINGS_OBJECTS: tuple[SnmpColumn, ...] = (
-    SnmpColumn(
-        "module_type", 1, 1, "", "0 = C20, 1 = C21, 10 = C30, 20 = C40", Confidence.MEDIUM
-    ),
+    SnmpColumn("module_type", 1, 1, "", "0 = C20, 1 = C21, 10 = C30, 20 = C40", Confidence.MEDIUM),
     SnmpColumn("num_strings", 2, 1, "", "number of strings", Confidence.MEDIUM),
     SnmpColumn("num_batteries", 3, 1, "", "total batteries (modules)", Confidence.MEDIUM),
     SnmpColumn("capacity", 4, 1, "Ah", "installed capacity", Confidence.MEDIUM),
@@ -173,12 +169,8 @@ SETTINGS_OBJECTS: tuple[SnmpColumn, ...] = (
         "impedance high alarm threshold (the guide's scale column says 1, its example 0.01)",
         Confidence.MEDIUM,
     ),
-    SnmpColumn(
-        "temperature_low_alarm", 10, 10, "°C", "temperature low alarm", Confidence.MEDIUM
-    ),
-    SnmpColumn(
-        "temperature_high_alarm", 11, 10, "°C", "temperature high alarm", Confidence.MEDIUM
-    ),
+    SnmpColumn("temperature_low_alarm", 10, 10, "°C", "temperature low alarm", Confidence.MEDIUM),
+    SnmpColumn("temperature_high_alarm", 11, 10, "°C", "temperature high alarm", Confidence.MEDIUM),
 )
 
 

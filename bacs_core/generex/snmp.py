@@ -158,9 +158,7 @@ class SnmpAgent(asyncio.DatagramProtocol):
         for oid in names[:non_rep]:
             found = image.next(oid)
             out.append(
-                (found[0], _to_asn1(p, found[1]))
-                if found
-                else (oid, snmp_api.v2c.EndOfMibView(""))
+                (found[0], _to_asn1(p, found[1])) if found else (oid, snmp_api.v2c.EndOfMibView(""))
             )
         cursors = list(names[non_rep:])
         for _ in range(max_rep):
@@ -291,9 +289,7 @@ class SnmpClient:
                 return [(o, snmp_api.v2c.EndOfMibView("")) for o in names]
             if status:
                 raise SnmpError(f"agent answered error-status {status}")
-            return [
-                (tuple(o), v) for o, v in _api(p.apiPDU, "get_varbinds", "getVarBinds")(rsp)
-            ]
+            return [(tuple(o), v) for o, v in _api(p.apiPDU, "get_varbinds", "getVarBinds")(rsp)]
         raise SnmpTimeoutError(
             f"no SNMP v{'2c' if self.version == V2C else '1'} answer from "
             f"{self.target.host}:{self.target.port} (wrong community or port?)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..model import DeviceKind
 from ..snapshot import (
+    MISSING,
     BalancingState,
     BlockExtreme,
     BreakerState,
@@ -23,7 +24,6 @@ from ..snapshot import (
     SystemSnapshot,
     TripState,
 )
-from ..snapshot import MISSING
 from .cs141_map import GeneralFlag, ModuleState
 from .readings import Cs141Readings, ModuleReading, StringReading
 
@@ -77,7 +77,9 @@ def _charge_state(string: StringReading, flags: GeneralFlag) -> ChargeState:
     return ChargeState.UNKNOWN
 
 
-def _module(source: str, r: ModuleReading, kind: DeviceKind, readings: Cs141Readings) -> ModuleSnapshot:
+def _module(
+    source: str, r: ModuleReading, kind: DeviceKind, readings: Cs141Readings
+) -> ModuleSnapshot:
     return ModuleSnapshot(
         info=DeviceInfo(
             ref=DeviceRef(source, r.module_id),

@@ -7,7 +7,7 @@ support dumps never show it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from .cs141_map import MODBUS_PORT, Cs141Settings
@@ -34,7 +34,7 @@ class GenerexUrl:
     port: int = MODBUS_PORT
     snmp_port: int = 161
     community: str = "public"
-    settings: Cs141Settings = Cs141Settings()
+    settings: Cs141Settings = field(default_factory=Cs141Settings)
     timeout: float = 2.0
 
     @property

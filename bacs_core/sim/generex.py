@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import signal
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..generex import cs141_map as m
 from ..generex.image import Cs141Content, Cs141Image, ModuleContent, StringContent, build_image
@@ -29,7 +29,7 @@ CHARGE_THRESHOLD_A = 0.5  # beyond float current: charging or discharging
 
 @dataclass(frozen=True, slots=True)
 class ImpersonationOptions:
-    settings: m.Cs141Settings = m.Cs141Settings()
+    settings: m.Cs141Settings = field(default_factory=m.Cs141Settings)
     index_base: int = 1
     community: str = "public"
 
@@ -54,7 +54,9 @@ def room_content(room: Room) -> Cs141Content:
             lost = dev.unit in s.bus.dead or dev.frozen or s.bus.vanished
             if lost:
                 flags |= m.GeneralFlag.MODULE_LOST
-                modules.append(ModuleContent(module_id, None, None, None, m.ModuleState.NOT_INITIALISED))
+                modules.append(
+                    ModuleContent(module_id, None, None, None, m.ModuleState.NOT_INITIALISED)
+                )
                 continue
             state = m.ModuleState.OK
             if not spec.v_min <= dev.voltage <= spec.v_max:
@@ -127,18 +129,14 @@ class Cs141Impersonation:
             self._image_time = self.room.time_s
         return self._image
 
-    async def start(
-        self, modbus: tuple[str, int] | None, snmp: tuple[str, int] | None
-    ) -> None:
+    async def start(self, modbus: tuple[str, int] | None, snmp: tuple[str, int] | None) -> None:
         if modbus is not None:
             self.modbus = Cs141ModbusServer(
                 self.image, modbus[0], modbus[1], unit=self.options.settings.unit
             )
             await self.modbus.start()
         if snmp is not None:
-            self._snmp, _ = await serve_snmp(
-                self.image, snmp[0], snmp[1], self.options.community
-            )
+            self._snmp, _ = await serve_snmp(self.image, snmp[0], snmp[1], self.options.community)
             self.snmp_port = self._snmp.get_extra_info("sockname")[1]
 
     async def stop(self) -> None:
