@@ -12,9 +12,9 @@ DOC = Path(__file__).parents[2] / "docs" / "scada.md"
 
 
 def test_scada_doc_matches_the_map() -> None:
-    assert generated_section(DOC.read_text()) == render_markdown(), (
-        "docs/scada.md is out of date: run python -m bacs_core.generex.cs141_doc"
-    )
+    assert (
+        generated_section(DOC.read_text()) == render_markdown()
+    ), "docs/scada.md is out of date: run python -m bacs_core.generex.cs141_doc"
 
 
 def test_every_register_and_object_is_documented() -> None:
