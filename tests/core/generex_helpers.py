@@ -40,8 +40,8 @@ async def mbpoll_read(port: int, address: int, count: int, *, fc: int = 3) -> di
     )  # fmt: skip
     assert rc == 0, out
     values: dict[int, int] = {}
-    for line in out.splitlines():
-        line = line.strip()
+    for raw in out.splitlines():
+        line = raw.strip()
         if line.startswith("[") and "]:" in line:
             ref, _, value = line.partition("]:")
             values[int(ref[1:])] = int(value.split()[0])

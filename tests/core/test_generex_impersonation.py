@@ -8,6 +8,16 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from generex_helpers import (
+    MBPOLL,
+    SNMPGET,
+    SNMPWALK,
+    mbpoll_read,
+    needs_mbpoll,
+    needs_snmp,
+    snmp_values,
+    tool,
+)
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
@@ -22,17 +32,6 @@ from bacs_core.model import Quality
 from bacs_core.sim.generex import Cs141Impersonation, ImpersonationOptions
 from bacs_core.sim.room import Fault, Room, RoomConfig
 from bacs_core.snapshot import DeviceRef, ManagerStatus
-
-from generex_helpers import (
-    MBPOLL,
-    SNMPGET,
-    SNMPWALK,
-    mbpoll_read,
-    needs_mbpoll,
-    needs_snmp,
-    snmp_values,
-    tool,
-)
 
 BLOCKS = 6
 
