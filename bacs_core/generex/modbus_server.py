@@ -60,6 +60,10 @@ class Cs141ModbusServer:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
         self.requests = 0
+        # Encoded read answers of the current image: a SCADA polls the same blocks again and
+        # again, so most answers are a dictionary hit plus the caller's transaction id.
+        self._cache_image: Cs141Image | None = None
+        self._cache: dict[tuple[int, int, int, int], bytes] = {}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
@@ -95,14 +99,33 @@ class Cs141ModbusServer:
                             buffer = b""
                         break
                     buffer = buffer[used:]
-                    answer = await self.answer(request, host)
-                    answer.transaction_id = request.transaction_id
-                    writer.write(framer.buildFrame(answer))
+                    writer.write(await self._frame(framer, request, host))
         except (ConnectionError, OSError):
             pass
         finally:
             self._connections.discard(writer)
             writer.close()
+
+    async def _frame(self, framer: FramerSocket, request: ModbusPDU, host: str) -> bytes:
+        tid = request.transaction_id
+        if request.function_code not in (3, 4):
+            answer = await self.answer(request, host)
+            answer.transaction_id = tid
+            return bytes(framer.buildFrame(answer))
+        image = self._image()
+        if image is not self._cache_image:
+            self._cache_image, self._cache = image, {}
+        key = (request.function_code, request.dev_id, request.address, request.count)
+        frame = self._cache.get(key)
+        if frame is None:
+            answer = await self.answer(request, host)
+            answer.transaction_id = 0
+            frame = bytes(framer.buildFrame(answer))
+            if not answer.isError():  # an exception may be transient (06 busy)
+                self._cache[key] = frame
+        else:
+            self.requests += 1
+        return tid.to_bytes(2, "big") + frame[2:]  # MBAP: the transaction id leads
 
     async def answer(self, request: ModbusPDU, host: str) -> ModbusPDU:
         self.requests += 1

@@ -80,14 +80,71 @@ def _is_end(value: Any) -> bool:
 # -- agent ------------------------------------------------------------------------------------
 
 
+def _tlv(tag: int, content: bytes) -> bytes:
+    """One BER tag-length-value with a definite length (X.690 8.1.3)."""
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    size = (n.bit_length() + 7) // 8
+    return bytes((tag, 0x80 | size)) + n.to_bytes(size, "big") + content
+
+
+RESPONSE_PDU_TAG = 0xA2  # [2] IMPLICIT, constructed: GetResponse (v1) / Response (v2c)
+
+
+def _tl(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, length, start of content) of the BER element at ``at``; ValueError if malformed."""
+    tag = data[at]
+    first = data[at + 1]
+    if first < 0x80:
+        return tag, first, at + 2
+    size = first & 0x7F
+    if not 1 <= size <= 4:
+        raise ValueError("unsupported BER length")
+    return tag, int.from_bytes(data[at + 2 : at + 2 + size], "big"), at + 2 + size
+
+
+def request_key(data: bytes) -> tuple[bytes, int] | None:
+    """The request without its request-id (a cache key) and the request-id, or None.
+
+    Only locates the request-id (message → version → community → PDU → request-id); pyasn1
+    still decodes every request that is not answered from the cache.
+    """
+    try:
+        _, _, body = _tl(data, 0)  # message SEQUENCE
+        at = body
+        for _ in range(2):  # version, community
+            _, length, start = _tl(data, at)
+            at = start + length
+        pdu_tag, _, rid_at = _tl(data, at)  # the PDU
+        tag, length, start = _tl(data, rid_at)
+        if tag != 0x02 or not 1 <= length <= 5:
+            return None
+        rid = int.from_bytes(data[start : start + length], "big", signed=True)
+        # Lengths of the enclosing elements depend on the id's size: they are not in the key.
+        return data[body:at] + bytes((pdu_tag,)) + data[start + length :], rid
+    except (IndexError, ValueError):
+        return None
+
+
 class SnmpAgent(asyncio.DatagramProtocol):
-    """Answers GET, GETNEXT and GETBULK from the current image; SET is refused (read-only)."""
+    """Answers GET, GETNEXT and GETBULK from the current image; SET is refused (read-only).
+
+    Each variable binding of an image is BER-encoded (by pyasn1) once, when first asked for;
+    an answer is those encodings joined under the message header, so an NMS walking the
+    tables every minute costs a decode of its small request and a join.
+    """
 
     def __init__(self, image: Callable[[], Cs141Image], community: str = "public") -> None:
         self._image = image
         self._community = community
         self._transport: asyncio.DatagramTransport | None = None
         self.requests = 0
+        self._encoded_for: Cs141Image | None = None
+        self._encoded: dict[Oid, bytes] = {}
+        # request without its id → (message header, response body after the request-id)
+        self._answers: dict[bytes, tuple[bytes, bytes]] = {}
+        self.cache_hits = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.DatagramTransport)
@@ -103,6 +160,17 @@ class SnmpAgent(asyncio.DatagramProtocol):
             self._transport.sendto(answer, addr)
 
     def answer(self, data: bytes) -> bytes | None:
+        image = self._image()
+        if image is not self._encoded_for:
+            self._encoded_for, self._encoded, self._answers = image, {}, {}
+        key = request_key(data)
+        if key is not None and (cached := self._answers.get(key[0])) is not None:
+            self.requests += 1
+            self.cache_hits += 1
+            header, tail = cached
+            return _tlv(
+                0x30, header + _tlv(RESPONSE_PDU_TAG, encoder.encode(univ.Integer(key[1])) + tail)
+            )
         version = _decode_version(data)
         p = _MODULES.get(version)
         if p is None:
@@ -116,7 +184,6 @@ class SnmpAgent(asyncio.DatagramProtocol):
         rsp_msg = _api(p.apiMessage, "get_response", "getResponse")(msg)
         rsp = _api(p.apiMessage, "get_pdu", "getPDU")(rsp_msg)
         names = [tuple(o) for o, _ in _api(p.apiPDU, "get_varbinds", "getVarBinds")(pdu)]
-        image = self._image()
         set_varbinds = _api(p.apiPDU, "set_varbinds", "setVarBinds")
         out: list[tuple[Oid, Any]] = []
         error: tuple[int, int] | None = None
@@ -124,7 +191,7 @@ class SnmpAgent(asyncio.DatagramProtocol):
             for i, oid in enumerate(names):
                 value = image.get(oid)
                 if value is not None:
-                    out.append((oid, _to_asn1(p, value)))
+                    out.append((oid, value))
                 elif version == V1:
                     error = error or (NO_SUCH_NAME, i + 1)
                 else:
@@ -133,7 +200,7 @@ class SnmpAgent(asyncio.DatagramProtocol):
             for i, oid in enumerate(names):
                 found = image.next(oid)
                 if found is not None:
-                    out.append((found[0], _to_asn1(p, found[1])))
+                    out.append((found[0], found[1]))
                 elif version == V1:
                     error = error or (NO_SUCH_NAME, i + 1)
                 else:
@@ -148,18 +215,38 @@ class SnmpAgent(asyncio.DatagramProtocol):
         if error is not None:
             _api(p.apiPDU, "set_error_status", "setErrorStatus")(rsp, error[0])
             _api(p.apiPDU, "set_error_index", "setErrorIndex")(rsp, error[1])
-            out = [(oid, p.Null("")) for oid in names]
-        set_varbinds(rsp, out)
-        return bytes(encoder.encode(rsp_msg))
+            set_varbinds(rsp, [(oid, p.Null("")) for oid in names])
+            return bytes(encoder.encode(rsp_msg))
+        rid = int(_api(p.apiPDU, "get_request_id", "getRequestID")(pdu))
+        varbinds = b"".join(self._varbind(p, image, oid, value) for oid, value in out)
+        tail = encoder.encode(univ.Integer(0)) + encoder.encode(univ.Integer(0))
+        tail += _tlv(0x30, varbinds)
+        header = encoder.encode(univ.Integer(version)) + encoder.encode(univ.OctetString(community))
+        if key is not None and key[1] == rid:
+            self._answers[key[0]] = (header, tail)
+        return _tlv(0x30, header + _tlv(RESPONSE_PDU_TAG, encoder.encode(univ.Integer(rid)) + tail))
+
+    def _varbind(self, p: Any, image: Cs141Image, oid: Oid, value: Any) -> bytes:
+        """The BER of one variable binding; an image's own values are encoded once."""
+        cacheable = isinstance(value, int | str | tuple)
+        if cacheable:
+            found = self._encoded.get(oid)
+            if found is not None:
+                return found
+            value = _to_asn1(p, value)
+        vb = p.VarBind()
+        _api(p.apiVarBind, "set_oid_value", "setOIDVal")(vb, (oid, value))
+        encoded = bytes(encoder.encode(vb))
+        if cacheable:
+            self._encoded[oid] = encoded
+        return encoded
 
     @staticmethod
     def _bulk(p: Any, image: Cs141Image, names: list[Oid], non_rep: int, max_rep: int) -> list[Any]:
         out: list[tuple[Oid, Any]] = []
         for oid in names[:non_rep]:
             found = image.next(oid)
-            out.append(
-                (found[0], _to_asn1(p, found[1])) if found else (oid, snmp_api.v2c.EndOfMibView(""))
-            )
+            out.append((found[0], found[1]) if found else (oid, snmp_api.v2c.EndOfMibView("")))
         cursors = list(names[non_rep:])
         for _ in range(max_rep):
             if not cursors or len(out) + len(cursors) > MAX_BULK_VARBINDS:
@@ -172,7 +259,7 @@ class SnmpAgent(asyncio.DatagramProtocol):
                 else:
                     ended = False
                     cursors[i] = found[0]
-                    out.append((found[0], _to_asn1(p, found[1])))
+                    out.append((found[0], found[1]))
             if ended:
                 break
         return out

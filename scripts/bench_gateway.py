@@ -1,0 +1,271 @@
+"""./scripts/bench gateway [--json]: 330 modules in 10 strings behind the SCADA/NMS gateway.
+
+The room is served by a simulator subprocess over Modbus TCP on loopback (no line emulation:
+the manager's cycle is CPU-bound, the case where anything else on the machine slows it most).
+The manager polls it back to back; the gateway serves every snapshot from its own process.
+20 clients (4 processes × 5, at nice 10 like the gateway: they stand for SCADA/NMS hosts that
+would be other machines) alternate a full Modbus read (registers 1000–1059, our header, string
+and module blocks: 25 requests) and an SNMP GETBULK walk of the module and string tables, flat
+out. Idle and loaded phases alternate so that drift on a shared machine hits both alike.
+Prints one JSON object (with --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+STRINGS, BLOCKS = 10, 33
+MODULES = STRINGS * BLOCKS
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def p99(samples: list[float]) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+# -- clients (separate processes) ----------------------------------------------------------
+
+
+def client_process(port: int, snmp: int, count: int, go: Any, quit_: Any, out: Any) -> None:
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    out.put(asyncio.run(_clients(port, snmp, count, go, quit_)))
+
+
+async def _clients(port: int, snmp: int, count: int, go: Any, quit_: Any) -> dict[str, list[float]]:
+    from pymodbus.client import AsyncModbusTcpClient
+
+    from bacs_core.gateway import block as b
+    from bacs_core.generex import cs141_map as m
+    from bacs_core.generex.snmp import SnmpClient, SnmpTarget
+
+    reads = [(1000, 60), (b.HEADER_START, b.HEADER_COUNT), (b.STRING_START, STRINGS * 10)]
+    words = MODULES * b.MODULE_STRIDE
+    reads += [(b.MODULE_START + o, min(120, words - o)) for o in range(0, words, 120)]
+    modbus_ms: list[float] = []
+    snmp_ms: list[float] = []
+
+    async def one() -> None:
+        client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=5, retries=0)
+        await client.connect()
+        target = SnmpTarget("127.0.0.1", snmp, timeout=5, retries=0)
+        async with SnmpClient(target) as agent:
+            while not quit_.is_set():
+                if not go.is_set():
+                    await asyncio.sleep(0.05)
+                    continue
+                t0 = time.perf_counter()
+                for address, n in reads:
+                    r = await client.read_holding_registers(address, count=n, device_id=1)
+                    if r.isError():
+                        raise RuntimeError(f"read {address}: {r}")
+                modbus_ms.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                rows = await agent.walk(m.MODULE_TABLE, bulk=50)
+                rows += await agent.walk(m.STRING_TABLE, bulk=50)
+                snmp_ms.append((time.perf_counter() - t0) * 1000)
+                if len(rows) != MODULES * 5 + STRINGS * 4:
+                    raise RuntimeError(f"walk returned {len(rows)} rows")
+        client.close()
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return {"modbus_ms": modbus_ms, "snmp_ms": snmp_ms}
+
+
+# -- the manager side -------------------------------------------------------------------------
+
+
+async def wait_port(port: int) -> None:
+    for _ in range(300):
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"port {port} did not open")
+
+
+async def cycles(manager: Any, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        snap = await manager.poll_once()
+        out.append(time.perf_counter() - t0)
+        if sum(len(s.modules) for s in snap.strings) != MODULES:
+            raise RuntimeError("modules missing")
+    return out
+
+
+async def roundtrip(manager: Any, gateway: Any) -> dict[str, float]:
+    from pymodbus.client import AsyncModbusTcpClient
+
+    from bacs_core.generex.adapter import GenerexAdapter
+    from bacs_core.generex.url import parse_generex_url
+
+    snap = await manager.poll_once()
+    client = AsyncModbusTcpClient("127.0.0.1", port=gateway.modbus_port, timeout=2)
+    await client.connect()
+    for _ in range(500):
+        r = await client.read_holding_registers(20000, count=16, device_id=1)
+        if not r.isError() and r.registers[7] == snap.cycle & 0xFFFF:
+            break
+        await asyncio.sleep(0.02)
+    client.close()
+    url = f"generex://127.0.0.1:{gateway.modbus_port}?snmp={gateway.snmp_port}&timeout=5"
+    adapter = GenerexAdapter(parse_generex_url(url))
+    back = await adapter.read()
+    await adapter.close()
+    ours = [mod for s in snap.strings for mod in s.modules]
+    if len(back.modules) != len(ours):
+        raise RuntimeError(f"{len(back.modules)} modules came back, {len(ours)} served")
+    err = {"voltage_v": 0.0, "temperature_c": 0.0, "resistance_mohm": 0.0, "current_a": 0.0}
+    for got, mod in zip(back.modules, ours, strict=True):
+        for key, a, b in (
+            ("voltage_v", got.voltage.value, mod.voltage.value),
+            ("temperature_c", got.temperature.value, mod.temperature.value),
+            ("resistance_mohm", got.resistance.value, mod.resistance.value),
+        ):
+            if a is None or b is None:
+                raise RuntimeError(f"module {got.module_id}: {key} missing")
+            err[key] = max(err[key], abs(a - b))
+    for got_s, s in zip(back.strings, snap.strings, strict=True):
+        current = got_s.current.value
+        err["current_a"] = max(err["current_a"], abs((current or 0.0) - (s.current or 0.0)))
+    return {k: round(v, 5) for k, v in err.items()}
+
+
+async def measure(n_clients: int, rounds: int, per_phase: int) -> dict[str, Any]:
+    from bacs_core.gateway.options import GatewayOptions
+    from bacs_core.gateway.service import Gateway
+    from bacs_core.manager import Manager, validate_config
+
+    ports = [free_port(), free_port()]
+    sim = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "bacs_core", "simulate", "--strings", str(STRINGS),
+         "--blocks", str(BLOCKS), "--settle-days", "0.5",
+         *[a for p in ports for a in ("--listen", f"tcp://127.0.0.1:{p}")]],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    procs: list[Any] = []
+    try:
+        for p in ports:
+            await wait_port(p)
+        config = validate_config(
+            {
+                "buses": [
+                    {"id": f"bus{i + 1}", "url": f"tcp://127.0.0.1:{p}"}
+                    for i, p in enumerate(ports)
+                ],  # fmt: skip
+                "string_count": STRINGS,
+            }
+        )
+        manager = Manager(config)
+        await manager.start(run_loop=False)
+        await cycles(manager, 3)
+        no_gateway = await cycles(manager, per_phase * 2)
+        gateway = Gateway(manager, GatewayOptions(modbus=("127.0.0.1", 0), snmp=("127.0.0.1", 0)))
+        await gateway.start()
+        await cycles(manager, 2)
+        ctx = multiprocessing.get_context("spawn")
+        go, quit_, out = ctx.Event(), ctx.Event(), ctx.Queue()
+        per_proc = [n_clients // 4 + (1 if i < n_clients % 4 else 0) for i in range(4)]
+        for count in per_proc:
+            if count:
+                proc = ctx.Process(
+                    target=client_process,
+                    args=(gateway.modbus_port, gateway.snmp_port, count, go, quit_, out),
+                )
+                proc.start()
+                procs.append(proc)
+        await asyncio.sleep(3)  # the client processes import and connect
+        idle: list[float] = []
+        loaded: list[float] = []
+        for _ in range(rounds):
+            idle += await cycles(manager, per_phase)
+            go.set()
+            await asyncio.sleep(0.5)  # every client is polling before the cycles count
+            loaded += await cycles(manager, per_phase)
+            go.clear()
+            await asyncio.sleep(0.3)
+        quit_.set()
+        modbus_ms: list[float] = []
+        snmp_ms: list[float] = []
+        for _ in procs:
+            result = await asyncio.get_running_loop().run_in_executor(None, out.get, True, 120)
+            modbus_ms += result["modbus_ms"]
+            snmp_ms += result["snmp_ms"]
+        errors = await roundtrip(manager, gateway)
+        await gateway.stop()
+        await manager.stop()
+    finally:
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+        sim.terminate()
+        sim.wait(10)
+    return {
+        "modules": MODULES,
+        "clients": n_clients,
+        "modbus_full_read_ms_p99": round(p99(modbus_ms), 1),
+        "snmp_walk_ms_p99": round(p99(snmp_ms), 1),
+        "roundtrip_max_error": errors,
+        "poll_cycle_slowdown": round(statistics.median(loaded) / statistics.median(idle), 3),
+        "modbus_full_reads": len(modbus_ms),
+        "snmp_walks": len(snmp_ms),
+        "modbus_full_read_ms_median": round(statistics.median(modbus_ms), 1) if modbus_ms else None,
+        "snmp_walk_ms_median": round(statistics.median(snmp_ms), 1) if snmp_ms else None,
+        "poll_cycle_ms_idle": round(1000 * statistics.median(idle), 1),
+        "poll_cycle_ms_loaded": round(1000 * statistics.median(loaded), 1),
+        "poll_cycle_ms_no_gateway": round(1000 * statistics.median(no_gateway), 1),
+        "cycles_per_phase": len(idle),
+        "machine": f"{os.cpu_count()}-core {platform.machine()}, Python {platform.python_version()}",
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--cycles", type=int, default=10, help="manager cycles per phase")
+    args = parser.parse_args()
+    result = asyncio.run(measure(args.clients, args.rounds, args.cycles))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    ok = (
+        result["modbus_full_read_ms_p99"] < 100
+        and result["snmp_walk_ms_p99"] < 1000
+        and result["poll_cycle_slowdown"] <= 1.05
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
