@@ -56,7 +56,7 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     try:
         config = validate_config(load_settings(args))
-        args.gateway = gateway_cli.options_from_args(args)
+        args.gateway = gateway_cli.options_from_args(args, config.poll_interval)
     except (ConfigError, OSError, ValueError) as err:
         print(f"bacs run: {err}", file=sys.stderr)
         return 2

@@ -38,7 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def options_from_args(args: argparse.Namespace) -> GatewayOptions | None:
+def options_from_args(
+    args: argparse.Namespace, poll_interval: float = 10.0
+) -> GatewayOptions | None:
     """None when no gateway is asked for; ValueError with a clear message for bad options."""
     if not args.serve_modbus and not args.serve_snmp:
         if args.gateway_commands or args.gateway_allow:
@@ -51,4 +53,5 @@ def options_from_args(args: argparse.Namespace) -> GatewayOptions | None:
         settings=Cs141Settings(string_scale=args.gateway_string_scale, unit=args.gateway_unit),
         commands=args.gateway_commands,
         allow=tuple(args.gateway_allow),
+        stale_after_s=3 * poll_interval + 10,
     )

@@ -33,6 +33,8 @@ class GatewayOptions:
     only from the client addresses in ``allow``; a reset is still refused while unsafe.
     ``nice``: the serving process's niceness; SCADA clients polling flat out yield the CPU to
     the manager's poll cycle and its safety loop.
+    ``stale_after_s``: without a new snapshot for this long, register 1000 reads 0 (a CS141's
+    "internal communication interrupted"); ``bacs run`` sets it to three poll intervals.
     """
 
     modbus: tuple[str, int] | None = None
@@ -42,6 +44,7 @@ class GatewayOptions:
     commands: bool = False
     allow: tuple[str, ...] = ()
     nice: int = 10
+    stale_after_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.modbus is None and self.snmp is None:
@@ -61,6 +64,8 @@ class GatewayOptions:
             raise GatewayOptionError("the SNMP community must not be empty")
         if not 0 <= self.nice <= 19:
             raise GatewayOptionError("nice must be 0…19")
+        if self.stale_after_s <= 0:
+            raise GatewayOptionError("stale_after_s must be positive")
 
     def allowed(self, host: str) -> bool:
         return self.commands and host in self.allow

@@ -13,10 +13,13 @@ import contextlib
 import itertools
 import logging
 import os
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ..generex import cs141_map as m
 from ..generex.image import Cs141Content, Cs141Image, build_image
 from ..generex.modbus_server import (
     DEVICE_FAILURE,
@@ -26,7 +29,7 @@ from ..generex.modbus_server import (
     Cs141ModbusServer,
 )
 from ..generex.snmp import serve_snmp
-from ..snapshot import SystemSnapshot
+from ..snapshot import ManagerStatus, SystemSnapshot
 from . import block as b
 from .image import gateway_image
 from .options import GatewayOptions
@@ -50,13 +53,24 @@ class GatewayServing:
         self.modbus: Cs141ModbusServer | None = None
         self._snmp: asyncio.DatagramTransport | None = None
         self.snmp_port = 0
+        self._updated_at = time.monotonic()
+        self._stale: Cs141Image | None = None
 
     def update(self, snap: SystemSnapshot) -> None:
         self._serial += 1
         self.image = gateway_image(snap, self.options.settings, serial=self._serial)
+        self._updated_at = time.monotonic()
+        self._stale = None
 
     def current(self) -> Cs141Image:
-        return self.image
+        """The last image; once no snapshot came for ``stale_after_s``, the same values with
+        register 1000 at 0 (a CS141's "internal communication interrupted") and our header's
+        status STOPPED, so that a template reading only the CS141 map sees it too."""
+        if time.monotonic() - self._updated_at <= self.options.stale_after_s:
+            return self.image
+        if self._stale is None:
+            self._stale = stale_image(self.image)
+        return self._stale
 
     def result(self, command_id: int, code: int) -> None:
         future = self._pending.pop(command_id, None)
@@ -104,6 +118,18 @@ class GatewayServing:
             await self.modbus.stop()
         if self._snmp is not None:
             self._snmp.close()
+
+
+def stale_image(image: Cs141Image) -> Cs141Image:
+    ranges = []
+    for start, words in image.ranges:
+        patched = list(words)
+        if start == m.GENERAL_START:
+            patched[0] = 0
+        elif start == b.HEADER_START:
+            patched[3] = b.STATUS_CODES[ManagerStatus.STOPPED.value]
+        ranges.append((start, tuple(patched)))
+    return replace(image, ranges=tuple(ranges), serial=image.serial + 1_000_000)
 
 
 def worker_main(conn: Connection, options: GatewayOptions) -> None:

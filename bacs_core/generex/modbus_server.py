@@ -102,6 +102,8 @@ class Cs141ModbusServer:
                     writer.write(await self._frame(framer, request, host))
         except (ConnectionError, OSError):
             pass
+        except Exception:  # a bug here must not pass silently, nor stop the other clients
+            _LOG.exception("Modbus server: closing the connection from %s", host)
         finally:
             self._connections.discard(writer)
             writer.close()

@@ -290,3 +290,21 @@ async def test_bacs_run_serves_modbus_and_snmp() -> None:
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
+
+
+async def test_a_gateway_without_new_snapshots_says_communication_interrupted(
+    manager: Manager,
+) -> None:
+    snap = await manager.poll_once()
+    serving = GatewayServing(GatewayOptions(modbus=LOCAL, stale_after_s=0.05))
+    serving.update(snap)
+    fresh = serving.current().read(1000, 1)
+    assert fresh is not None and fresh[0] & m.GeneralFlag.RUNNING
+    await asyncio.sleep(0.1)
+    stale = serving.current()
+    assert stale.read(1000, 1) == [0]
+    header = stale.read(b.HEADER_START, b.HEADER_COUNT)
+    assert header is not None and header[3] == b.STATUS_CODES[ManagerStatus.STOPPED.value]
+    assert stale.read(b.MODULE_START, 1) == serving.image.read(b.MODULE_START, 1)
+    serving.update(snap)
+    assert serving.current() is serving.image
