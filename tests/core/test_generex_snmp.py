@@ -127,3 +127,31 @@ async def test_an_error_answer_raises(port: int) -> None:
         assert await client.get([(1, 3, 6, 1, 4, 1, 99)]) == {(1, 3, 6, 1, 4, 1, 99): None}
     assert issubclass(SnmpTimeoutError, SnmpError)
     await asyncio.sleep(0)
+
+
+def test_pysnmp_range_admits_home_assistants_own_snmp_integration() -> None:
+    """bacs-core and Home Assistant's snmp integration must fit in one environment, and the
+    environment under test runs the pysnmp Home Assistant pins (6.2.6 on 2025.4, 7.1.22 on
+    2026.2), so these tests cover both APIs."""
+    import importlib.metadata
+    import importlib.util
+    import json
+    import re
+    from pathlib import Path
+
+    from packaging.specifiers import SpecifierSet
+
+    spec = importlib.util.find_spec("homeassistant")
+    if spec is None or spec.origin is None:
+        pytest.skip("Home Assistant is not installed in this environment")
+    manifest = Path(spec.origin).parent / "components" / "snmp" / "manifest.json"
+    (pin,) = [
+        r.split("==")[1]
+        for r in json.loads(manifest.read_text())["requirements"]
+        if r.startswith("pysnmp==")
+    ]
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    match = re.search(r'"pysnmp([^"]+)"', pyproject)
+    assert match is not None
+    assert pin in SpecifierSet(match.group(1))
+    assert importlib.metadata.version("pysnmp") == pin
