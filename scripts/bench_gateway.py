@@ -132,11 +132,15 @@ class CycleLog:
     def __init__(self) -> None:
         self.durations: list[float] = []
         self.event = asyncio.Event()
+        self.snapshots: dict[int, Any] = {}  # the last few, by 16-bit cycle (as served)
 
     def __call__(self, snap: Any) -> None:
         if sum(len(s.modules) for s in snap.strings) != MODULES:
             raise RuntimeError("modules missing")
         self.durations.append(snap.poll_duration_s)
+        self.snapshots[snap.cycle & 0xFFFF] = snap
+        if len(self.snapshots) > 10:
+            del self.snapshots[min(self.snapshots)]
         self.event.set()
 
     async def next(self, n: int) -> list[float]:
@@ -147,25 +151,34 @@ class CycleLog:
         return self.durations[start : start + n]
 
 
-async def roundtrip(manager: Any, gateway: Any) -> dict[str, float]:
+async def roundtrip(log: CycleLog, gateway: Any) -> dict[str, float]:
     from pymodbus.client import AsyncModbusTcpClient
 
     from bacs_core.generex.adapter import GenerexAdapter
     from bacs_core.generex.url import parse_generex_url
 
-    snap = manager.snapshot
+    async def served_cycle() -> int:
+        r = await client.read_holding_registers(20000, count=16, device_id=1)
+        if r.isError():
+            raise RuntimeError(f"header: {r}")
+        return int(r.registers[7])
+
+    url = f"generex://127.0.0.1:{gateway.modbus_port}?snmp={gateway.snmp_port}&timeout=5"
     client = AsyncModbusTcpClient("127.0.0.1", port=gateway.modbus_port, timeout=2)
     await client.connect()
-    for _ in range(500):
-        r = await client.read_holding_registers(20000, count=16, device_id=1)
-        if not r.isError() and r.registers[7] == snap.cycle & 0xFFFF:
-            break
-        await asyncio.sleep(0.02)
-    client.close()
-    url = f"generex://127.0.0.1:{gateway.modbus_port}?snmp={gateway.snmp_port}&timeout=5"
-    adapter = GenerexAdapter(parse_generex_url(url))
-    back = await adapter.read()
-    await adapter.close()
+    try:
+        for _ in range(20):  # the manager keeps cycling: compare one cycle with itself
+            before = await served_cycle()
+            adapter = GenerexAdapter(parse_generex_url(url))
+            back = await adapter.read()
+            await adapter.close()
+            if before == await served_cycle() and before in log.snapshots:
+                snap = log.snapshots[before]
+                break
+        else:
+            raise RuntimeError("the gateway never held one cycle through a whole read")
+    finally:
+        client.close()
     ours = [mod for s in snap.strings for mod in s.modules]
     if len(back.modules) != len(ours):
         raise RuntimeError(f"{len(back.modules)} modules came back, {len(ours)} served")
@@ -249,7 +262,7 @@ async def measure(n_clients: int, rounds: int, per_phase: int, bulk: int) -> dic
             modbus_ms += result["modbus_ms"]
             snmp_ms += result["snmp_ms"]
         await log.next(1)
-        errors = await roundtrip(manager, gateway)
+        errors = await roundtrip(log, gateway)
         await gateway.stop()
         await manager.stop()
     finally:
