@@ -69,7 +69,7 @@ async def _clients(
 
     from bacs_core.gateway import block as b
     from bacs_core.generex import cs141_map as m
-    from bacs_core.generex.snmp import SnmpClient, SnmpTarget
+    from bacs_core.generex.snmp_client import SnmpClient, SnmpTarget
 
     reads = [(1000, 60), (b.HEADER_START, b.HEADER_COUNT), (b.STRING_START, STRINGS * 10)]
     words = MODULES * b.MODULE_STRIDE

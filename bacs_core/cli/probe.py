@@ -21,7 +21,8 @@ from ..generex import cs141_map as m
 from ..generex.adapter import GenerexAdapter, GenerexUnreachableError
 from ..generex.modbus_client import Cs141ModbusError
 from ..generex.readings import Cs141Readings
-from ..generex.snmp import V1, V2C, SnmpClient, SnmpError, SnmpTarget
+from ..generex.snmp import V1, V2C
+from ..generex.snmp_client import SnmpClient, SnmpError, SnmpTarget
 from ..generex.url import GenerexUrl, GenerexUrlError, parse_generex_url
 from .common import quiet_pymodbus
 

@@ -28,7 +28,7 @@ from ..generex.modbus_server import (
     ILLEGAL_VALUE,
     Cs141ModbusServer,
 )
-from ..generex.snmp import serve_snmp
+from ..generex.snmp_agent import serve_snmp
 from ..snapshot import ManagerStatus, SystemSnapshot
 from . import block as b
 from .image import gateway_image

@@ -27,7 +27,8 @@ from .readings import (
     ScaleMismatch,
     StringReading,
 )
-from .snmp import V1, V2C, SnmpClient, SnmpError, SnmpTarget, SnmpTimeoutError
+from .snmp import V1, V2C
+from .snmp_client import SnmpClient, SnmpError, SnmpTarget, SnmpTimeoutError
 from .url import GenerexUrl
 
 SCALES = (1, 10, 100, 1000)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ..generex import cs141_map as m
 from ..generex.image import Cs141Content, Cs141Image, ModuleContent, StringContent, build_image
 from ..generex.modbus_server import Cs141ModbusServer
-from ..generex.snmp import serve_snmp
+from ..generex.snmp_agent import serve_snmp
 from ..model import MODULE_SPECS, Status
 from .physics import ChargerMode
 from .room import Room

@@ -25,7 +25,8 @@ from bacs_core.generex import cs141_map as m
 from bacs_core.generex.adapter import GenerexAdapter, GenerexUnreachableError
 from bacs_core.generex.modbus_server import Cs141ModbusServer
 from bacs_core.generex.readings import Protocol
-from bacs_core.generex.snmp import V2C, SnmpAgent
+from bacs_core.generex.snmp import V2C
+from bacs_core.generex.snmp_agent import SnmpAgent
 from bacs_core.generex.to_snapshot import build_snapshot
 from bacs_core.generex.url import parse_generex_url
 from bacs_core.model import Quality

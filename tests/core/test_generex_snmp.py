@@ -11,17 +11,9 @@ from pysnmp.proto import api
 
 from bacs_core.generex import cs141_map as m
 from bacs_core.generex.image import Cs141Content, ModuleContent, StringContent, build_image
-from bacs_core.generex.snmp import (
-    V1,
-    V2C,
-    SnmpAgent,
-    SnmpClient,
-    SnmpError,
-    SnmpTarget,
-    SnmpTimeoutError,
-    request_key,
-    serve_snmp,
-)
+from bacs_core.generex.snmp import V1, V2C, request_key
+from bacs_core.generex.snmp_agent import SnmpAgent, serve_snmp
+from bacs_core.generex.snmp_client import SnmpClient, SnmpError, SnmpTarget, SnmpTimeoutError
 
 IMAGE = build_image(
     Cs141Content(
