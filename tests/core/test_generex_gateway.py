@@ -308,3 +308,65 @@ async def test_a_gateway_without_new_snapshots_says_communication_interrupted(
     assert stale.read(b.MODULE_START, 1) == serving.image.read(b.MODULE_START, 1)
     serving.update(snap)
     assert serving.current() is serving.image
+
+
+async def test_a_reset_over_modbus_is_refused_while_a_runaway_is_hot_then_accepted() -> None:
+    """The real unsafe case: tripped by a runaway, the allowed SCADA's reset is refused
+    (exception 04) and the trip stays latched; once the block is cool the same write resets."""
+    from bacs_core.manager import MemoryStorage
+    from bacs_core.sim.loopback import LoopbackTransport
+    from bacs_core.sim.room import Fault, FaultKind, Room, RoomConfig
+    from bacs_core.snapshot import TripState
+
+    room = Room(RoomConfig(strings=2, blocks=16, capacity_ah=40, settle_days=2, seed=4))
+    clock = [0.0]
+    mgr = Manager(
+        validate_config(
+            {
+                "buses": [{"id": "bus1", "url": "sim://x"}],
+                "string_count": 2,
+                "capacity_ah": 40,
+                "trip": {"auto": True},
+                "poll_interval": 10,
+            }
+        ),
+        storage=MemoryStorage(),
+        transports={"bus1": LoopbackTransport(room)},
+        clock=lambda: clock[0],
+    )
+
+    async def cycle() -> SystemSnapshot:
+        room.step(10.0)
+        clock[0] += 10.0
+        return await mgr.poll_once()
+
+    await mgr.start(run_loop=False)
+    gateway = Gateway(mgr, GatewayOptions(modbus=LOCAL, commands=True, allow=("127.0.0.1",)))
+    await gateway.start()
+    client = AsyncModbusTcpClient("127.0.0.1", port=gateway.modbus_port or 0, timeout=5)
+    try:
+        for _ in range(30):
+            await cycle()
+        room.inject(Fault(FaultKind.RUNAWAY, 1, 5, 3.0))
+        for _ in range(2000):
+            snap = await cycle()
+            if snap.safety.trip_state is not TripState.ARMED:
+                break
+        assert snap.safety.trip_state is TripState.TRIPPED
+        await client.connect()
+        refused = await client.write_register(b.RESET_ADDRESS, b.RESET_VALUE, device_id=1)
+        assert refused.isError() and refused.exception_code == 0x04
+        assert mgr.safety.state is TripState.TRIPPED
+        physics = room.string(1).physics
+        physics.replace_block(4, physics.blocks[0])
+        for _ in range(200):
+            snap = await cycle()
+            if not snap.safety.pre_alert:
+                break
+        accepted = await client.write_register(b.RESET_ADDRESS, b.RESET_VALUE, device_id=1)
+        assert not accepted.isError()
+        assert mgr.safety.state is TripState.ARMED
+    finally:
+        client.close()
+        await gateway.stop()
+        await mgr.stop()
