@@ -294,3 +294,18 @@ async def test_snmpwalk_and_snmpget_read_the_impersonated_cs141(
     rc, out = await tool(SNMPGET, "-v2c", "-c", "wrong", "-On", "-t", "0.3", "-r", "0", target,
                          ".1.3.6.1.2.1.1.2.0")  # fmt: skip
     assert rc != 0 and "Timeout" in out
+
+
+def test_a_hot_block_raises_the_temperature_flag_and_its_module_state() -> None:
+    from bacs_core.sim.generex import room_content
+
+    room = make_room("runaway:2:4=3")
+    for _ in range(3000):
+        room.step(30.0)
+        if room.strings[1].modules[3].temperature > 36.0:
+            break
+    content = room_content(room)
+    assert content.flags & m.GeneralFlag.TEMPERATURE_OUT_OF_RANGE
+    module = content.modules[BLOCKS + 3]
+    assert module.state is m.ModuleState.TEMPERATURE_ALARM
+    assert content.modules[0].state is m.ModuleState.OK

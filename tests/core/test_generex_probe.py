@@ -48,13 +48,14 @@ def test_probe_recognises_a_cs141_and_writes_a_dump_without_secrets(
     cs141: str, tmp_path: Path
 ) -> None:
     dump = tmp_path / "dump.json"
-    out = probe(cs141 + "&community=public", "--json", "--dump", str(dump))
+    out = probe(cs141 + "&community=public", "--json", "--dump", str(dump), "--scan-registers")
     assert out.returncode == 0, out.stderr
     facts = json.loads(out.stdout)
     assert facts["is_bacs"] and facts["modules"] == 12
     assert facts["modules_lost"] == [2]
     assert facts["modbus"]["flags"] == ["RUNNING", "MODULE_LOST", "FLOAT_CHARGING"]
     assert facts["system"]["sysObjectID"] == "1.3.6.1.2.1.33"
+    assert facts["register_scan"]["1060-1184"] == "exception 2"  # nothing above 1059
     text = dump.read_text()
     data = json.loads(text)
     assert data["raw_registers"]["1004"] == 12
