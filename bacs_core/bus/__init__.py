@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from .client import BusClient, ScanResult
+from .client import BusClient, BusStats, ScanResult
 from .errors import (
     BadResponseError,
     BusConnectionError,
@@ -51,6 +51,7 @@ __all__ = [
     "BusClient",
     "BusConnectionError",
     "BusError",
+    "BusStats",
     "BusTimeoutError",
     "BusUrl",
     "BusUrlError",
