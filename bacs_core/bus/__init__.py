@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,6 +38,8 @@ def open_transport(url: str, *, timeout: float = 0.5, retries: int = 1) -> Regis
         try:
             room = room_from_url(url)
             speed = float(parse_qs(urlsplit(url).query).get("speed", ["1"])[-1])
+            if not 0 < speed < math.inf:
+                raise ValueError(f"speed must be a positive number, not {speed}")
         except ValueError as err:
             raise BusUrlError(f"{url!r}: {err}") from None
         return LoopbackTransport(room, 0, clock=time.monotonic, speed=speed)
