@@ -95,7 +95,7 @@ class BusClient:
         self._backoff_max = backoff_max_s
         self._backoff = backoff_min_s
         self._next_attempt = 0.0
-        self._clock = clock
+        self.clock = clock  # backoff time; the manager's clock when it is simulated
         self.cycle_reconnects = cycle_reconnects
         if confirm_changes is None:
             confirm_changes = bool(getattr(transport, "confirm_changes", False))
@@ -124,7 +124,7 @@ class BusClient:
         """Reconnect with jittered exponential backoff; never raises."""
         if self.transport.connected:
             return True
-        now = self._clock()
+        now = self.clock()
         if now < self._next_attempt:
             return False
         try:

@@ -170,4 +170,11 @@ class CheckedSocketFramer(_CheckedFramer, FramerSocket):
 
 
 class CheckedRtuFramer(_CheckedFramer, FramerRTU):
-    """RTU (serial or over TCP): the CRC guards the bytes; pymodbus hunts past garbage."""
+    """RTU (serial or over TCP): the CRC guards the bytes; pymodbus hunts past garbage.
+
+    RTU has no transaction id: an answer from another unit is most likely a late answer to an
+    earlier request, so it is skipped (and counted) while this request keeps waiting.
+    """
+
+    def _stale(self, pdu: ModbusPDU, request: ModbusPDU) -> bool:
+        return pdu.dev_id != request.dev_id

@@ -31,6 +31,7 @@ from .room import NoAnswer, Room, SimBus
 
 _LOG = logging.getLogger(__name__)
 MAX_BUFFER = 512
+GATEWAY_TARGET_FAILED = 11
 MAX_READ = 125  # registers per FC03/FC04 (Modbus application protocol v1.1b3, 6.3)
 MAX_WRITE = 123  # registers per FC16 (6.12)
 
@@ -71,8 +72,13 @@ class ServerStats:
 class BusProtocolHandler:
     """Turns request bytes into answer bytes for one simulated bus (one connection)."""
 
-    def __init__(self, bus: SimBus, *, rtu: bool, timing: LineTiming | None) -> None:
+    def __init__(
+        self, bus: SimBus, *, rtu: bool, timing: LineTiming | None, gateway: bool = False
+    ) -> None:
+        """``gateway``: answer for an absent unit with exception 11 (gateway target device
+        failed to respond), as a Modbus TCP gateway does, instead of silence."""
         self.bus = bus
+        self.gateway = gateway
         self.rtu = rtu
         self.timing = timing
         self.decoder = DecodePDU(is_server=True)
@@ -111,6 +117,8 @@ class BusProtocolHandler:
         try:
             self.bus.device(unit)
         except NoAnswer:
+            if self.gateway and not self.bus.vanished:
+                return ExceptionResponse(fc & 0x7F, GATEWAY_TARGET_FAILED, device_id=unit)
             return None
         if (code := request_problem(pdu)) is not None:
             return ExceptionResponse(fc & 0x7F, code, device_id=unit)
@@ -217,6 +225,7 @@ class TcpBusServer:
         *,
         rtu: bool = False,
         timing: LineTiming | None = None,
+        gateway: bool = False,
     ) -> None:
         self.room = room
         self.bus = room.buses[bus_index]
@@ -224,6 +233,7 @@ class TcpBusServer:
         self.port = port
         self.rtu = rtu
         self.timing = timing
+        self.gateway = gateway
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._watch: asyncio.Task[None] | None = None
@@ -262,7 +272,9 @@ class TcpBusServer:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handler = BusProtocolHandler(self.bus, rtu=self.rtu, timing=self.timing)
+        handler = BusProtocolHandler(
+            self.bus, rtu=self.rtu, timing=self.timing, gateway=self.gateway
+        )
         self.handlers.append(handler)
         sender = _Sender(writer.write)
         self._writers.add(writer)
