@@ -49,7 +49,9 @@ class Hostile(StrEnum):
     FRAGMENTED = "fragmented"  # a correct answer, one byte at a time
 
 
-TCP_ONLY = frozenset({Hostile.WRONG_TID, Hostile.MBAP_SHORT, Hostile.MBAP_LONG, Hostile.PROTOCOL_ID})
+TCP_ONLY = frozenset(
+    {Hostile.WRONG_TID, Hostile.MBAP_SHORT, Hostile.MBAP_LONG, Hostile.PROTOCOL_ID}
+)
 WRITE_MODES = frozenset({Hostile.SHORT_ECHO})
 RELAY_MODES = frozenset({Hostile.FLIP_INPUT})
 READ_FC = 3

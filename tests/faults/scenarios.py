@@ -51,7 +51,7 @@ from bacs_core.bus.plausibility import STEPS
 from bacs_core.events import Event, EventType
 from bacs_core.manager import Manager, MemoryStorage, validate_config
 from bacs_core.manager.storage import FileStorage
-from bacs_core.model import DeviceFamily, Quality
+from bacs_core.model import Quality
 from bacs_core.sim.physics import ChargerMode
 from bacs_core.sim.room import Fault, FaultKind, Room, RoomConfig
 from bacs_core.sim.server import TcpBusServer
@@ -118,7 +118,7 @@ class Outcome:
         return sum(getattr(self, m) for m in METRICS) + self.other_units_lost
 
 
-# -- the catalogue ----------------------------------------------------------------------------
+# -- the catalogue --
 def all_scenarios(seeds: int = 2) -> list[Scenario]:
     out: list[Scenario] = []
     for seed in range(1, seeds + 1):
@@ -161,7 +161,7 @@ def representative() -> list[Scenario]:
     return [sc for k, sc in enumerate(picked) if sc not in picked[:k]]
 
 
-# -- watching the logs ---------------------------------------------------------------------------
+# -- watching the logs --
 class LogWatch(logging.Handler):
     """Counts tracebacks and asyncio errors ("Fatal error on transport", unretrieved task
     exceptions) logged anywhere, and loop exception-handler calls."""
@@ -200,7 +200,7 @@ class LogWatch(logging.Handler):
             loop.set_exception_handler(previous)
 
 
-# -- truth -------------------------------------------------------------------------------------
+# -- truth --
 def truth(room: Room, unit: int) -> dict[str, float]:
     dev = room.buses[0].devices[unit]
     block = reg.measurement_block(dev.kind)
@@ -352,7 +352,7 @@ async def _wire_cycle(
     return readings
 
 
-# -- manager scenarios -------------------------------------------------------------------------------
+# -- manager scenarios --
 def manager_config(url: str, storage_path: str | None = None) -> Any:
     data: dict[str, Any] = {
         "buses": [{"id": "bus1", "url": url, "timeout": TIMEOUT, "retries": 1}],
@@ -419,9 +419,10 @@ class Harness:
 
 
 def full_data(snap: SystemSnapshot) -> bool:
-    modules_ok = all(
-        m.voltage.quality is Quality.OK for s in snap.strings for m in s.modules
-    ) and sum(len(s.modules) for s in snap.strings) == BLOCKS
+    modules_ok = (
+        all(m.voltage.quality is Quality.OK for s in snap.strings for m in s.modules)
+        and sum(len(s.modules) for s in snap.strings) == BLOCKS
+    )
     return bool(modules_ok and snap.relays and all(b.connected for b in snap.buses))
 
 
@@ -457,9 +458,7 @@ async def run_manager(sc: Scenario) -> Outcome:
         elif tripped_at is not None or h.relay_energised:
             out.false_trips += 1
             out.notes.append(f"tripped at cycle {tripped_at}: {snap.safety.reason}")
-        out.rejected_frames = sum(
-            c.rejected_frames() for c in manager._clients.values()
-        )
+        out.rejected_frames = sum(c.rejected_frames() for c in manager._clients.values())
         await manager.stop()
     return out
 
@@ -493,7 +492,7 @@ async def run_bus_killed(sc: Scenario) -> Outcome:
     return out
 
 
-# -- latch scenarios ----------------------------------------------------------------------------------
+# -- latch scenarios --
 def _latched(snap: SystemSnapshot | None) -> bool:
     return snap is not None and snap.safety.trip_state in LATCHED
 
@@ -613,7 +612,7 @@ async def run_state_file(sc: Scenario) -> Outcome:
     return out
 
 
-# -- kill -9 of `bacs run` ---------------------------------------------------------------------------------
+# -- kill -9 of `bacs run` --
 async def _read_status(proc: asyncio.subprocess.Process, want: str, limit: float) -> str | None:
     """Status lines of ``bacs run`` until one contains ``want``."""
     assert proc.stdout is not None
@@ -697,8 +696,10 @@ async def run_kill9(sc: Scenario) -> Outcome:
                     out.notes.append(f"run {attempt + 1}: never showed {want!r}")
                     out.crashes += 1
                 if attempt == 1 and line is not None:
-                    if sc.mode == "mid_trip" and "trip tripped" not in line and (
-                        "trip failed" not in line
+                    if (
+                        sc.mode == "mid_trip"
+                        and "trip tripped" not in line
+                        and ("trip failed" not in line)
                     ):
                         out.latches_lost += 1
                         out.notes.append(f"after restart: {line.strip()}")
