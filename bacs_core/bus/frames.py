@@ -104,6 +104,9 @@ class _CheckedFramer(FramerBase):
     def _stale(self, pdu: ModbusPDU, request: ModbusPDU) -> bool:
         return False
 
+    def _frame_end(self, data: bytes, size: int, dev_id: int, frame: bytes) -> int:
+        return size
+
     def handleFrame(
         self, data: bytes, exp_devid: int, exp_tid: int
     ) -> tuple[int, ModbusPDU | None]:
@@ -127,6 +130,7 @@ class _CheckedFramer(FramerBase):
                 return len(data), None
             pdu.dev_id = dev_id
             pdu.transaction_id = tid
+            size = self._frame_end(rest, size, dev_id, frame)
             raw = rest[:size]
             used += size
             request = self.expected
@@ -178,3 +182,9 @@ class CheckedRtuFramer(_CheckedFramer, FramerRTU):
 
     def _stale(self, pdu: ModbusPDU, request: ModbusPDU) -> bool:
         return pdu.dev_id != request.dev_id
+
+    def _frame_end(self, data: bytes, size: int, dev_id: int, frame: bytes) -> int:
+        """pymodbus consumes the whole buffer with an RTU frame; stop after the frame (and its
+        CRC) instead, so an answer right behind a skipped one is still read."""
+        start = data.find(bytes([dev_id]) + frame)
+        return size if start < 0 else min(size, start + len(frame) + 3)

@@ -176,7 +176,8 @@ class HostileServer:
         out: bytes = b""
         match m:
             case Hostile.WRONG_FUNCTION:
-                p[0] = 4
+                p[0] = 4  # input registers: other words at the same addresses
+                p[2:] = bytes(b ^ 0x11 for b in p[2:])
                 out = frame(bytes(p), unit, tid)
             case Hostile.WRONG_UNIT:
                 out = frame(payload, unit % 246 + 1, tid)
