@@ -41,7 +41,8 @@ async def main_async(args: argparse.Namespace) -> tuple[dict[str, object], list[
         outcome = await run(sc)
         outcomes.append(outcome)
         if args.verbose:
-            flags = {m: getattr(outcome, m) for m in METRICS if getattr(outcome, m)}
+            names = (*METRICS, "other_units_lost")
+            flags = {m: getattr(outcome, m) for m in names if getattr(outcome, m)}
             print(
                 f"{sc.name:<48} recovery {outcome.recovery_cycles} {flags or ''}"
                 f" {outcome.notes[:2] if flags else ''}",
