@@ -33,7 +33,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         (["scan", "tcp://bad host:502"], "not a host name"),
         (["scan", "tcp://gateway:0"], "port must be a number"),
         (["scan", "tcp://gateway:502?x=1"], "no path or options"),
-        (["scan", "sim://demo?speed=nan"], "speed must be a positive number"),
+        (["scan", "sim://demo?speed=nan"], "speed must be a number ≥ 0"),
         (["scan", "tcp://127.0.0.1:1", "--timeout", "-1"], "--timeout: -1 must be above 0"),
         (["scan", "tcp://127.0.0.1:1", "--timeout", "0"], "--timeout: 0 must be above 0"),
         (["scan", "tcp://127.0.0.1:1", "--timeout", "nan"], "not a finite number"),
