@@ -68,7 +68,9 @@ class HostileServer:
         rate: float = 1.0,
         seed: int = 1,
         delay_s: float = 0.25,
+        spare: int = 0,
     ) -> None:
+        """``spare``: the target's first requests answered correctly (e.g. a scan's)."""
         self.room = room
         self.bus = room.buses[0]
         self.mode = mode
@@ -80,6 +82,7 @@ class HostileServer:
         self.armed = False  # the scan runs clean; the scenario arms the misbehaviour after it
         self.port = 0
         self.mangled = 0
+        self.spare = spare
         self._glitched_last = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -146,6 +149,9 @@ class HostileServer:
 
     def _misbehaves(self, unit: int, pdu: bytes) -> bool:
         if not self.armed or unit != self.target:
+            return False
+        if self.spare > 0:
+            self.spare -= 1
             return False
         fc = pdu[0]
         if self.mode in WRITE_MODES:

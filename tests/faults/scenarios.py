@@ -562,7 +562,7 @@ STATE_DAMAGE = ("garbage", "truncated", "invalid_utf8", "wrong_types", "director
 def damage_state_file(path: Path, how: str) -> None:
     text = path.read_text(encoding="utf-8")
     if how == "garbage":
-        path.write_bytes(os.urandom(64))
+        path.write_bytes(b"\x00\x93\xfe{garbage" + bytes(range(128, 192)))
     elif how == "truncated":
         path.write_text(text[: len(text) // 2], encoding="utf-8")
     elif how == "invalid_utf8":
