@@ -20,12 +20,10 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,10 +35,8 @@ from typing import Any
 import aiohttp
 from packaging.requirements import Requirement
 from release_artifacts import ROOT, Artifacts, ReleaseError, build, check
+from release_env import clean_env, ha_pins, installed, make_ha_env, make_wheelhouse, wire_tests
 
-# Left out of the view of Home Assistant's site-packages: our own package (the shared venv
-# holds it editable) and what Home Assistant must install itself.
-HIDDEN = re.compile(r"^(bacs_core|__editable__.*bacs_core.*|pymodbus)([-.].*)?$|\.pth$")
 STRINGS, BLOCKS = 1, 4
 HA_START_S, ENTITIES_S = 120.0, 90.0
 CONFIGURATION = """\
@@ -74,65 +70,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def query(python: Path, code: str, cwd: Path | None = None) -> Any:
-    """Run ``code`` (which prints JSON) in another interpreter, outside the source tree."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run(
-        [str(python), "-c", code], capture_output=True, text=True, check=False, env=env, cwd=cwd
-    )
-    if proc.returncode:
-        raise ReleaseError(f"{python} failed: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout)
-
-
-def make_ha_env(ha_python: Path, work: Path) -> Path:
-    """A virtualenv whose Home Assistant is ``ha_python``'s, without bacs-core or pymodbus."""
-    info = query(
-        ha_python,
-        "import json, sys, sysconfig; print(json.dumps({'base': sys._base_executable, "
-        "'site': sysconfig.get_path('purelib'), 'scripts': sysconfig.get_path('scripts')}))",
-    )
-    view = work / "ha-site-packages"
-    view.mkdir()
-    for entry in Path(info["site"]).iterdir():
-        if not HIDDEN.match(entry.name):
-            (view / entry.name).symlink_to(entry)
-    env = work / "ha-env"
-    subprocess.run([info["base"], "-m", "venv", "--without-pip", str(env)], check=True)
-    site = query(
-        env / "bin" / "python",
-        "import json, sysconfig; print(json.dumps(sysconfig.get_path('purelib')))",
-    )
-    (Path(site) / "ha-view.pth").write_text(f"{view}\n")
-    (env / "bin" / "uv").symlink_to(
-        Path(info["scripts"]) / "uv"
-    )  # Home Assistant runs python -m uv
-    return env
-
-
-def make_wheelhouse(art: Artifacts, deps: Path, work: Path) -> Path:
-    house = work / "wheelhouse"
-    house.mkdir()
-    shutil.copy2(art.wheel, house)
-    for wheel in deps.glob("*.whl"):
-        shutil.copy2(wheel, house)
-    return house
-
-
-def ha_pins(env: Path) -> dict[str, str]:
-    """What this Home Assistant pins: its modbus integration's pymodbus, its constraints file."""
-    code = """
-import json, pathlib
-from homeassistant.const import __version__
-import homeassistant
-root = pathlib.Path(homeassistant.__file__).parent
-pins = json.loads((root / "components/modbus/manifest.json").read_text())["requirements"]
-print(json.dumps({"version": __version__, "constraints": str(root / "package_constraints.txt"),
-                  "pymodbus": next(r for r in pins if r.startswith("pymodbus"))}))
-"""
-    return dict(query(env / "bin" / "python", code))
 
 
 class Process:
@@ -275,18 +212,6 @@ async def wait_for_entities(ha: HomeAssistant) -> list[dict[str, Any]]:
     )
 
 
-def installed(env: Path, work: Path) -> dict[str, Any]:
-    return dict(
-        query(
-            env / "bin" / "python",
-            "import json, importlib.metadata as md, bacs_core, pymodbus; print(json.dumps("
-            "{'bacs-core': md.version('bacs-core'), 'pymodbus': md.version('pymodbus'), "
-            "'file': bacs_core.__file__}))",
-            cwd=work,
-        )
-    )
-
-
 async def run_home_assistant(
     art: Artifacts, env: Path, house: Path, work: Path, say: Callable[[str], None]
 ) -> list[str]:
@@ -297,8 +222,7 @@ async def run_home_assistant(
         archive.extractall(config / "custom_components" / "bacs")
     port = free_port()
     (config / "configuration.yaml").write_text(CONFIGURATION.format(port=port))
-    run_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    run_env |= {
+    run_env = clean_env() | {
         "UV_OFFLINE": "1",
         "UV_FIND_LINKS": str(house),
         "UV_INDEX_URL": (work / "no-index").as_uri(),
@@ -374,20 +298,6 @@ async def wait_for_port(proc: Process, port: int) -> None:
             return
         await asyncio.sleep(0.2)
     raise ReleaseError(f"the simulator did not listen within 30 s:\n{proc.tail()}")
-
-
-def wire_tests(env: Path) -> str:
-    """bacs_core's wire tests on the Home Assistant environment's (pinned) pymodbus."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run(
-        [str(env / "bin" / "python"), "-m", "pytest", "tests/core/test_bus_wire.py", "-q",
-         "-p", "no:homeassistant", "-p", "no:cacheprovider"],
-        cwd=ROOT, capture_output=True, text=True, check=False, env=clean,
-    )  # fmt: skip
-    summary = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
-    if proc.returncode:
-        raise ReleaseError(f"wire tests failed:\n{proc.stdout[-4000:]}")
-    return summary
 
 
 async def main_async(args: argparse.Namespace) -> int:
