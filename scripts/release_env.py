@@ -44,14 +44,16 @@ def make_ha_env(ha_python: Path, work: Path) -> Path:
     """A virtualenv whose Home Assistant is ``ha_python``'s, without bacs-core or pymodbus."""
     info = query(
         ha_python,
-        "import json, sys, sysconfig; print(json.dumps({'base': sys._base_executable, "
-        "'site': sysconfig.get_path('purelib'), 'scripts': sysconfig.get_path('scripts')}))",
+        "import json, os, sys, sysconfig; print(json.dumps({'base': sys._base_executable, "
+        "'sites': [p for p in sys.path if p.endswith('site-packages') and os.path.isdir(p)], "
+        "'scripts': sysconfig.get_path('scripts')}))",
     )
     view = work / "ha-site-packages"
     view.mkdir()
-    for entry in Path(info["site"]).iterdir():
-        if not HIDDEN.match(entry.name):
-            (view / entry.name).symlink_to(entry)
+    for site_dir in info["sites"]:  # in import order: the first of a name wins
+        for entry in Path(site_dir).iterdir():
+            if not HIDDEN.match(entry.name) and not (view / entry.name).exists():
+                (view / entry.name).symlink_to(entry)
     env = work / "ha-env"
     subprocess.run([info["base"], "-m", "venv", "--without-pip", str(env)], check=True)
     site = query(
