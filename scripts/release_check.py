@@ -274,6 +274,8 @@ async def run_home_assistant(
             if state != "loaded":
                 raise ReleaseError(f"config entry is {state}:\n{hass.tail()}")
             say(f"{len(entities)} entities with values, entry {entry['title']!r} {state}")
+    except ReleaseError as err:
+        problems.append(str(err))
     finally:
         if sim is not None:
             await sim.stop()
@@ -281,10 +283,20 @@ async def run_home_assistant(
         say("Home Assistant stopped")
     if code != 0:
         problems.append(f"Home Assistant exited with {code}:\n{hass.tail()}")
-    log = (config / "home-assistant.log").read_text(errors="replace")
-    errors = [line for line in log.splitlines() if re.search(r" (ERROR|CRITICAL) .*bacs", line)]
-    problems += [f"log: {line}" for line in errors[:10]]
-    return problems
+    log_file = config / "home-assistant.log"
+    log = log_file.read_text(errors="replace") if log_file.exists() else ""
+    return problems + log_problems(log)
+
+
+def log_problems(log: str) -> list[str]:
+    """Errors about us in Home Assistant's log; a failed install with uv's reason."""
+    lines = log.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if re.search(r" (ERROR|CRITICAL) .*(bacs|Unable to install)", line):
+            reason = [ln for ln in lines[i + 1 : i + 8] if ln.startswith(" ")]
+            out.append("\n".join(["log: " + line, *reason]))
+    return out[:10]
 
 
 async def wait_for_port(proc: Process, port: int) -> None:
@@ -307,9 +319,10 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"   [{time.monotonic() - started:3.0f} s] {text}", flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="bacs-release-"))
+    problems: list[str] = []
     try:
         art = build(work / "out")
-        problems = check(art)
+        problems += check(art)
         say(f"built {art.sdist.name}, {art.wheel.name}, {art.hacs_zip.name}")
         env = make_ha_env(args.ha_python, work)
         pins = ha_pins(env)
@@ -318,6 +331,8 @@ async def main_async(args: argparse.Namespace) -> int:
         if not any(house.glob("pymodbus-*.whl")):
             raise ReleaseError(f"no pymodbus wheel in {args.wheelhouse} (see scripts/test)")
         problems += await run_home_assistant(art, env, house, work, say)
+        if problems:
+            raise ReleaseError("Home Assistant did not install and load the integration")
         got = installed(env, work)
         say(f"Home Assistant installed bacs-core {got['bacs-core']}, pymodbus {got['pymodbus']}")
         if got["bacs-core"] != str(art.version) or not got["file"].startswith(str(env)):
@@ -329,7 +344,7 @@ async def main_async(args: argparse.Namespace) -> int:
         if args.wire_tests:
             say(f"wire tests on pymodbus {got['pymodbus']}: {wire_tests(env)}")
     except ReleaseError as err:
-        problems = [str(err)]
+        problems.append(str(err))
     finally:
         if args.keep:
             print(f"   kept {work}")
