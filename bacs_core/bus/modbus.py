@@ -30,6 +30,7 @@ from .errors import (
     DeviceExceptionError,
     PortBusyError,
 )
+from .pymodbus_compat import unit_kwargs
 from .url import BusUrl, Scheme
 
 # pymodbus logs through one process-wide logger and says nothing of which client spoke. Our
@@ -184,7 +185,7 @@ class ModbusTransport:
             for _ in range(tries):
                 try:
                     method = getattr(client, request)
-                    response: ModbusPDU = await method(*args, device_id=unit, **kwargs)
+                    response: ModbusPDU = await method(*args, **unit_kwargs(unit), **kwargs)
                 except ConnectionException as err:
                     await self.close()
                     raise BusConnectionError(str(err)) from err
