@@ -359,3 +359,46 @@ async def test_weekly_summary_names_the_block_that_fell_in_the_last_discharge(
     await hass.services.async_call(
         "automation", "turn_off", {"entity_id": entity_id}, blocking=True
     )
+
+
+def _demo_module() -> Any:
+    import importlib.util
+    import sys
+
+    scripts = SOURCE.parents[2] / "scripts"
+    sys.path.insert(0, str(scripts))
+    try:
+        spec = importlib.util.spec_from_file_location("demo", scripts / "demo.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["demo"] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(scripts))
+
+
+async def test_the_demos_blueprints_are_found_by_home_assistant(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """The demo copies them (a symlinked folder, as before, is not searched by Home
+    Assistant's blueprint glob: nothing was listed)."""
+    from homeassistant.components.automation.helpers import async_get_blueprints
+
+    config_dir = hass.config.config_dir
+    try:
+        linked = tmp_path / "linked"
+        (linked / "blueprints" / "automation").mkdir(parents=True)
+        (linked / "blueprints" / "automation" / "bacs").symlink_to(SOURCE)
+        hass.config.config_dir = str(linked)
+        assert await async_get_blueprints(hass).async_get_blueprints() == {}
+
+        copied = tmp_path / "copied"
+        _demo_module().install_blueprints(copied)
+        _demo_module().install_blueprints(copied)  # again on the next start: refreshed
+        hass.config.config_dir = str(copied)
+        found = await async_get_blueprints(hass).async_get_blueprints()
+        assert sorted(found) == [f"bacs/{name}" for name in BLUEPRINTS]
+        assert all(type(b).__name__ == "Blueprint" for b in found.values()), found
+    finally:
+        hass.config.config_dir = config_dir
