@@ -327,3 +327,40 @@ async def test_on_the_simulator_without_the_grace_the_same_string_alarms_in_minu
     )
     await site.hours(0.5)
     assert [e for e in site.raised(2) if e.data["severity"] == "alarm"]
+
+
+def test_a_spread_is_shown_per_block_against_the_scaled_limit() -> None:
+    modules = [module(1, 13.5), module(2, 14.28)]
+    string = StringObservation(1, ChargeState.FLOAT, 2.3, 0.13, 25.0, modules)
+    update = Clock(engine()).run(700, Observation([string], [], {"bus1": True}), step=50)
+    spread = next(a for a in update.alarms if a.code == "spread_high")
+    assert spread.message == (
+        "String 1: voltage spread (highest − lowest block) 0.78 V, above the 0.73 V alarm limit"
+    )
+
+
+def test_a_restored_alarm_is_not_announced_again() -> None:
+    first = Clock(engine())
+    first.run(60, observe(12.80))
+    saved = first.engine.state_dict()
+    second = Clock(engine())
+    second.engine.restore(saved)
+    assert second.run(60, observe(12.80)).alarms[0].unit == "V"
+    assert second.events == []
+
+
+async def test_the_manager_logs_a_trip(caplog: pytest.LogCaptureFixture) -> None:
+    room = Room(RoomConfig(strings=1, blocks=4, seed=2, settle_days=0.1))
+    manager = Manager(
+        validate_config({"buses": [{"id": "bus1", "url": "sim://x"}], "trip": {"auto": True}}),
+        storage=MemoryStorage(),
+        transports={"bus1": LoopbackTransport(room)},
+    )
+    await manager.start(run_loop=False)
+    await manager.poll_once()
+    await manager.trip("smoke in the room")
+    await manager.stop()
+    assert any(
+        r.levelname == "WARNING" and r.name.startswith("bacs_core") and "smoke" in r.getMessage()
+        for r in caplog.records
+    ), caplog.records
