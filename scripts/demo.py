@@ -412,7 +412,13 @@ class HomeAssistantApi:
         steps: list[dict[str, Any]] = [
             {"next_step_id": "tcp"},
             {"host": "127.0.0.1", "tcp_port": sim_port, "framing": "modbus_tcp"},
-            {"string_count": STRINGS, "capacity_ah": 100, "chemistry": "vrla", "auto_trip": True},
+            {
+                "name": "Battery room",
+                "string_count": STRINGS,
+                "capacity_ah": 100,
+                "chemistry": "vrla",
+                "auto_trip": True,
+            },
         ]
         for answer in steps:
             flow = await self.rest("POST", path, answer)

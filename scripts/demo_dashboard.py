@@ -150,28 +150,39 @@ def alarms_card(room: Room) -> dict[str, Any]:
     return {"type": "markdown", "title": "Alarms", "content": content}
 
 
-def breaker_buttons(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def breaker_buttons(hub: Device | None, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Trip (a test) and reset the breaker from the dashboard, each behind a confirmation:
-    the integration's own actions, so a refused reset shows the manager's reason."""
+    the integration's Trip breaker / Reset breaker buttons (admin only; unavailable without a
+    trip relay), or its actions where those buttons are not there."""
     entry_id = next((e["config_entry_id"] for e in entities if e.get("config_entry_id")), None)
     if entry_id is None:
         return []
+    buttons = hub.entities if hub is not None else {}
 
-    def button(
-        name: str, icon: str, action: str, text: str, data: dict[str, str]
-    ) -> dict[str, Any]:
-        return {
+    def button(name: str, icon: str, key: str, text: str, data: dict[str, str]) -> dict[str, Any]:
+        entity_id = buttons.get(key)
+        if entity_id is not None:
+            action: dict[str, Any] = {
+                "action": "perform-action",
+                "perform_action": "button.press",
+                "target": {"entity_id": entity_id},
+            }
+        else:
+            action = {
+                "action": "perform-action",
+                "perform_action": f"bacs.{key}_breaker",
+                "data": {"config_entry_id": entry_id, **data},
+            }
+        card: dict[str, Any] = {
             "type": "button",
             "name": name,
             "icon": icon,
             "show_state": False,
-            "tap_action": {
-                "action": "perform-action",
-                "perform_action": f"bacs.{action}",
-                "data": {"config_entry_id": entry_id, **data},
-                "confirmation": {"text": text},
-            },
+            "tap_action": {**action, "confirmation": {"text": text}},
         }
+        if entity_id is not None:
+            card["entity"] = entity_id
+        return card
 
     return [
         {
@@ -179,15 +190,15 @@ def breaker_buttons(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "cards": [
                 button(
                     "Trip breaker (test)",
-                    "mdi:electric-switch",
-                    "trip_breaker",
+                    "mdi:power-plug-off",
+                    "trip",
                     "Open the battery breakers now? They stay open until reset.",
                     {"reason": "test from the dashboard"},
                 ),
                 button(
                     "Reset breaker",
-                    "mdi:restore",
-                    "reset_breaker",
+                    "mdi:restore-alert",
+                    "reset",
                     "Release the trip? The breakers are then closed by hand.",
                     {},
                 ),
@@ -220,7 +231,7 @@ def build_dashboard(
                 "acknowledge",
             ],
         ),
-        *breaker_buttons(entities),
+        *breaker_buttons(room.hub, entities),
         alarms_card(room),
         worst_blocks_card(room),
     ]

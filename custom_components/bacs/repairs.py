@@ -178,9 +178,8 @@ class PortMissingRepairFlow(RepairsFlow):
             except BusConnectionError:
                 errors["base"] = "cannot_connect"
             else:
-                self.hass.config_entries.async_update_entry(
-                    entry, data={**data, CONF_URL: url}, unique_id=f"serial:{path}"
-                )
+                # The unique id is the bus's hardware: a new port does not change it.
+                self.hass.config_entries.async_update_entry(entry, data={**data, CONF_URL: url})
                 self.hass.config_entries.async_schedule_reload(entry.entry_id)
                 return self.async_create_entry(data={})
         ports = await self.hass.async_add_executor_job(list_serial_ports)

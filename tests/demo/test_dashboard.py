@@ -26,7 +26,9 @@ def load(name: str) -> ModuleType:
         sys.path.remove(str(SCRIPTS))
 
 
-def registry(blocks: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def registry(
+    blocks: int = 3, buttons: bool = True
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     devices = [{"id": "hub", "name": "BACS 127.0.0.1", "model": "BACS manager"}]
     entities: list[dict[str, Any]] = []
 
@@ -46,6 +48,9 @@ def registry(blocks: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     add("hub", "sensor.bacs_active_alarms", "E-active_alarms", "Active alarms")
     add("hub", "sensor.bacs_alarms", "E-alarms", "Alarms")
     add("hub", "binary_sensor.bacs_thermal_runaway", "E-thermal_runaway", "Thermal runaway")
+    if buttons:
+        add("hub", "button.bacs_trip_breaker", "E-trip", "Trip breaker")
+        add("hub", "button.bacs_reset_breaker", "E-reset", "Reset breaker")
     for s in (1, 2):
         devices.append(
             {
@@ -88,11 +93,12 @@ def test_dashboard_has_every_part_in_block_order() -> None:
     cards = config["views"][0]["cards"]
     titles = [c.get("title") for c in cards]
     buttons = cards[1]["cards"]
-    assert [b["tap_action"]["perform_action"] for b in buttons] == [
-        "bacs.trip_breaker",
-        "bacs.reset_breaker",
+    # The integration's (admin-only) buttons, each behind a confirmation.
+    assert [b["tap_action"]["perform_action"] for b in buttons] == ["button.press"] * 2
+    assert [b["tap_action"]["target"]["entity_id"] for b in buttons] == [
+        "button.bacs_trip_breaker",
+        "button.bacs_reset_breaker",
     ]
-    assert all(b["tap_action"]["data"]["config_entry_id"] == "ENTRY" for b in buttons)
     assert all("confirmation" in b["tap_action"] for b in buttons)
     del cards[1]
     assert titles[:1] + titles[2:4] == [
@@ -115,6 +121,18 @@ def test_dashboard_has_every_part_in_block_order() -> None:
     # No current sensors, no spread sensors in this registry: those graphs are left out.
     assert [g["title"] for g in graphs] == ["String voltages", "Room and block temperatures"]
     assert "sensor.off" not in repr(config)  # disabled entities stay off the dashboard
+
+
+def test_dashboard_falls_back_to_the_actions() -> None:
+    dashboard = load("demo_dashboard")
+    cards = dashboard.build_dashboard(*registry(buttons=False))["views"][0]["cards"]
+    buttons = cards[1]["cards"]
+    assert [b["tap_action"]["perform_action"] for b in buttons] == [
+        "bacs.trip_breaker",
+        "bacs.reset_breaker",
+    ]
+    assert all(b["tap_action"]["data"]["config_entry_id"] == "ENTRY" for b in buttons)
+    assert all("confirmation" in b["tap_action"] for b in buttons)
 
 
 def test_demo_state_survives_and_a_damaged_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -230,7 +230,7 @@ def test_rest_api_lists_the_integrations_entities(first_run: DemoProcess) -> Non
     ]
     assert len(block_voltages) == 64
     assert all(9.7 <= float(s["state"]) <= 17.0 for s in block_voltages)
-    assert states["sensor.bacs_127_0_0_1_breaker"]["state"] == "closed"
+    assert states["sensor.battery_room_breaker"]["state"] == "closed"
 
 
 def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> None:
@@ -292,12 +292,12 @@ def test_the_ui_config_flow_adds_a_bus(first_run: DemoProcess) -> None:
         expect(page.get_by_text("What the scan found")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("battery modules 32")).to_be_visible()
         page.get_by_role("button", name="Submit").click()
-        expect(page.get_by_text("Created configuration for BACS simulator demo")).to_be_visible(
+        expect(page.get_by_text("Created configuration for Simulator demo")).to_be_visible(
             timeout=60_000
         )
         page.get_by_role("button", name="Finish").click()
     entries = get(first_run.base, "/api/config/config_entries/entry?domain=bacs", token)
-    added = [e for e in entries if e["title"] == "BACS simulator demo"]
+    added = [e for e in entries if e["title"] == "Simulator demo"]
     assert [e["state"] for e in added] == ["loaded"]
     request = urllib.request.Request(  # removal: the manager stops, nothing is left behind
         f"{first_run.base}/api/config/config_entries/entry/{added[0]['entry_id']}",
@@ -307,15 +307,16 @@ def test_the_ui_config_flow_adds_a_bus(first_run: DemoProcess) -> None:
     with urllib.request.urlopen(request, timeout=30) as resp:
         assert resp.status == 200
     entries = get(first_run.base, "/api/config/config_entries/entry?domain=bacs", token)
-    assert [e["title"] for e in entries] == ["BACS 127.0.0.1"]
+    assert [e["title"] for e in entries] == ["Battery room"]
 
 
 def test_trip_and_reset_from_the_dashboard(first_run: DemoProcess, demo_dir: Path) -> None:
-    """The dashboard's buttons run the integration's actions; the simulator's breaker follows."""
+    """The dashboard presses the integration's Trip/Reset buttons (the demo user is the
+    owner, an administrator), each after a confirmation; the simulator's breaker follows."""
 
     token = login(first_run.base, "demo", "demo")
-    breaker = "sensor.bacs_127_0_0_1_breaker"
-    trip = "sensor.bacs_127_0_0_1_breaker_trip"
+    breaker = "sensor.battery_room_breaker"
+    trip = "sensor.battery_room_breaker_trip"
 
     def wait_for(entity_id: str, wanted: str) -> None:
         deadline = time.monotonic() + 90

@@ -94,9 +94,11 @@ def test_pymodbus_range_admits_home_assistants_own() -> None:
 
 def test_usb_matchers() -> None:
     pairs = {(m["vid"], m["pid"]) for m in MANIFEST["usb"]}
-    assert {("0403", "6001"), ("1A86", "7523"), ("10C4", "EA60")} <= pairs
+    assert {("0403", "6001"), ("10C4", "EA60")} <= pairs
     for m in MANIFEST["usb"]:
         assert set(m) <= {"vid", "pid", "serial_number", "manufacturer", "description"}
+        assert m["description"] == m["description"].lower()  # hassfest: lowercase patterns
+        assert "485" in m["description"]  # RS-485 adapters only (test_usb_discovery.py)
         assert re.fullmatch(r"[0-9A-F]{4}", m["vid"]) and re.fullmatch(r"[0-9A-F]{4}", m["pid"])
     assert "async_step_usb" in SOURCES["config_flow.py"]
 
