@@ -196,6 +196,7 @@ def bacs_states(base: str, token: str) -> dict[str, dict[str, Any]]:
         and (
             "string_" in s["entity_id"]
             or "bacs_" in s["entity_id"]
+            or "battery_room_" in s["entity_id"]  # the demo names its system "Battery room"
             or "relay_module" in s["entity_id"]
         )
     }
