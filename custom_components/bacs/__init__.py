@@ -33,6 +33,7 @@ from .coordinator import (
     hub_identifier,
     string_identifier,
 )
+from .repairs import SafetyNotices, async_delete_safety_issues
 from .services import async_setup_services
 
 _LOGGER = logging.getLogger(__name__)
@@ -105,6 +106,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
     data = entry.runtime_data
     data.unsubscribe.append(manager.add_snapshot_listener(coordinator.handle_snapshot))
     data.unsubscribe.append(manager.add_event_listener(coordinator.handle_event))
+    notices = SafetyNotices(hass, entry)  # a trip: repair issue, notification, log line
+    notices.update(coordinator.data)
+    entry.async_on_unload(coordinator.async_add_listener(lambda: notices.update(coordinator.data)))
 
     async def _stop_on_shutdown(_event: Event) -> None:
         await manager.stop()
@@ -178,6 +182,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> Non
     """Forget the persisted manager state with the entry."""
     await StoreStorage(hass, entry.entry_id).store.async_remove()
     ir.async_delete_issue(hass, DOMAIN, f"port_missing_{entry.entry_id}")
+    async_delete_safety_issues(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(
