@@ -74,10 +74,19 @@ class _CheckedFramer(FramerBase):
 
     checksummed = True
 
-    def __init__(self, *args: object, on_reject: RejectHook | None = None, **kw: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        on_reject: RejectHook | None = None,
+        waiting: Callable[[], bool] | None = None,
+        **kw: object,
+    ) -> None:
+        """``waiting``: whether a request still waits for its answer (it may have timed out);
+        an answer nobody waits for is skipped, never handed to pymodbus."""
         super().__init__(*args, **kw)  # type: ignore[arg-type]
         self.expected: ModbusPDU | None = None
         self.on_reject = on_reject
+        self.waiting = waiting or (lambda: True)
 
     def buildFrame(self, message: ModbusPDU) -> bytes:
         """pymodbus frames every outgoing request here: remember it to check its answer."""
@@ -110,6 +119,14 @@ class _CheckedFramer(FramerBase):
     def handleFrame(
         self, data: bytes, exp_devid: int, exp_tid: int
     ) -> tuple[int, ModbusPDU | None]:
+        """pymodbus ≥ 3.9 calls this with each received chunk; never raises."""
+        return self._checked(data)
+
+    def processIncomingFrame(self, data: bytes) -> tuple[int, ModbusPDU | None]:
+        """The same entry point under its pymodbus 3.8 name."""
+        return self._checked(data)
+
+    def _checked(self, data: bytes) -> tuple[int, ModbusPDU | None]:
         """pymodbus's ADU and PDU decoding, then the checks; never raises."""
         used = 0
         while used < len(data):
@@ -134,7 +151,7 @@ class _CheckedFramer(FramerBase):
             raw = rest[:size]
             used += size
             request = self.expected
-            if request is None or self._stale(pdu, request):
+            if request is None or self._stale(pdu, request) or not self.waiting():
                 # An answer to an earlier request (it timed out) or to none at all.
                 self._reject("answer to no outstanding request", unit=pdu.dev_id)
                 continue

@@ -105,11 +105,11 @@ class BusProtocolHandler:
                     address=request.address, count=request.count, dev_id=unit
                 )
             self.bus.device(unit)
-            return ExceptionResponse(fc, ILLEGAL_FUNCTION, device_id=unit)
+            return ExceptionResponse(fc, ILLEGAL_FUNCTION, unit)
         except NoAnswer:
             return None
         except ModbusDeviceError as err:
-            return ExceptionResponse(fc, err.code, device_id=unit)
+            return ExceptionResponse(fc, err.code, unit)
 
     def _respond(self, unit: int, pdu: bytes) -> ModbusPDU | None:
         """The answer to one request PDU; None when nothing answers (no such unit)."""
@@ -118,16 +118,16 @@ class BusProtocolHandler:
             self.bus.device(unit)
         except NoAnswer:
             if self.gateway and not self.bus.vanished:
-                return ExceptionResponse(fc & 0x7F, GATEWAY_TARGET_FAILED, device_id=unit)
+                return ExceptionResponse(fc & 0x7F, GATEWAY_TARGET_FAILED, unit)
             return None
         if (code := request_problem(pdu)) is not None:
-            return ExceptionResponse(fc & 0x7F, code, device_id=unit)
+            return ExceptionResponse(fc & 0x7F, code, unit)
         try:
             request = self.decoder.decode(pdu)
         except Exception:  # pymodbus raises struct.error on a PDU shorter than its kind
             request = None
         if request is None:
-            return ExceptionResponse(fc, ILLEGAL_VALUE, device_id=unit)
+            return ExceptionResponse(fc, ILLEGAL_VALUE, unit)
         request.dev_id = unit
         return self._answer(request)
 
