@@ -13,6 +13,7 @@ from typing import Any
 
 from ..events import Event
 from ..manager import ConfigError, Manager, validate_config
+from ..manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from ..snapshot import SystemSnapshot
 from .common import integer, number, quiet_pymodbus
 
@@ -29,7 +30,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--strings", type=integer(1, 64), help="split the modules into this many strings"
     )
-    p.add_argument("--interval", type=number(0.5, 3600), help="poll interval in seconds")
+    p.add_argument(
+        "--interval",
+        type=number(POLL_INTERVAL_MIN, POLL_INTERVAL_MAX),
+        help="poll interval in seconds",
+    )
     p.add_argument("--auto-trip", action="store_true", help="relay k channel n trips string n")
     p.add_argument("--json", action="store_true", help="events as JSON lines")
     p.add_argument(

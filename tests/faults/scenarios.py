@@ -648,7 +648,7 @@ async def _bacs_run(url: str, settings: Path) -> asyncio.subprocess.Process:
 
 
 async def run_kill9(sc: Scenario) -> Outcome:
-    """A real `bacs run` against the simulator (real time, 0.5 s polls), SIGKILLed, restarted."""
+    """A real `bacs run` against the simulator (real time, 1 s polls), SIGKILLed, restarted."""
     out = Outcome(sc)
     room = make_room(sc.seed)
     if sc.mode == "mid_trip":
@@ -680,7 +680,7 @@ async def run_kill9(sc: Scenario) -> Outcome:
                     {
                         "string_count": 1,
                         "capacity_ah": 100,
-                        "poll_interval": 0.5,
+                        "poll_interval": 1.0,
                         "trip": {"auto": True},
                         "storage_path": str(Path(tmp) / "state.json"),
                     }
@@ -691,9 +691,10 @@ async def run_kill9(sc: Scenario) -> Outcome:
             errors = b""
             for attempt in range(2):
                 proc = await _bacs_run(server.url, settings)
-                line = await _read_status(proc, want if attempt == 0 else "cycle 2 ", 40.0)
+                expect = want if attempt == 0 else "cycle 2 "
+                line = await _read_status(proc, expect, 40.0)
                 if line is None:
-                    out.notes.append(f"run {attempt + 1}: never showed {want!r}")
+                    out.notes.append(f"run {attempt + 1}: never showed {expect!r}")
                     out.crashes += 1
                 if attempt == 1 and line is not None:
                     if (
@@ -705,9 +706,12 @@ async def run_kill9(sc: Scenario) -> Outcome:
                         out.notes.append(f"after restart: {line.strip()}")
                     if sc.mode == "mid_discharge" and "trip armed" not in line:
                         out.false_trips += 1
-                proc.send_signal(signal.SIGKILL if attempt == 0 else signal.SIGTERM)
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGKILL if attempt == 0 else signal.SIGTERM)
                 _, err = await proc.communicate()
                 errors += err
+                if line is None and err:
+                    out.notes.append(err.decode(errors="replace").strip()[-300:])
             out.unhandled_exceptions += errors.count(b"Traceback")
             if sc.mode == "mid_trip" and (released or not room.string(1).relay.relays[0]):
                 out.latches_lost += 1
