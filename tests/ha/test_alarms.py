@@ -181,3 +181,23 @@ async def test_old_per_block_balancing_sensors_are_removed(hass: HomeAssistant) 
     )
     await setup(hass, entry)
     assert registry.async_get(old.entity_id) is None
+
+
+async def test_alarms_standing_at_start_are_told_once(hass: HomeAssistant) -> None:
+    """The manager's first cycles run before the integration's devices exist: their events
+    are kept and told once the devices do, each alarm once, on its block's device."""
+    from homeassistant.helpers import device_registry as dr
+    from pytest_homeassistant_custom_component.common import async_capture_events
+
+    from custom_components.bacs.const import EVENT_BACS
+
+    events = async_capture_events(hass, EVENT_BACS)
+    entry = await setup(hass, make_entry(options=WARM))
+    await cycle(hass, entry, 2)
+    raised = [e.data for e in events if e.data["type"] == "alarm_raised"]
+    assert len(raised) == 8
+    assert len({r["device"] for r in raised}) == 8  # one per block, never twice
+    devices = dr.async_get(hass)
+    for r in raised:
+        device = devices.async_get(r["device_id"])
+        assert device is not None and "block" in (device.name or "")
