@@ -156,9 +156,9 @@ def ensure_venv() -> Path:
     log(f">> preparing {VENV} from {REQUIREMENTS.relative_to(ROOT)}")
     if not python.exists():
         subprocess.run([base, "-m", "venv", str(VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
-        + ["-r", str(REQUIREMENTS)],
+        [*pip, "-r", str(REQUIREMENTS)],
         check=True,
         cwd=ROOT,
     )
@@ -230,7 +230,9 @@ def _function_ranges(source: str) -> dict[str, tuple[int, int]]:
 
 
 def _parse_mutant(name: str, status: str, diff: str, lines: list[str], ranges: dict) -> Mutant:
-    removed = [ln[1:] for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
+    removed = [
+        ln[1:] for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")
+    ]
     added = [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
     original = "\n".join(x.strip() for x in removed)
     mutated = "\n".join(x.strip() for x in added)
@@ -255,7 +257,9 @@ def run_target(python: Path, target: Target, jobs: int) -> FileResult:
     tests = [t for t in target.tests if (ROOT / t).exists()]
     missing = sorted(set(target.tests) - set(tests))
     if missing:
-        log(f"   {target.name}: no such test file (mapping in scripts/bench_mutation.py): {missing}")
+        log(
+            f"   {target.name}: no such test file (mapping in scripts/bench_mutation.py): {missing}"
+        )
     if not tests:
         raise SystemExit(f"{target.name}: none of its test files exist: {target.tests}")
     tmp = _scratch(target, tests)
@@ -265,7 +269,12 @@ def run_target(python: Path, target: Target, jobs: int) -> FileResult:
     try:
         with open(tmp / "mutmut.log", "w", encoding="utf-8") as out:
             proc = subprocess.run(
-                ["nice", "-n", "10", *mutmut], cwd=tmp, env=env, stdout=out, stderr=out
+                ["nice", "-n", "10", *mutmut],
+                cwd=tmp,
+                env=env,
+                stdout=out,
+                stderr=out,
+                check=False,
             )
         seconds = time.monotonic() - started
         if proc.returncode != 0:
@@ -383,6 +392,7 @@ def _tool_version(python: Path) -> str:
         [str(python), "-c", "import importlib.metadata as m; print(m.version('mutmut'))"],
         capture_output=True,
         text=True,
+        check=False,
     )
     return out.stdout.strip() or "?"
 
