@@ -184,6 +184,22 @@ def load_equivalents() -> list[Equivalent]:
     return out
 
 
+def equivalents_table(equivalents: list[Equivalent]) -> str:
+    """The Markdown table docs/testing.md shows between its equivalents markers."""
+
+    def code(text: str) -> str:
+        return "`" + _norm(text).replace("|", "\\|") + "`"
+
+    rows = [
+        "| where | original → mutant | why no input can tell them apart |",
+        "|---|---|---|",
+    ]
+    for e in equivalents:
+        where = f"`{e.file.removeprefix('bacs_core/')}:{e.line}`"
+        rows.append(f"| {where} | {code(e.original)} → {code(e.mutated)} | {e.reason} |")
+    return "\n".join(rows) + "\n"
+
+
 def _scratch(target: Target, tests: list[str]) -> Path:
     """A copy of the package, the mapped tests and the pytest configuration."""
     tmp = Path(tempfile.mkdtemp(prefix=f"bacs-mutation-{target.name}-"))
@@ -342,9 +358,17 @@ def main() -> int:
     parser.add_argument(
         "--survivors", action="store_true", help="list surviving mutants in the output"
     )
+    parser.add_argument(
+        "--equivalents-table",
+        action="store_true",
+        help="print the table of equivalent mutants for docs/testing.md and stop",
+    )
     args = parser.parse_args()
-    python = ensure_venv()
     equivalents = load_equivalents()
+    if args.equivalents_table:
+        print(equivalents_table(equivalents), end="")
+        return 0
+    python = ensure_venv()
     started = time.monotonic()
     files = []
     for target in TARGETS:
