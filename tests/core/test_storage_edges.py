@@ -102,15 +102,60 @@ def test_a_write_to_an_existing_directory_and_an_overwrite(tmp_path: Path) -> No
 
 
 def test_the_file_is_plain_readable_json(tmp_path: Path) -> None:
-    """A person (or a support script) can read and diff it: sorted keys, one per line."""
+    """A person (or a support script) can read and diff it: sorted keys, one per line,
+    indented by one space, nothing but ASCII (so no locale can misread it)."""
     path = tmp_path / "state.json"
-    save(FileStorage(path), {"b": 1, "a": {"d": 2, "c": "61.0 °C"}})
-    text = path.read_text(encoding="utf-8")
-    assert json.loads(text) == {"b": 1, "a": {"d": 2, "c": "61.0 °C"}}
-    assert text.index('"a"') < text.index('"b"')
-    assert text.index('"c"') < text.index('"d"')
-    assert "\n" in text
-    assert "61.0 °C" in text or "61.0 \\u00b0C" in text
+    data = {"b": 1, "a": {"d": 2, "c": "61.0 °C"}}
+    save(FileStorage(path), data)
+    raw = path.read_bytes()
+    assert raw.isascii()
+    assert raw.decode("ascii") == json.dumps(data, indent=1, sort_keys=True)
+    assert json.loads(raw) == data
+
+
+def test_the_new_file_is_written_beside_the_old_one_then_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same directory (a rename across file systems is not atomic), a hidden name that says
+    whose it is (a crash leaves a recognisable temporary, never a stray state file)."""
+    path = tmp_path / "state.json"
+    moves: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        moves.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    save(FileStorage(path), STATE)
+    monkeypatch.undo()
+    (src, dst) = next(m for m in moves if m[1] == path)
+    assert src.parent == path.parent
+    assert src.name.startswith(".state.json.")
+    assert not src.exists()
+    assert temporaries(tmp_path) == []
+
+
+def test_a_rename_reported_failed_after_it_happened_raises_its_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a network file system a rename can succeed and still report an error (a lost
+    reply). The caller must see that error, not one from cleaning up a temporary file that
+    the rename already moved."""
+    path = tmp_path / "state.json"
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        raise OSError(116, "Stale file handle")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="Stale file handle") as err:
+        save(FileStorage(path), STATE)
+    monkeypatch.undo()
+    assert err.value.errno == 116
+    assert not isinstance(err.value, FileNotFoundError)
+    assert load(FileStorage(path)) == STATE
 
 
 def test_a_write_that_fails_keeps_the_old_state_and_leaves_no_litter(tmp_path: Path) -> None:
@@ -175,7 +220,9 @@ def test_data_reaches_the_disk_before_it_replaces_the_old_file(
     assert int(synced[-1][1]) == len(path.read_bytes()), calls
 
 
-def test_a_damaged_file_is_kept_for_a_person_never_overwritten(tmp_path: Path) -> None:
+def test_a_damaged_file_is_kept_for_a_person_never_overwritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "state.json"
     damaged = '{"safety": {"state": "tripp'
     path.write_text(damaged, encoding="utf-8")
@@ -187,6 +234,9 @@ def test_a_damaged_file_is_kept_for_a_person_never_overwritten(tmp_path: Path) -
     assert loaded is None
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("state.json.corrupt-")]
     assert [p.read_text(encoding="utf-8") for p in kept] == [damaged]
+    # The log says which file and where it went.
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(str(kept[0]) in m and m.count(str(path)) >= 2 for m in said), said
     save(store, STATE)
     assert load(FileStorage(path)) == STATE
     assert [p.read_text(encoding="utf-8") for p in kept] == [damaged]
