@@ -110,11 +110,16 @@ class Mutant:
     line: int | None
     original: str
     mutated: str
+    function: str  # Class.method or function
+
+
+LINE_SLACK = 3  # an entry still matches when its code moved this many lines
 
 
 @dataclass
 class Equivalent:
     file: str
+    function: str
     line: int
     original: str
     mutated: str
@@ -122,8 +127,12 @@ class Equivalent:
     matched: int = 0
 
     def matches(self, file: str, m: Mutant) -> bool:
+        """Same place (file, function, within a few lines) and the same change."""
         return (
             self.file == file
+            and self.function == m.function
+            and m.line is not None
+            and abs(self.line - m.line) <= LINE_SLACK
             and _norm(self.original) == _norm(m.original)
             and _norm(self.mutated) == _norm(m.mutated)
         )
@@ -175,7 +184,8 @@ def load_equivalents() -> list[Equivalent]:
         out.append(
             Equivalent(
                 entry["file"],
-                int(entry.get("line", 0)),
+                entry["function"],
+                int(entry["line"]),
                 entry["original"],
                 entry["mutant"],
                 entry["reason"],
@@ -195,7 +205,7 @@ def equivalents_table(equivalents: list[Equivalent]) -> str:
         "|---|---|---|",
     ]
     for e in equivalents:
-        where = f"`{e.file.removeprefix('bacs_core/')}:{e.line}`"
+        where = f"`{e.file.removeprefix('bacs_core/')}:{e.line}` {e.function}"
         rows.append(f"| {where} | {code(e.original)} → {code(e.mutated)} | {e.reason} |")
     return "\n".join(rows) + "\n"
 
@@ -253,6 +263,8 @@ def _parse_mutant(name: str, status: str, diff: str, lines: list[str], ranges: d
     original = "\n".join(x.strip() for x in removed)
     mutated = "\n".join(x.strip() for x in added)
     func = name.rsplit(".", 1)[-1].rsplit("__mutmut_", 1)[0]
+    parts = func.split("ǁ")
+    function = f"{parts[1]}.{parts[2]}" if len(parts) == 3 else func.removeprefix("x_")
     line = None
     hunk = re.search(r"^@@ -(\d+)", diff, re.M)
     if removed and func in ranges:
@@ -266,7 +278,7 @@ def _parse_mutant(name: str, status: str, diff: str, lines: list[str], ranges: d
         candidates = [n for n in range(first, last + 1) if lines[n - 1].strip() == want]
         if candidates:
             line = min(candidates, key=lambda n: abs(n - expected))
-    return Mutant(name, status, line, original, mutated)
+    return Mutant(name, status, line, original, mutated, function)
 
 
 def run_target(python: Path, target: Target, jobs: int) -> FileResult:
@@ -327,7 +339,9 @@ def summarise(result: FileResult, equivalents: list[Equivalent]) -> dict[str, ob
     for m in result.mutants:
         if m.status in DETECTED:
             continue
-        match = next((e for e in equivalents if e.matches(t.file, m)), None)
+        # The same code can occur twice in a function: the entry nearest to it answers.
+        candidates = [e for e in equivalents if e.matches(t.file, m)]
+        match = min(candidates, key=lambda e: abs(e.line - (m.line or 0)), default=None)
         if match is not None:
             match.matched += 1
             equivalent += 1
@@ -344,7 +358,13 @@ def summarise(result: FileResult, equivalents: list[Equivalent]) -> dict[str, ob
         "not_covered": sum(m.status == "no tests" for m in result.mutants),
         "seconds": round(result.seconds, 1),
         "survivors": [
-            {"line": m.line, "original": m.original, "mutant": m.mutated, "status": m.status}
+            {
+                "line": m.line,
+                "function": m.function,
+                "original": m.original,
+                "mutant": m.mutated,
+                "status": m.status,
+            }
             for m in sorted(survivors, key=lambda m: (m.line or 0, m.name))
         ],
     }

@@ -674,6 +674,7 @@ def test_a_restart_restores_each_alarm_to_its_device() -> None:
     assert latched.since == T0
     assert latched.value == pytest.approx(14.7)
     assert latched.threshold == pytest.approx(14.4)
+    assert latched.message == before[f"module:{M2}:voltage"].message
     standing = alarms[f"environment:{ENV}:hydrogen"]
     assert standing.device == ENV
     assert standing.string is None
@@ -703,3 +704,175 @@ def test_only_standing_and_latched_alarms_are_saved() -> None:
     c = Clock(delayed(on=60))
     c.at(0, gas(5000.0))  # pending, not raised
     assert c.engine.state_dict() == {}
+
+
+def test_a_restored_latching_alarm_still_latches() -> None:
+    limits = only(cell_voltage=replace(VOLTS, on_delay=0, off_delay=0))
+    c = Clock(limits)
+    c.at(0, Scene(modules=[Module(volts=6 * 2.45)]))
+    fresh = Clock(limits)
+    fresh.engine.restore(json.loads(json.dumps(c.engine.state_dict())))
+    (alarm,) = fresh.at(10, Scene(modules=[Module(volts=6 * 2.27)]))
+    assert alarm.latched is True
+    assert alarm.active is False
+
+
+def test_a_lost_bus_survives_a_restart_without_being_announced_again() -> None:
+    c = Clock()
+    down = Scene(modules=[Module(online=False)], buses={"bus1": False})
+    c.at(0, down)
+    fresh = Clock()
+    fresh.engine.restore(json.loads(json.dumps(c.engine.state_dict())))
+    (alarm,) = fresh.at(10, down)
+    assert alarm.key == "bus:bus1"
+    assert alarm.device is None
+    assert alarm.since == T0
+    assert fresh.events == []
+
+
+def test_a_record_without_its_time_is_skipped() -> None:
+    c = Clock(only(hydrogen=HYDROGEN))
+    c.at(0, gas(5000.0))
+    saved = json.loads(json.dumps(c.engine.state_dict()))
+    for record in saved.values():
+        record["since"] = None
+    fresh = Clock(only(hydrogen=HYDROGEN))
+    fresh.engine.restore(saved)
+    (alarm,) = fresh.at(10, gas(5000.0))  # raised afresh, and the cycle does not fail
+    assert alarm.since == T0 + timedelta(seconds=10)
+
+
+# -- each device, each key -------------------------------------------------------------------
+
+
+def test_a_silent_module_does_not_stop_the_next_from_being_judged() -> None:
+    c = Clock(only(cell_voltage=replace(VOLTS, on_delay=0)))
+    scene = Scene(modules=[Module(online=False), Module(ref=M2, position=2, volts=6 * 2.45)])
+    alarms = c.at(0, scene)
+    assert {(a.key, a.code) for a in alarms} == {
+        (f"comm:{M1}", "communication_lost"),
+        (f"module:{M2}:voltage", "voltage_high"),
+    }
+    comm = next(a for a in alarms if a.code == "communication_lost")
+    assert comm.source == "module"
+
+
+@pytest.mark.parametrize("name", ["temperature", "resistance"])
+def test_every_module_reading_has_its_own_implausible_warning(name: str) -> None:
+    c = Clock()
+    module = Module()
+    setattr(module, name, 500.0)
+    bad = module.observe()
+    bad = ModuleObservation(
+        bad.ref,
+        bad.string,
+        bad.position,
+        bad.cells,
+        True,
+        bad.voltage,
+        Value(500.0, Quality.OUT_OF_RANGE) if name == "temperature" else bad.temperature,
+        Value(500.0, Quality.OUT_OF_RANGE) if name == "resistance" else bad.resistance,
+        bad.resistance_baseline,
+        bad.resistance_median,
+    )
+    obs = Observation([StringObservation(1, ChargeState.FLOAT, 2.27, 0.01, 25.0, [bad])], [], {})
+    c.engine.evaluate(T0, obs)
+    update = c.engine.evaluate(T0 + timedelta(seconds=30), obs)
+    (alarm,) = update.alarms
+    assert alarm.key == f"module:{M1}:{name}_implausible"
+    assert alarm.code == "sensor_implausible"
+    assert alarm.value == 500.0
+    assert alarm.device == M1
+    assert alarm.string == 1
+    assert [e.timestamp for e in update.events] == [T0 + timedelta(seconds=30)]
+
+
+def test_a_room_sensor_reading_has_its_own_implausible_warning() -> None:
+    c = Clock(only(hydrogen=HYDROGEN))
+    scene = Scene(env={"hydrogen": Value(90000.0, Quality.OUT_OF_RANGE), "humidity": Value(40.0)})
+    c.at(0, scene)
+    (alarm,) = c.at(30, scene)
+    assert alarm.key == f"environment:{ENV}:hydrogen_implausible"
+    assert alarm.code == "sensor_implausible"
+    assert alarm.value == 90000.0
+    assert alarm.device == ENV
+    assert alarm.source == "environment"
+
+
+def test_a_deviation_alarm_stands_through_a_discharge() -> None:
+    c = Clock(only(cell_deviation=Limit(-0.034, -0.040, 0.050, 0.082)))
+    c.at(0, Scene(modules=[Module(volts=6 * 2.33)], mean_cell=2.27))
+    for t in range(10, 300, 10):
+        d = Scene(modules=[Module(volts=6 * 1.9)], mean_cell=1.9, state=ChargeState.DISCHARGE)
+        assert codes(c.at(t, d)) == {"deviation_high": Severity.WARNING}
+
+
+def test_a_device_on_a_bus_not_reported_is_judged_as_answering() -> None:
+    c = Clock()
+    (alarm,) = c.at(0, Scene(modules=[Module(online=False)], buses={}))
+    assert alarm.code == "communication_lost"
+
+
+def test_a_lost_bus_clears_its_devices_own_alarms_at_once() -> None:
+    c = Clock()
+    c.at(0, Scene(modules=[Module(online=False)], buses={"bus1": True}))
+    alarms = c.at(10, Scene(modules=[Module(online=False)], buses={"bus1": False}))
+    assert [a.code for a in alarms] == ["bus_lost"]
+    cleared = [e for e in c.events if e.type is EventType.ALARM_CLEARED]
+    assert [(e.data["key"], e.data["code"]) for e in cleared] == [
+        (f"comm:{M1}", "communication_lost")
+    ]
+    assert cleared[0].timestamp == T0 + timedelta(seconds=10)
+
+
+def test_events_carry_their_time_place_and_value() -> None:
+    c = Clock(only(cell_voltage=replace(VOLTS, on_delay=0, off_delay=0, latch=False)))
+    scene = Scene(modules=[Module(ref=M2, string=2, position=5, volts=6 * 2.45)])
+    c.at(0, scene)
+    c.at(10, Scene(modules=[Module(ref=M2, string=2, position=5)]))
+    raised, cleared = c.events
+    assert raised.type is EventType.ALARM_RAISED
+    assert raised.timestamp == T0
+    assert raised.device == M2
+    assert raised.string == 2
+    assert raised.data["value"] == pytest.approx(14.7)
+    assert raised.data["code"] == "voltage_high"
+    assert cleared.type is EventType.ALARM_CLEARED
+    assert cleared.timestamp == T0 + timedelta(seconds=10)
+    assert cleared.device == M2
+    assert cleared.string == 2
+    assert cleared.data == {"key": f"module:{M2}:voltage", "code": "voltage_high", "latched": False}
+
+
+def test_an_unobserved_device_does_not_hide_the_others() -> None:
+    c = Clock(only(cell_voltage=replace(VOLTS, on_delay=0, latch=False)))
+    both = [Module(volts=6 * 2.45), Module(ref=M2, position=2, volts=6 * 2.45)]
+    c.at(0, Scene(modules=both))
+    alarms = c.at(10, Scene(modules=[Module(ref=M2, position=2, volts=6 * 2.45)]))
+    assert [a.key for a in alarms] == [f"module:{M2}:voltage"]
+
+
+def test_a_pending_alarm_does_not_hide_the_standing_ones() -> None:
+    thresholds = only(hydrogen=HYDROGEN, acid_level=replace(ACID, on_delay=60))
+    c = Clock(thresholds)
+    scene = Scene(env={"acid_level": Value(85.0), "hydrogen": Value(5000.0)})
+    alarms = c.at(0, scene)  # acid_level waits for its on-delay; it sorts first
+    assert [a.code for a in alarms] == ["hydrogen_high"]
+    assert list(c.engine.state_dict()) == [f"environment:{ENV}:hydrogen"]
+
+
+def test_acknowledging_all_skips_what_was_acknowledged_and_names_each() -> None:
+    c = Clock(only(cell_voltage=replace(VOLTS, on_delay=0)))
+    both = [Module(volts=6 * 2.45), Module(ref=M2, string=2, position=2, volts=6 * 2.45)]
+    c.at(0, Scene(modules=both))
+    (first,) = c.engine.acknowledge(T0, f"module:{M1}:voltage")
+    assert first.device == M1
+    assert first.string == 1
+    assert first.message
+    (second,) = c.engine.acknowledge(T0)
+    assert second.data["key"] == f"module:{M2}:voltage"
+    assert second.device == M2
+    assert second.string == 2
+    with pytest.raises(KeyError) as err:
+        c.engine.acknowledge(T0, "module:bus9/9:voltage")
+    assert err.value.args == ("module:bus9/9:voltage",)

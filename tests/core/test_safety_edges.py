@@ -497,3 +497,89 @@ def test_a_failed_trip_and_a_countdown_are_stored_as_such() -> None:
 def test_breakers_property_lists_the_configured_breakers() -> None:
     two = (Breaker(R1, 2, 3), Breaker(R2, 1, 1))
     assert tuple(make(breakers=two).breakers) == two
+
+
+# -- what a person reads, and when ---------------------------------------------------------
+
+
+def test_every_event_carries_the_time_of_its_cycle() -> None:
+    run = Run(make(delay=20.0, verify=1))
+    for _ in range(6):
+        d = run.cycle(runaway=True)
+        assert all(e.timestamp == T0 + timedelta(seconds=run.now_s) for e in d.events)
+    for _ in range(2):
+        d = run.cycle(runaway=True, relays=opened())
+        assert all(e.timestamp == T0 + timedelta(seconds=run.now_s) for e in d.events)
+    assert run.types().count(EventType.TRIPPED) == 2  # commanded, and open after all
+    assert EventType.TRIP_FAILED in run.types()
+    lost = Run(make(policy=LostBusPolicy.TRIP, timeout=10.0))
+    lost.cycle(blind=True)
+    d = lost.cycle(blind=True)
+    assert [e.timestamp for e in d.events] == [T0 + timedelta(seconds=20)]
+    assert lost.safety.tripped_at == T0 + timedelta(seconds=20)
+
+
+def test_a_fresh_trip_knows_nothing_yet() -> None:
+    """Before its first cycle (a reset can come right after a start) nothing is assumed."""
+    s = make()
+    assert s.runaway is False
+    assert s.pre_alert is False
+    assert s.breaker is BreakerState.UNKNOWN
+    assert s.state is TripState.ARMED
+    assert s.reason is None
+    assert s.tripped_at is None
+
+
+def test_the_words_a_person_reads() -> None:
+    """Refusals and fixed event texts, word for word: Home Assistant shows them as they are."""
+    disabled = Safety(TripSettings())
+    with pytest.raises(SafetyRefusedError, match=r"^no trip relay is configured$"):
+        disabled.trip(T0, "test")
+    with pytest.raises(SafetyRefusedError, match=r"^no trip relay is configured$"):
+        disabled.reset(T0, runaway_active=False, breaker_readable=True)
+    s = make()
+    with pytest.raises(SafetyRefusedError, match=r"^the breaker trip is not active$"):
+        s.reset(T0, runaway_active=False, breaker_readable=True)
+    s.trip(T0, "test")
+    with pytest.raises(SafetyRefusedError) as err:
+        s.reset(T0, runaway_active=True, breaker_readable=True)
+    assert str(err.value) == (
+        "the thermal-runaway condition still holds: let the battery cool and find the cause "
+        "before closing the breaker"
+    )
+    with pytest.raises(SafetyRefusedError) as err:
+        s.reset(T0, runaway_active=False, breaker_readable=False)
+    assert str(err.value) == "the relay module does not answer, so the breaker state is unknown"
+    (reset,) = s.reset(T0, runaway_active=False, breaker_readable=True)
+    assert reset.message == "breaker trip reset by a person"
+    run = Run(make(verify=1))
+    d = run.cycle(runaway=True, reason=None)
+    assert d.snapshot.reason == "thermal runaway"
+    d = run.cycle(runaway=True)
+    (failed,) = d.events
+    assert failed.message == (
+        "breaker did not report open: open it by hand, check the trip coil and its wiring"
+    )
+    run.cycle(runaway=True, relays=opened())
+    run.cycle(runaway=True, relays=opened())
+    after_all = [e for e in run.events if e.type is EventType.TRIPPED][-1]
+    assert after_all.message == "breaker reported open after all"
+
+
+def test_a_countdown_of_under_a_second_is_a_countdown() -> None:
+    run = Run(make(delay=0.5))
+    d = run.cycle(runaway=True)
+    assert run.safety.state is TripState.COUNTDOWN
+    assert d.snapshot.countdown_s == 0.5
+    run.cycle(runaway=True, dt=0.5)
+    assert run.safety.state is TripState.TRIPPED
+
+
+def test_countdown_seconds_are_reported_to_a_tenth() -> None:
+    run = Run(make(delay=30.0))
+    run.cycle(runaway=True)
+    d = run.cycle(runaway=True, dt=10.04)
+    assert d.events[0].data == {"seconds": 20.0}  # 19.96 s left, to a tenth
+    assert d.snapshot.countdown_s == pytest.approx(19.96)
+    d = run.cycle(runaway=True, dt=19.46)
+    assert d.snapshot.countdown_s == pytest.approx(0.5)
