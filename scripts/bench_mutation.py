@@ -126,16 +126,20 @@ class Equivalent:
     reason: str
     matched: int = 0
 
-    def matches(self, file: str, m: Mutant) -> bool:
-        """Same place (file, function, within a few lines) and the same change."""
-        return (
+    def matches(self, file: str, m: Mutant, occurrences: list[int]) -> bool:
+        """Same change at the same place: file, function, and of the lines of that function
+        that hold the original code (``occurrences``), the one nearest to ``line``, at most
+        LINE_SLACK away."""
+        if not (
             self.file == file
             and self.function == m.function
             and m.line is not None
-            and abs(self.line - m.line) <= LINE_SLACK
             and _norm(self.original) == _norm(m.original)
             and _norm(self.mutated) == _norm(m.mutated)
-        )
+        ):
+            return False
+        nearest = min(occurrences, key=lambda n: abs(n - self.line), default=None)
+        return nearest == m.line and abs(nearest - self.line) <= LINE_SLACK
 
 
 @dataclass
@@ -143,6 +147,17 @@ class FileResult:
     target: Target
     mutants: list[Mutant] = field(default_factory=list)
     seconds: float = 0.0
+    lines: list[str] = field(default_factory=list)  # the source as it was mutated
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def occurrences(self, m: Mutant) -> list[int]:
+        """Lines of the mutant's function that hold its original code's first line."""
+        key = "xǁ" + m.function.replace(".", "ǁ") if "." in m.function else f"x_{m.function}"
+        if key not in self.ranges or not m.original:
+            return []
+        first, last = self.ranges[key]
+        want = _norm(m.original.splitlines()[0])
+        return [n for n in range(first, last + 1) if _norm(self.lines[n - 1]) == want]
 
 
 def _norm(code: str) -> str:
@@ -323,7 +338,7 @@ def run_target(python: Path, target: Target, jobs: int) -> FileResult:
             log(f"   kept {tmp}")
     source = (ROOT / target.file).read_text(encoding="utf-8")
     lines, ranges = source.splitlines(), _function_ranges(source)
-    result = FileResult(target, seconds=seconds)
+    result = FileResult(target, seconds=seconds, lines=lines, ranges=ranges)
     for item in json.loads(dump.stdout):
         result.mutants.append(
             _parse_mutant(item["name"], item["status"], item["diff"], lines, ranges)
@@ -340,7 +355,8 @@ def summarise(result: FileResult, equivalents: list[Equivalent]) -> dict[str, ob
         if m.status in DETECTED:
             continue
         # The same code can occur twice in a function: the entry nearest to it answers.
-        candidates = [e for e in equivalents if e.matches(t.file, m)]
+        occurrences = result.occurrences(m)
+        candidates = [e for e in equivalents if e.matches(t.file, m, occurrences)]
         match = min(candidates, key=lambda e: abs(e.line - (m.line or 0)), default=None)
         if match is not None:
             match.matched += 1
