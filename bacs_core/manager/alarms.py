@@ -609,7 +609,7 @@ class AlarmEngine:
                     level=Level(int(d["level"])),
                     latched=bool(d["latched"]),
                     acknowledged=bool(d["acknowledged"]),
-                    since=datetime.fromisoformat(d["since"]) if d["since"] else None,
+                    since=datetime.fromisoformat(d["since"]),  # no time: not a real record
                     value=d["value"],
                     threshold=d["threshold"],
                     message=str(d["message"]),
