@@ -67,6 +67,10 @@ async def _clients(
 ) -> dict[str, list[float]]:
     from pymodbus.client import AsyncModbusTcpClient
 
+    from bacs_core.bus.pymodbus_compat import unit_kwargs
+
+    UNIT = unit_kwargs(1)
+
     from bacs_core.gateway import block as b
     from bacs_core.generex import cs141_map as m
     from bacs_core.generex.snmp_client import SnmpClient, SnmpTarget
@@ -88,7 +92,7 @@ async def _clients(
                     continue
                 t0 = time.perf_counter()
                 for address, n in reads:
-                    r = await client.read_holding_registers(address, count=n, device_id=1)
+                    r = await client.read_holding_registers(address, count=n, **UNIT)
                     if r.isError():
                         raise RuntimeError(f"read {address}: {r}")
                 modbus_ms.append((time.perf_counter() - t0) * 1000)
@@ -154,11 +158,15 @@ class CycleLog:
 async def roundtrip(log: CycleLog, gateway: Any) -> dict[str, float]:
     from pymodbus.client import AsyncModbusTcpClient
 
+    from bacs_core.bus.pymodbus_compat import unit_kwargs
+
+    UNIT = unit_kwargs(1)
+
     from bacs_core.generex.adapter import GenerexAdapter
     from bacs_core.generex.url import parse_generex_url
 
     async def served_cycle() -> int:
-        r = await client.read_holding_registers(20000, count=16, device_id=1)
+        r = await client.read_holding_registers(20000, count=16, **UNIT)
         if r.isError():
             raise RuntimeError(f"header: {r}")
         return int(r.registers[7])

@@ -51,6 +51,7 @@ def general_flags(snap: SystemSnapshot) -> int:
         TripState.TRIPPED,
         TripState.FAILED,
         TripState.COUNTDOWN,
+        TripState.UNKNOWN,  # the saved trip state was unreadable: treated as tripped
     ):
         flags |= m.GeneralFlag.SYSTEM_FAILURE
     for s in snap.strings:

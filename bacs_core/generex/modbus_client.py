@@ -16,6 +16,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
+from ..bus.pymodbus_compat import unit_kwargs
 from . import cs141_map as m
 
 _LOG = logging.getLogger(__name__)
@@ -70,14 +71,12 @@ class Cs141ModbusClient:
         if self._client is None or not self._client.connected:
             await self.connect()
         assert self._client is not None
-        method = (
-            self._client.read_holding_registers
-            if self.function == 3
-            else self._client.read_input_registers
-        )
+        name = "read_holding_registers" if self.function == 3 else "read_input_registers"
+        method = getattr(self._client, name)  # the unit keyword differs across pymodbus
         self.requests += 1
         try:
-            return await method(address, count=count, device_id=self.unit)
+            response: ModbusPDU = await method(address, count=count, **unit_kwargs(self.unit))
+            return response
         except ModbusException as err:
             self.failures += 1
             await self.close()

@@ -13,7 +13,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer import FramerSocket
 from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
 from pymodbus.pdu.register_message import (
@@ -23,6 +22,7 @@ from pymodbus.pdu.register_message import (
     WriteSingleRegisterResponse,
 )
 
+from ..sim.server import request_problem
 from .image import Cs141Image
 
 _LOG = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class Cs141ModbusServer:
         # Encoded read answers of the current image: a SCADA polls the same blocks again and
         # again, so most answers are a dictionary hit plus the caller's transaction id.
         self._cache_image: Cs141Image | None = None
-        self._cache: dict[tuple[int, int, int, int], bytes] = {}
+        self._cache: dict[tuple[int, ...], bytes] = {}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
@@ -82,24 +82,25 @@ class Cs141ModbusServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         host = str(peer[0]) if peer else ""
-        framer = FramerSocket(DecodePDU(is_server=True))
+        decoder = DecodePDU(is_server=True)
+        framer = FramerSocket(decoder)
         buffer = b""
         self._connections.add(writer)
         try:
             while data := await reader.read(4096):
                 buffer += data
                 while buffer:
-                    try:
-                        used, request = framer.handleFrame(buffer, 0, 0)
-                    except ModbusIOException:
-                        buffer = b""
-                        break
-                    if request is None:
+                    try:  # the framer's decode: the same in every pymodbus bacs-core supports
+                        used, unit, tid, pdu = framer.decode(buffer)
+                    except Exception:
+                        used, unit, tid, pdu = len(buffer), 0, 0, b""
+                    if not used:
                         if len(buffer) > MAX_BUFFER:
                             buffer = b""
                         break
                     buffer = buffer[used:]
-                    writer.write(await self._frame(framer, request, host))
+                    if pdu:
+                        writer.write(await self._frame(framer, decoder, unit, tid, pdu, host))
         except (ConnectionError, OSError):
             pass
         except Exception:  # a bug here must not pass silently, nor stop the other clients
@@ -108,46 +109,60 @@ class Cs141ModbusServer:
             self._connections.discard(writer)
             writer.close()
 
-    async def _frame(self, framer: FramerSocket, request: ModbusPDU, host: str) -> bytes:
-        tid = request.transaction_id
-        if request.function_code not in (3, 4):
-            answer = await self.answer(request, host)
-            answer.transaction_id = tid
-            return bytes(framer.buildFrame(answer))
-        image = self._image()
-        if image is not self._cache_image:
-            self._cache_image, self._cache = image, {}
-        key = (request.function_code, request.dev_id, request.address, request.count)
-        frame = self._cache.get(key)
-        if frame is None:
-            answer = await self.answer(request, host)
-            answer.transaction_id = 0
-            frame = bytes(framer.buildFrame(answer))
-            if not answer.isError():  # an exception may be transient (06 busy)
-                self._cache[key] = frame
-        else:
+    async def _frame(
+        self, framer: FramerSocket, decoder: DecodePDU, unit: int, tid: int, pdu: bytes, host: str
+    ) -> bytes:
+        """One answer frame; reads of the current image come from the cache."""
+        fc = pdu[0]
+        key: tuple[int, ...] | None = None
+        if fc in (3, 4) and len(pdu) == 5:
+            image = self._image()
+            if image is not self._cache_image:
+                self._cache_image, self._cache = image, {}
+            key = (unit, *pdu)
+            frame = self._cache.get(key)
+            if frame is not None:
+                self.requests += 1
+                return tid.to_bytes(2, "big") + frame[2:]  # MBAP: the transaction id leads
+        answer: ModbusPDU
+        if (code := request_problem(pdu)) is not None:
             self.requests += 1
-        return tid.to_bytes(2, "big") + frame[2:]  # MBAP: the transaction id leads
+            answer = ExceptionResponse(fc & 0x7F, code, unit)
+        else:
+            try:
+                request = decoder.decode(pdu)
+            except Exception:  # pymodbus raises struct.error on a PDU shorter than its kind
+                request = None
+            if request is None:
+                self.requests += 1
+                answer = ExceptionResponse(fc & 0x7F, ILLEGAL_VALUE, unit)
+            else:
+                request.dev_id = unit
+                answer = await self.answer(request, host)
+        answer.dev_id = unit
+        answer.transaction_id = 0
+        frame = bytes(framer.buildFrame(answer))
+        if key is not None and not answer.isError():  # an exception may be transient (06)
+            self._cache[key] = frame
+        return tid.to_bytes(2, "big") + frame[2:]
 
     async def answer(self, request: ModbusPDU, host: str) -> ModbusPDU:
         self.requests += 1
         unit = request.dev_id
         fc = request.function_code
         if unit not in (self.unit, 0, 255):
-            return ExceptionResponse(fc, GATEWAY_NO_RESPONSE, device_id=unit)
+            return ExceptionResponse(fc, GATEWAY_NO_RESPONSE, unit)
         if fc in (3, 4):
-            if not 1 <= request.count <= MAX_READ:
-                return ExceptionResponse(fc, ILLEGAL_VALUE, device_id=unit)
             words = self._image().read(request.address, request.count)
             if words is None:
-                return ExceptionResponse(fc, ILLEGAL_ADDRESS, device_id=unit)
+                return ExceptionResponse(fc, ILLEGAL_ADDRESS, unit)
             cls = ReadHoldingRegistersResponse if fc == 3 else ReadInputRegistersResponse
             return cls(registers=words, dev_id=unit)
         if fc in (6, 16) and self._writer is not None:
             values = list(request.registers)
             code = await self._writer(host, request.address, values)
             if code:
-                return ExceptionResponse(fc, code, device_id=unit)
+                return ExceptionResponse(fc, code, unit)
             if fc == 6:
                 return WriteSingleRegisterResponse(
                     address=request.address, registers=values, dev_id=unit
@@ -155,4 +170,4 @@ class Cs141ModbusServer:
             return WriteMultipleRegistersResponse(
                 address=request.address, count=len(values), dev_id=unit
             )
-        return ExceptionResponse(fc, ILLEGAL_FUNCTION, device_id=unit)
+        return ExceptionResponse(fc, ILLEGAL_FUNCTION, unit)

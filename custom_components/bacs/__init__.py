@@ -18,6 +18,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from bacs_core.bus.errors import BusConnectionError, PortBusyError
+from bacs_core.events import Event as BacsEvent
 from bacs_core.manager import ConfigError, Manager, validate_config
 from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 
@@ -33,6 +34,7 @@ from .coordinator import (
     hub_identifier,
     string_identifier,
 )
+from .repairs import SafetyNotices, async_delete_safety_issues
 from .services import async_setup_services
 
 _LOGGER = logging.getLogger(__name__)
@@ -89,6 +91,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
 
     storage = StoreStorage(hass, entry.entry_id)
     manager = Manager(config, storage=storage, transports={BUS_ID: transport})
+    # Events of the first cycles (an alarm standing at start, a restored trip) are kept until
+    # the devices exist, then told: nothing the manager says is lost to the set-up order.
+    early: list[BacsEvent] = []
+    stop_buffering = manager.add_event_listener(early.append)
     await manager.start()
     if not manager.devices:
         await manager.stop()
@@ -104,7 +110,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
         raise
     data = entry.runtime_data
     data.unsubscribe.append(manager.add_snapshot_listener(coordinator.handle_snapshot))
-    data.unsubscribe.append(manager.add_event_listener(coordinator.handle_event))
+    notices = SafetyNotices(hass, entry)  # a trip: repair issue, notification, log line
+    notices.update(coordinator.data)
+    entry.async_on_unload(coordinator.async_add_listener(lambda: notices.update(coordinator.data)))
 
     async def _stop_on_shutdown(_event: Event) -> None:
         await manager.stop()
@@ -112,6 +120,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop_on_shutdown))
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # No await from here on: the buffer hands over to the live listener without a gap.
+    stop_buffering()
+    data.unsubscribe.append(manager.add_event_listener(coordinator.handle_event))
+    for event in early:
+        coordinator.handle_event(event)
     return True
 
 
@@ -178,6 +191,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> Non
     """Forget the persisted manager state with the entry."""
     await StoreStorage(hass, entry.entry_id).store.async_remove()
     ir.async_delete_issue(hass, DOMAIN, f"port_missing_{entry.entry_id}")
+    async_delete_safety_issues(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(

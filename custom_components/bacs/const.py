@@ -58,3 +58,6 @@ ATTR_REASON: Final = "reason"
 # Repairs
 ISSUE_PORT_MISSING: Final = "port_missing"
 ISSUE_DEVICES_SILENT: Final = "devices_not_answering"
+ISSUE_TRIPPED: Final = "breaker_tripped"
+ISSUE_TRIP_FAILED: Final = "breaker_trip_failed"
+ISSUE_TRIP_STATE_UNKNOWN: Final = "trip_state_unknown"

@@ -249,6 +249,9 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
                 "string": event.string,
                 "data": dict(event.data),
                 "timestamp": event.timestamp.isoformat(),
+                # The trip state as the event is announced: automations follow the manager's
+                # own trip (the runaway blueprint does not count down after it tripped).
+                "trip_state": self.manager.safety.state.value,
             },
         )
 

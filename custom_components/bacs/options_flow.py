@@ -90,6 +90,10 @@ THRESHOLD_FIELDS: dict[str, tuple[str, str, Field]] = {
     "hydrogen_alarm_high": ("hydrogen", "alarm_high", Field(0, 40000, 100, "ppm")),
 }
 PERCENT_OF_BASELINE = {"resistance_vs_baseline"}  # stored as a ratio, shown in %
+# How long a block the equalizer is still correcting may deviate before it alarms: stored in s
+# (Thresholds.deviation_grace), shown in hours.
+GRACE = "deviation_grace"
+GRACE_FIELD = Field(0, 168, 0.5, "h")
 
 # The other numbers of the options form, by section ("" = top level).
 OPTION_FIELDS: dict[tuple[str, str], Field] = {
@@ -102,6 +106,7 @@ OPTION_FIELDS: dict[tuple[str, str], Field] = {
     ("trip", "input"): Field(1, RELAY_CHANNELS, 1),
     ("trip", "pre_trip_delay"): Field(0, 3600, 1, "s"),
     **{("thresholds", name): field for name, (_g, _b, field) in THRESHOLD_FIELDS.items()},
+    ("thresholds", GRACE): GRACE_FIELD,
 }
 
 
@@ -130,6 +135,7 @@ def range_errors(form: Mapping[str, Any]) -> dict[str, str]:
 OPTIONAL_NUMBERS = {
     ("equalization", "float_voltage"),
     *(("thresholds", name) for name in THRESHOLD_FIELDS),
+    ("thresholds", GRACE),
 }
 
 
@@ -198,8 +204,11 @@ def _form_defaults(options: dict[str, Any]) -> dict[str, Any]:
             "float_voltage_per_cell": eq.get("float_voltage_per_cell", 2.27),
         },
         "thresholds": {
-            name: _shown(group, getattr(getattr(thresholds, group), bound))
-            for name, (group, bound, _field) in THRESHOLD_FIELDS.items()
+            **{
+                name: _shown(group, getattr(getattr(thresholds, group), bound))
+                for name, (group, bound, _field) in THRESHOLD_FIELDS.items()
+            },
+            GRACE: round(thresholds.deviation_grace / 3600.0, 2),
         },
         "trip": {
             "relay": _current_relay(options),
@@ -230,12 +239,15 @@ def options_from_form(form: dict[str, Any], previous: dict[str, Any]) -> dict[st
     differ from the chemistry's defaults, so a chemistry change brings its own)."""
     chemistry = Chemistry(form[OPT_CHEMISTRY])
     defaults = thresholds_for(chemistry)
-    thresholds: dict[str, dict[str, float]] = {}
+    thresholds: dict[str, Any] = {}
     for name, (group, bound, _field) in THRESHOLD_FIELDS.items():
         value = form["thresholds"].get(name)
         default = getattr(getattr(defaults, group), bound)
         if value is not None and value != _shown(group, default):
             thresholds.setdefault(group, {})[bound] = _stored(group, float(value))
+    grace_h = form["thresholds"].get(GRACE)
+    if grace_h is not None and float(grace_h) * 3600.0 != defaults.deviation_grace:
+        thresholds[GRACE] = float(grace_h) * 3600.0
     eq_form = form["equalization"]
     equalization: dict[str, Any] = {
         "enabled": bool(eq_form["enabled"]),
@@ -307,7 +319,13 @@ def _options_schema(relays: list[str]) -> vol.Schema:
             ),
             vol.Required("thresholds"): section(
                 vol.Schema(
-                    {vol.Optional(name): number("thresholds", name) for name in THRESHOLD_FIELDS}
+                    {
+                        **{
+                            vol.Optional(name): number("thresholds", name)
+                            for name in THRESHOLD_FIELDS
+                        },
+                        vol.Optional(GRACE): number("thresholds", GRACE),
+                    }
                 ),
                 {"collapsed": True},
             ),

@@ -23,6 +23,7 @@ from generex_helpers import (
 )
 from pymodbus.client import AsyncModbusTcpClient
 
+from bacs_core.bus.pymodbus_compat import unit_kwargs
 from bacs_core.gateway import block as b
 from bacs_core.gateway.options import GatewayOptionError, GatewayOptions, parse_listen
 from bacs_core.gateway.service import Gateway
@@ -35,6 +36,8 @@ from bacs_core.snapshot import ManagerStatus, SystemSnapshot
 
 STRINGS, BLOCKS = 2, 8
 LOCAL = ("127.0.0.1", 0)
+
+UNIT = unit_kwargs(1)
 
 
 def make_manager() -> Manager:
@@ -51,7 +54,7 @@ async def wait_for_cycle(port: int, cycle: int) -> None:
     await client.connect()
     try:
         for _ in range(300):
-            response = await client.read_holding_registers(b.HEADER_START, count=16, device_id=1)
+            response = await client.read_holding_registers(b.HEADER_START, count=16, **UNIT)
             if not response.isError() and response.registers[7] == cycle & 0xFFFF:
                 return
             await asyncio.sleep(0.02)
@@ -119,12 +122,10 @@ async def test_our_own_block_carries_every_module(
     client = AsyncModbusTcpClient("127.0.0.1", port=gateway.modbus_port or 0, timeout=1)
     await client.connect()
     try:
-        header = (await client.read_holding_registers(20000, count=16, device_id=1)).registers
-        words = (
-            await client.read_holding_registers(b.MODULE_START, count=120, device_id=1)
-        ).registers
+        header = (await client.read_holding_registers(20000, count=16, **UNIT)).registers
+        words = (await client.read_holding_registers(b.MODULE_START, count=120, **UNIT)).registers
         beyond = await client.read_holding_registers(
-            b.module_address(STRINGS * BLOCKS + 1), count=1, device_id=1
+            b.module_address(STRINGS * BLOCKS + 1), count=1, **UNIT
         )
     finally:
         client.close()
@@ -146,7 +147,7 @@ async def test_the_gateway_is_read_only_by_default(
     client = AsyncModbusTcpClient("127.0.0.1", port=gateway.modbus_port or 0, timeout=1)
     await client.connect()
     try:
-        response = await client.write_register(b.ACK_ADDRESS, b.ACK_VALUE, device_id=1)
+        response = await client.write_register(b.ACK_ADDRESS, b.ACK_VALUE, **UNIT)
     finally:
         client.close()
     assert response.isError() and response.exception_code == 0x01
@@ -159,10 +160,10 @@ async def test_commands_for_the_allow_list_and_reset_refused_while_unsafe(
     client = AsyncModbusTcpClient("127.0.0.1", port=gateway.modbus_port or 0, timeout=5)
     await client.connect()
     try:
-        ack = await client.write_register(b.ACK_ADDRESS, b.ACK_VALUE, device_id=1)
-        wrong = await client.write_register(b.RESET_ADDRESS, 1, device_id=1)
+        ack = await client.write_register(b.ACK_ADDRESS, b.ACK_VALUE, **UNIT)
+        wrong = await client.write_register(b.RESET_ADDRESS, 1, **UNIT)
         # No trip relay here: the manager refuses (SafetyRefusedError) and the client is told.
-        reset = await client.write_register(b.RESET_ADDRESS, b.RESET_VALUE, device_id=1)
+        reset = await client.write_register(b.RESET_ADDRESS, b.RESET_VALUE, **UNIT)
     finally:
         client.close()
         await gateway.stop()
@@ -354,7 +355,7 @@ async def test_a_reset_over_modbus_is_refused_while_a_runaway_is_hot_then_accept
                 break
         assert snap.safety.trip_state is TripState.TRIPPED
         await client.connect()
-        refused = await client.write_register(b.RESET_ADDRESS, b.RESET_VALUE, device_id=1)
+        refused = await client.write_register(b.RESET_ADDRESS, b.RESET_VALUE, **UNIT)
         assert refused.isError() and refused.exception_code == 0x04
         assert mgr.safety.state is TripState.TRIPPED
         physics = room.string(1).physics
@@ -363,7 +364,7 @@ async def test_a_reset_over_modbus_is_refused_while_a_runaway_is_hot_then_accept
             snap = await cycle()
             if not snap.safety.pre_alert:
                 break
-        accepted = await client.write_register(b.RESET_ADDRESS, b.RESET_VALUE, device_id=1)
+        accepted = await client.write_register(b.RESET_ADDRESS, b.RESET_VALUE, **UNIT)
         assert not accepted.isError()
         assert mgr.safety.state is TripState.ARMED
     finally:

@@ -21,6 +21,7 @@ from generex_helpers import (
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
+from bacs_core.bus.pymodbus_compat import unit_kwargs
 from bacs_core.generex import cs141_map as m
 from bacs_core.generex.adapter import GenerexAdapter, GenerexUnreachableError
 from bacs_core.generex.modbus_server import Cs141ModbusServer
@@ -35,6 +36,8 @@ from bacs_core.sim.room import Fault, Room, RoomConfig
 from bacs_core.snapshot import DeviceRef, ManagerStatus
 
 BLOCKS = 6
+
+UNIT = unit_kwargs(1)
 
 
 def make_room(*faults: str) -> Room:
@@ -220,12 +223,12 @@ class _Awkward(Cs141ModbusServer):
     async def answer(self, request: ModbusPDU, host: str) -> ModbusPDU:
         fc = request.function_code
         if fc == 3:
-            return ExceptionResponse(fc, 0x01, device_id=request.dev_id)
+            return ExceptionResponse(fc, 0x01, request.dev_id)
         if self.busy:
             self.busy -= 1
-            return ExceptionResponse(fc, 0x06, device_id=request.dev_id)
+            return ExceptionResponse(fc, 0x06, request.dev_id)
         if request.count > 5:
-            return ExceptionResponse(fc, 0x02, device_id=request.dev_id)
+            return ExceptionResponse(fc, 0x02, request.dev_id)
         return await super().answer(request, host)
 
 
@@ -249,9 +252,9 @@ async def test_the_impersonation_is_read_only(cs141: Cs141Impersonation) -> None
     client = AsyncModbusTcpClient("127.0.0.1", port=cs141.modbus.port, timeout=1, retries=0)
     await client.connect()
     try:
-        response = await client.write_register(1000, 0, device_id=1)
+        response = await client.write_register(1000, 0, **UNIT)
         assert response.isError() and response.exception_code == 0x01
-        response = await client.read_holding_registers(1060, count=1, device_id=1)
+        response = await client.read_holding_registers(1060, count=1, **UNIT)
         assert response.isError() and response.exception_code == 0x02
     finally:
         client.close()

@@ -46,6 +46,7 @@ def registry(
 
     add("hub", "sensor.bacs_breaker", "E-breaker", "Breaker")
     add("hub", "sensor.bacs_active_alarms", "E-active_alarms", "Active alarms")
+    add("hub", "sensor.bacs_alarms", "E-alarms", "Alarms")
     add("hub", "binary_sensor.bacs_thermal_runaway", "E-thermal_runaway", "Thermal runaway")
     if buttons:
         add("hub", "button.bacs_trip_breaker", "E-trip", "Trip breaker")
@@ -112,9 +113,10 @@ def test_dashboard_has_every_part_in_block_order() -> None:
         assert "IDS" not in chart["content"] and "CELLS" not in chart["content"]
     manager = cards[0]["entities"]
     assert {"entity": "sensor.bacs_breaker", "name": "Breaker"} in manager
+    assert {"entity": "sensor.bacs_alarms", "name": "Alarms"} in manager
     alarms = cards[1]["content"]
-    assert "binary_sensor.string_1_block_2_problem" in alarms
-    assert "'binary_sensor.bacs_thermal_runaway'" in alarms
+    assert "{%- for hub in ['sensor.bacs_alarms'] -%}" in alarms  # every alarm, its reason
+    assert "HUBS" not in alarms and "MAX" not in alarms
     graphs = [c for c in cards if c["type"] == "history-graph"]
     # No current sensors, no spread sensors in this registry: those graphs are left out.
     assert [g["title"] for g in graphs] == ["String voltages", "Room and block temperatures"]
@@ -149,3 +151,17 @@ def test_demo_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert demo.main(["--password", ""]) == 2
     assert demo.main(["--speed", "0"]) == 2
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_the_readme_has_the_current_dashboard() -> None:
+    """The README's dashboard is the generator's output (./scripts/demo_dashboard.py)."""
+    dashboard = load("demo_dashboard")
+    readme = (SCRIPTS.parent / "README.md").read_text()
+    start = readme.index("<!-- dashboard:start -->")
+    end = readme.index("<!-- dashboard:end -->")
+    block = readme[start:end].split("```yaml\n", 1)[1].rsplit("```", 1)[0]
+    assert (
+        block == dashboard.generic_dashboard_yaml()
+    ), "README.md's dashboard is stale: paste the output of python scripts/demo_dashboard.py"
+    for card in dashboard.generic_dashboard()["views"][0]["cards"]:
+        assert "sensor.bacs_" not in card["content"]  # no entity id of one installation

@@ -129,6 +129,15 @@ def browser_at(base: str, path: str = "", width: int = 1600) -> Iterator[Any]:
             browser.close()
 
 
+def page_card_text(page: Any, kind: str, title: str) -> str:
+    """The text of the card of that kind whose title is ``title``."""
+    for card in page.locator(kind).all():
+        text = str(card.evaluate(DEEP_TEXT)).strip()
+        if text.startswith(f"{title} "):
+            return text
+    raise AssertionError(f"no {kind} titled {title!r}")
+
+
 def login(base: str, username: str, password: str) -> str:
     """Home Assistant's own login flow over HTTP; returns an access token."""
     client_id = f"{base}/"
@@ -187,6 +196,7 @@ def bacs_states(base: str, token: str) -> dict[str, dict[str, Any]]:
         and (
             "string_" in s["entity_id"]
             or "bacs_" in s["entity_id"]
+            or "battery_room_" in s["entity_id"]  # the demo names its system "Battery room"
             or "relay_module" in s["entity_id"]
         )
     }
@@ -234,12 +244,7 @@ def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> Non
         expect(page.get_by_text("Manager and breaker")).to_be_visible()
 
         def card_text(kind: str, title: str) -> str:
-            """The text of the card of that kind whose title is ``title``."""
-            for card in page.locator(kind).all():
-                text = str(card.evaluate(DEEP_TEXT)).strip()
-                if text.startswith(f"{title} "):
-                    return text
-            raise AssertionError(f"no {kind} titled {title!r}")
+            return page_card_text(page, kind, title)
 
         # Live values: what the page shows is what Home Assistant holds right now.
         deadline = time.monotonic() + 60
@@ -336,6 +341,40 @@ def test_trip_and_reset_from_the_dashboard(first_run: DemoProcess, demo_dir: Pat
             capture_output=True,
         )
     wait_for(breaker, "closed")
+
+
+def test_the_blueprints_run_as_automations(first_run: DemoProcess) -> None:
+    token = login(first_run.base, "demo", "demo")
+    for automation_id, blueprint in (
+        ("bacs_demo_alarm_notification", "bacs/battery_alarm_notification.yaml"),
+        ("bacs_demo_runaway_response", "bacs/thermal_runaway_response.yaml"),
+    ):
+        config = get(first_run.base, f"/api/config/automation/config/{automation_id}", token)
+        assert config["use_blueprint"]["path"] == blueprint
+    states = {s["entity_id"]: s["state"] for s in get(first_run.base, "/api/states", token)}
+    assert states["automation.thermal_runaway_response"] == "on"
+    assert states["automation.battery_alarm_notification"] == "on"
+
+
+def test_an_alarms_reason_is_on_the_dashboard(first_run: DemoProcess, demo_dir: Path) -> None:
+    """A block's module stops answering: the Alarms card says which, in words, and the
+    manager's Alarms row leads with it."""
+    subprocess.run(
+        [str(ROOT / "scripts" / "demo"), "--dir", str(demo_dir), "fault", "dead:2:5"],
+        check=True,
+        capture_output=True,
+    )
+    from playwright.sync_api import expect
+
+    reason = "String 2 block 5 does not answer"
+    with browser_at(first_run.base) as page:
+        page.wait_for_url("**/lovelace/battery-room", timeout=60_000)
+        expect(page.get_by_text("Manager and breaker")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(reason).first).to_be_visible(timeout=120_000)
+        text = page_card_text(page, "hui-markdown-card", "Alarms")
+        assert reason in text, text
+        manager = page_card_text(page, "hui-entities-card", "Manager and breaker")
+        assert "Alarms " in manager, manager
 
 
 def test_ctrl_c_stops_everything_and_a_second_run_reuses_it(

@@ -586,6 +586,12 @@ async def test_options_new_thresholds(hass: HomeAssistant) -> None:
     assert suggested["resistance_alarm_high"] == 150.0  # % of the baseline (ratio 1.5)
     assert suggested["hydrogen_alarm_high"] == 10000.0
     assert suggested["cell_deviation_alarm_low"] == -0.04
+    assert suggested["deviation_grace"] == 6.0  # hours (6 h by default)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        _options_form(thresholds={**suggested, "deviation_grace": 200}),
+    )
+    assert result["errors"] == {"deviation_grace": "deviation_grace_range"}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         _options_form(
@@ -594,6 +600,7 @@ async def test_options_new_thresholds(hass: HomeAssistant) -> None:
                 "resistance_alarm_high": 140,
                 "hydrogen_warning_high": 2000,
                 "cell_deviation_alarm_high": 0.07,
+                "deviation_grace": 1.5,
             }
         ),
     )
@@ -603,8 +610,10 @@ async def test_options_new_thresholds(hass: HomeAssistant) -> None:
         "resistance_vs_baseline": {"alarm_high": 1.4},
         "hydrogen": {"warning_high": 2000.0},
         "cell_deviation": {"alarm_high": 0.07},
+        "deviation_grace": 5400.0,
     }
     thresholds = entry.runtime_data.manager.config.thresholds
+    assert thresholds.deviation_grace == 5400.0
     assert thresholds.resistance_vs_baseline.alarm_high == 1.4
     assert thresholds.hydrogen.warning_high == 2000.0
     assert thresholds.cell_deviation.alarm_high == 0.07
