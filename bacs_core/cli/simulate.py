@@ -85,18 +85,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=["bacs", "generex"],
         help="bacs: our module bus (default); generex: a CS141 web manager (Modbus TCP + SNMP)",
     )
-    p.add_argument("--snmp", metavar="HOST:PORT", help="with --as generex: serve SNMP here")
+    p.add_argument(
+        "--snmp", type=host_port, metavar="HOST:PORT", help="with --as generex: serve SNMP here"
+    )
     p.add_argument("--community", default="public", help="with --as generex: SNMP community")
     p.add_argument(
         "--string-scale",
-        type=int,
+        type=integer(1, 1000),
         default=10,
         help="with --as generex: raw units per V/A in the Modbus string block",
     )
+    p.add_argument("--snmp-index-base", type=integer(0, 1), default=1, help="with --as generex")
     p.add_argument(
-        "--snmp-index-base", type=int, default=1, choices=[0, 1], help="with --as generex"
+        "--unit", type=integer(0, 255), default=1, help="with --as generex: Modbus unit id"
     )
-    p.add_argument("--unit", type=int, default=1, help="with --as generex: Modbus unit id")
     p.set_defaults(handler=run)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli.common import integer
 from ..generex.cs141_map import Cs141Settings
 from .options import GatewayOptions, parse_listen
 
@@ -17,10 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--serve-modbus", metavar="HOST:PORT", help="Modbus TCP, e.g. 0.0.0.0:502")
     g.add_argument("--serve-snmp", metavar="HOST:PORT", help="SNMP v1/v2c UDP, e.g. 0.0.0.0:161")
     g.add_argument("--gateway-community", default="public", help="SNMP read community")
-    g.add_argument("--gateway-unit", type=int, default=1, help="Modbus unit id (default 1)")
+    g.add_argument(
+        "--gateway-unit", type=integer(0, 255), default=1, help="Modbus unit id (default 1)"
+    )
     g.add_argument(
         "--gateway-string-scale",
-        type=int,
+        type=integer(1, 1000),
         default=10,
         help="raw units per V/A in the CS141 string registers (default 10)",
     )

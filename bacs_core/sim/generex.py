@@ -158,14 +158,13 @@ def parse_host_port(text: str, default_host: str = "127.0.0.1") -> tuple[str, in
 async def serve_impersonation(
     room: Room,
     modbus: str | None,
-    snmp: str | None,
+    snmp_at: tuple[str, int] | None,
     options: ImpersonationOptions,
     speed: float = 1.0,
 ) -> int:
     """``bacs simulate --as generex``: serve until SIGINT/SIGTERM."""
     try:
         modbus_at = parse_host_port(modbus) if modbus else None
-        snmp_at = parse_host_port(snmp) if snmp else None
     except ValueError as err:
         print(f"bacs simulate: {err}")
         return 2
