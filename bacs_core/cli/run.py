@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import Event
+from ..gateway import cli as gateway_cli
 from ..manager import ConfigError, Manager, validate_config
 from ..manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from ..snapshot import SystemSnapshot
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--cycles", type=integer(0, 10**9), default=0, help="stop after N cycles (0 = never)"
     )
+    gateway_cli.add_arguments(p)  # --serve-modbus/--serve-snmp (bacs_core/gateway/cli.py)
     p.set_defaults(handler=run)
 
 
@@ -86,6 +88,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     try:
         config = validate_config(load_settings(args))
+        args.gateway = gateway_cli.options_from_args(args, config.poll_interval)
     except (ConfigError, OSError, ValueError) as err:
         print(f"bacs run: {err}", file=sys.stderr)
         return 2
@@ -145,6 +148,20 @@ async def _run(config: Any, args: argparse.Namespace) -> int:
     await manager.start()
     if not manager.devices:
         print("bacs run: no devices answer on the configured buses", file=sys.stderr)
+    gateway = None
+    if args.gateway is not None:  # the SCADA/NMS gateway (bacs_core/gateway)
+        from ..gateway.service import Gateway, GatewayError
+
+        gateway = Gateway(manager, args.gateway)
+        try:
+            await gateway.start()
+        except GatewayError as err:
+            print(f"bacs run: gateway: {err}", file=sys.stderr)
+            await manager.stop()
+            return 2
+        print(gateway.describe(), file=sys.stderr, flush=True)
     await done.wait()
+    if gateway is not None:
+        await gateway.stop()
     await manager.stop()
     return 0

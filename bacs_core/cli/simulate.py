@@ -77,6 +77,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--turnaround-ms", type=number(0, 1000), default=5.0, help="module answer delay")
     p.add_argument("--auto-reclose", action="store_true", help="breakers close when relays drop")
     p.add_argument("--print-units", action="store_true", help="list the unit ids and exit")
+    # Impersonation of an installed GENEREX CS141 (bacs_core/sim/generex.py).
+    p.add_argument(
+        "--as",
+        dest="impersonate",
+        default="bacs",
+        choices=["bacs", "generex"],
+        help="bacs: our module bus (default); generex: a CS141 web manager (Modbus TCP + SNMP)",
+    )
+    p.add_argument(
+        "--snmp", type=host_port, metavar="HOST:PORT", help="with --as generex: serve SNMP here"
+    )
+    p.add_argument("--community", default="public", help="with --as generex: SNMP community")
+    p.add_argument(
+        "--string-scale",
+        type=integer(1, 1000),
+        default=10,
+        help="with --as generex: raw units per V/A in the Modbus string block",
+    )
+    p.add_argument("--snmp-index-base", type=integer(0, 1), default=1, help="with --as generex")
+    p.add_argument(
+        "--unit", type=integer(0, 255), default=1, help="with --as generex: Modbus unit id"
+    )
     p.set_defaults(handler=run)
 
 
@@ -111,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
             for unit, dev in sorted(bus.devices.items()):
                 print(f"bus {bus.index + 1} unit {unit:3d} {dev.kind.name}")
         return 0
+    if args.impersonate == "generex":
+        return _run_generex(room, args)
     listen = args.listen or ["tcp://127.0.0.1:5020"]
     if len(listen) != len(room.buses):
         print(
@@ -121,6 +145,24 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     timing = LineTiming(args.baud, turnaround_s=args.turnaround_ms / 1000) if args.baud else None
     return asyncio.run(_serve(room, listen, args.control, timing, args.speed))
+
+
+def _run_generex(room: Room, args: argparse.Namespace) -> int:
+    from ..generex.cs141_map import Cs141Settings
+    from ..sim.generex import ImpersonationOptions, serve_impersonation
+
+    if len(args.listen) > 1:
+        print("bacs simulate: --as generex serves one Modbus TCP address (one --listen)")
+        return 2
+    try:
+        settings = Cs141Settings(string_scale=args.string_scale, unit=args.unit)
+    except ValueError as err:
+        print(f"bacs simulate: {err}")
+        return 2
+    options = ImpersonationOptions(settings, args.snmp_index_base, args.community)
+    logging.basicConfig(level=logging.WARNING)
+    listen = args.listen[0] if args.listen else None
+    return asyncio.run(serve_impersonation(room, listen, args.snmp, options, args.speed))
 
 
 async def _serve(
