@@ -1,0 +1,176 @@
+"""Compact rows: one per string per sample, block values packed as integers in BLOBs.
+
+Scales (little-endian): voltage uint16 mV, temperature int16 0.1 °C, resistance uint32 µΩ,
+balancing current uint16 mA; the all-ones (or most negative) value means "no usable value".
+About 10 bytes per block per sample; see docs/history.md for the size arithmetic.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum
+
+from ..snapshot import ChargeState, StringSnapshot, Value
+
+V_SCALE = 1000.0  # mV
+T_SCALE = 10.0  # 0.1 °C
+R_SCALE = 1000.0  # µΩ from mΩ
+I_SCALE = 1000.0  # mA
+U16_NONE = 0xFFFF
+I16_NONE = -0x8000
+U32_NONE = 0xFFFFFFFF
+_LITTLE = sys.byteorder == "little"
+
+# Stored codes: fixed forever (never derived from the enum's order).
+STATE_CODES: dict[ChargeState, int] = {
+    ChargeState.DISCHARGE: 0,
+    ChargeState.CHARGE: 1,
+    ChargeState.FLOAT: 2,
+    ChargeState.REST: 3,
+    ChargeState.UNKNOWN: 4,
+}
+STATES_BY_CODE: dict[int, ChargeState] = {i: state for state, i in STATE_CODES.items()}
+
+
+class SampleKind(IntEnum):
+    """Why a row was written: retention thins FLOAT rows first and never touches KEEP ones."""
+
+    FLOAT = 0  # the periodic float/rest sample
+    ACTIVE = 1  # every poll in a charge, or after one
+    BURST = 2  # the window around an alarm
+    DISCHARGE = 3  # every poll in a discharge and until its recovery reading: never thinned
+
+
+def ms(when: datetime) -> int:
+    return round(when.timestamp() * 1000.0)
+
+
+def from_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000.0, UTC)
+
+
+def _pack(typecode: str, values: Sequence[int]) -> bytes:
+    arr = array(typecode, values)
+    if not _LITTLE:
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _unpack(typecode: str, blob: bytes) -> array[int]:
+    arr = array(typecode)
+    arr.frombytes(blob)
+    if not _LITTLE:
+        arr.byteswap()
+    return arr
+
+
+def _u16(v: Value, scale: float) -> int:
+    x = v.value
+    if x is None or not v.usable:
+        return U16_NONE
+    return min(U16_NONE - 1, max(0, round(x * scale)))
+
+
+def _i16(v: Value, scale: float) -> int:
+    x = v.value
+    if x is None or not v.usable:
+        return I16_NONE
+    return min(0x7FFF, max(I16_NONE + 1, round(x * scale)))
+
+
+def _u32(v: Value, scale: float) -> int:
+    x = v.value
+    if x is None or not v.usable:
+        return U32_NONE
+    return min(U32_NONE - 1, max(0, round(x * scale)))
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRow:
+    """One string at one instant, as stored."""
+
+    t_ms: int
+    string: int
+    kind: SampleKind
+    state: ChargeState
+    current: float | None
+    voltage: float | None
+    soc: float | None
+    volts: bytes
+    temps: bytes
+    ris: bytes
+    balance: bytes
+
+    @classmethod
+    def from_string(cls, t_ms: int, s: StringSnapshot, kind: SampleKind) -> SampleRow:
+        mods = s.modules
+        return cls(
+            t_ms,
+            s.index,
+            kind,
+            s.charge_state,
+            s.current,
+            s.voltage,
+            s.state_of_charge,
+            _pack("H", [_u16(m.voltage, V_SCALE) for m in mods]),
+            _pack("h", [_i16(m.temperature, T_SCALE) for m in mods]),
+            _pack("I", [_u32(m.resistance, R_SCALE) for m in mods]),
+            _pack("H", [_u16(m.balance_current, I_SCALE) for m in mods]),
+        )
+
+    def with_kind(self, kind: SampleKind) -> SampleRow:
+        return SampleRow(
+            self.t_ms,
+            self.string,
+            kind,
+            self.state,
+            self.current,
+            self.voltage,
+            self.soc,
+            self.volts,
+            self.temps,
+            self.ris,
+            self.balance,
+        )
+
+    @property
+    def time(self) -> datetime:
+        return from_ms(self.t_ms)
+
+    def voltages(self) -> list[float | None]:
+        return decode_u16(self.volts, V_SCALE)
+
+    def temperatures(self) -> list[float | None]:
+        return [None if x == I16_NONE else x / T_SCALE for x in _unpack("h", self.temps)]
+
+    def resistances(self) -> list[float | None]:
+        return [None if x == U32_NONE else x / R_SCALE for x in _unpack("I", self.ris)]
+
+    def balance_currents(self) -> list[float | None]:
+        return decode_u16(self.balance, I_SCALE)
+
+
+def decode_u16(blob: bytes, scale: float) -> list[float | None]:
+    return [None if x == U16_NONE else x / scale for x in _unpack("H", blob)]
+
+
+def voltage_at(blob: bytes | None) -> float | None:
+    """One block's voltage from the two bytes SQL's substr() cut out of a row."""
+    if blob is None or len(blob) != 2:
+        return None
+    x = int.from_bytes(blob, "little")
+    return None if x == U16_NONE else x / V_SCALE
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSeries:
+    """One block's voltage over a period: parallel lists, times in UTC."""
+
+    string: int
+    position: int
+    times: list[datetime]
+    voltages: list[float | None]

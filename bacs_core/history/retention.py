@@ -1,0 +1,116 @@
+"""Keep the history inside its age and size limits without ever losing a discharge.
+
+Age: float/charge/alarm rows, events and environment rows older than ``max_age_days`` go.
+Size: while the used pages exceed ``max_bytes``, the oldest half of the periodic float rows
+loses every other row (so resolution falls with age: ½, ¼, ⅛ …); when float rows cannot be
+thinned further, charge and alarm-burst rows are thinned the same way, then the oldest
+non-discharge rows are deleted. Discharge rows (SampleKind.DISCHARGE) and discharge records
+are never touched; if they alone exceed the limit, the result says so.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from .codec import SampleKind
+from .config import HistoryConfig
+
+MAX_PASSES = 64
+MAX_EVENTS = 200_000
+THIN_ORDER = ((SampleKind.FLOAT,), (SampleKind.FLOAT, SampleKind.ACTIVE, SampleKind.BURST))
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionResult:
+    deleted_by_age: int = 0
+    thinned: int = 0
+    deleted_for_size: int = 0
+    used_bytes: int = 0
+    over_limit: bool = False  # discharges alone exceed max_bytes
+
+
+def _used(conn: sqlite3.Connection) -> int:
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    return (pages - free) * int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+
+def _in(kinds: tuple[SampleKind, ...]) -> str:
+    return ",".join(str(int(k)) for k in kinds)
+
+
+def _thin_oldest_half(conn: sqlite3.Connection, kinds: tuple[SampleKind, ...]) -> int:
+    span = conn.execute(
+        f"SELECT min(t), max(t) FROM samples WHERE kind IN ({_in(kinds)})"
+    ).fetchone()
+    if span is None or span[0] is None or span[0] == span[1]:
+        return 0
+    cutoff = span[0] + (span[1] - span[0]) // 2 + 1
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        cur = conn.execute(
+            "DELETE FROM samples WHERE rowid IN (SELECT rid FROM (SELECT rowid AS rid, "
+            "row_number() OVER (PARTITION BY string ORDER BY t) AS rn FROM samples "
+            f"WHERE kind IN ({_in(kinds)}) AND t < ?) WHERE rn % 2 = 0)",
+            (cutoff,),
+        )
+    return cur.rowcount
+
+
+def _delete_oldest(conn: sqlite3.Connection) -> int:
+    kinds = THIN_ORDER[-1]
+    span = conn.execute(
+        f"SELECT min(t), max(t) FROM samples WHERE kind IN ({_in(kinds)})"
+    ).fetchone()
+    if span is None or span[0] is None:
+        return 0
+    cutoff = span[0] + max(1, (span[1] - span[0]) // 8)
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        n = conn.execute(
+            f"DELETE FROM samples WHERE kind IN ({_in(kinds)}) AND t <= ?", (cutoff,)
+        ).rowcount
+        conn.execute("DELETE FROM environment WHERE t <= ?", (cutoff,))
+        conn.execute("DELETE FROM events WHERE t <= ?", (cutoff,))
+    return n
+
+
+def apply_retention(
+    conn: sqlite3.Connection, now_ms: int, config: HistoryConfig
+) -> RetentionResult:
+    by_age = 0
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        if config.max_age_days is not None:
+            cutoff = now_ms - int(config.max_age_days * 86_400_000)
+            by_age = conn.execute(
+                f"DELETE FROM samples WHERE t < ? AND kind != {int(SampleKind.DISCHARGE)}",
+                (cutoff,),
+            ).rowcount
+            by_age += conn.execute("DELETE FROM events WHERE t < ?", (cutoff,)).rowcount
+            by_age += conn.execute("DELETE FROM environment WHERE t < ?", (cutoff,)).rowcount
+        conn.execute(
+            "DELETE FROM events WHERE rowid <= (SELECT max(rowid) FROM events) - ?",
+            (MAX_EVENTS,),
+        )
+    thinned = deleted = 0
+    limit = config.max_bytes
+    if limit is None:
+        return RetentionResult(by_age, used_bytes=_used(conn))
+    stage = 0
+    for _ in range(MAX_PASSES):
+        if _used(conn) <= limit:
+            break
+        if stage < len(THIN_ORDER):
+            n = _thin_oldest_half(conn, THIN_ORDER[stage])
+            if n == 0:
+                stage += 1
+            thinned += n
+            continue
+        n = _delete_oldest(conn)
+        if n == 0:
+            break
+        deleted += n
+    used = _used(conn)
+    return RetentionResult(by_age, thinned, deleted, used, used > limit)

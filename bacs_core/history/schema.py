@@ -1,0 +1,77 @@
+"""The store's tables, versioned with ``PRAGMA user_version`` and migrated step by step.
+
+A fresh file runs every step from 0, so the path an old file takes is the path every new
+file took: a migration cannot drift from the schema it produces. Add a step, never edit one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+# Version 1 (the first release): samples, events, environment, discharges.
+V1 = """
+CREATE TABLE samples (
+    t INTEGER NOT NULL, string INTEGER NOT NULL, kind INTEGER NOT NULL,
+    state INTEGER NOT NULL, current REAL, voltage REAL, soc REAL,
+    volts BLOB NOT NULL, temps BLOB NOT NULL, ris BLOB NOT NULL, balance BLOB NOT NULL
+);
+CREATE INDEX samples_string_t ON samples (string, t);
+CREATE TABLE events (
+    t INTEGER NOT NULL, type TEXT NOT NULL, message TEXT NOT NULL,
+    device TEXT, string INTEGER, data TEXT
+);
+CREATE INDEX events_t ON events (t);
+CREATE TABLE environment (
+    t INTEGER NOT NULL, device TEXT NOT NULL,
+    temperature REAL, humidity REAL, hydrogen REAL, acid_level REAL
+);
+CREATE INDEX environment_t ON environment (t);
+CREATE TABLE discharges (
+    id INTEGER PRIMARY KEY, string INTEGER NOT NULL, start INTEGER NOT NULL,
+    "end" INTEGER, record TEXT NOT NULL, UNIQUE (string, start)
+);
+"""
+
+# Version 2: energy totals that survive restarts, and which device sat at which position.
+V2 = """
+CREATE TABLE energy (
+    string INTEGER PRIMARY KEY, charged_wh REAL NOT NULL, discharged_wh REAL NOT NULL,
+    t INTEGER NOT NULL
+);
+CREATE TABLE layout (
+    string INTEGER NOT NULL, t INTEGER NOT NULL, devices TEXT NOT NULL,
+    PRIMARY KEY (string, t)
+);
+CREATE INDEX discharges_start ON discharges (start);
+"""
+
+
+def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
+    def run(conn: sqlite3.Connection) -> None:
+        for statement in sql.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+
+    return run
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _script(V2))
+VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNewError(Exception):
+    """The file was written by a newer version: left untouched, not recorded into."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file to VERSION, one step per transaction. Returns the version found."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > VERSION:
+        raise SchemaTooNewError(f"history schema version {found} is newer than {VERSION}")
+    for version in range(found, VERSION):
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            MIGRATIONS[version](conn)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+    return found
