@@ -29,7 +29,12 @@ class HistoryConfig:
     max_gap_s: float = 300.0  # an interval longer than this (a restart, a lost bus) is skipped
     recovery_s: float = 10 * 60.0  # the "after recovery" voltage is read this long after the end
     end_v_per_cell: float = 1.75  # a discharge test's end voltage (UPS default, §5.1)
-    early_fall_v_per_cell: float = 0.05  # 0.3 V on a 12 V block below the string's mean drop
+    # A block "fell early" when its drop beyond the string's mean drop passes the fixed limit
+    # (0.3 V on a 12 V block), or ``early_sigma`` robust σ of its string and the floor
+    # (above measurement noise), battery-domain.md §5.1.
+    early_fall_v_per_cell: float = 0.05
+    early_sigma: float = 3.0
+    early_floor_v_per_cell: float = 0.01
     min_depth_for_soh: float = 0.1  # a discharge shallower than 10 % of the rating says nothing
 
     def __post_init__(self) -> None:

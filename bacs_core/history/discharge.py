@@ -29,7 +29,6 @@ from .health import (
 from .records import BlockDischarge, DischargeRecord
 
 PROGRESS_EVERY_S = 300.0  # a running discharge is saved this often (a crash keeps most of it)
-MIN_STEP_CURRENT_C = 0.01  # a current step below 1 % of C10 gives no step resistance
 
 
 def _cells(m: ModuleSnapshot) -> int:
@@ -49,7 +48,6 @@ class _Block:
     fell_at: datetime | None = None
     end_voltage_at: datetime | None = None
     ah_at_end_voltage: float | None = None
-    step_r_mohm: float | None = None
 
 
 @dataclass
@@ -90,7 +88,6 @@ class DischargeAnalyzer:
         self.last: dict[int, DischargeRecord] = {}  # per string: the present or last discharge
         self._runs: dict[int, _Run] = {}
         self._prev: dict[int, tuple[float, float | None, float | None]] = {}
-        self._before: dict[int, tuple[float, float | None, list[float | None]]] = {}
         self._recovering: dict[int, _Recovery] = {}
 
     def running(self, string: int) -> bool:
@@ -118,7 +115,6 @@ class DischargeAnalyzer:
         if run is None and discharging:
             run = self._start(when, t_s, s, volts, rated_ah)
         if run is None:
-            self._before[idx] = (t_s, s.current, volts)
             return out
 
         if prev is not None:
@@ -133,7 +129,6 @@ class DischargeAnalyzer:
             record = self._remember(self._record(run, in_progress=False))
             out.append(record)
             self._recovering[idx] = _Recovery(record, run.end_s + self.config.recovery_s)
-            self._before[idx] = (t_s, s.current, volts)
         return out
 
     # -- steps ----------------------------------------------------------------------------
@@ -146,19 +141,6 @@ class DischargeAnalyzer:
         rated_ah: float | None,
     ) -> _Run:
         blocks = [_Block(_cells(m)) for m in s.modules]
-        before = self._before.get(s.index)
-        if (
-            before is not None
-            and before[1] is not None
-            and s.current is not None
-            and t_s - before[0] <= self.config.max_gap_s
-            and rated_ah
-            and abs(before[1] - s.current) >= MIN_STEP_CURRENT_C * rated_ah
-        ):
-            d_i = before[1] - s.current
-            for b, v0, v1 in zip(blocks, before[2], volts, strict=False):
-                if v0 is not None and v1 is not None:
-                    b.step_r_mohm = round((v0 - v1) / d_i * 1000.0, 3)
         run = _Run(s.index, when, t_s, rated_ah, blocks, when, t_s, saved_s=t_s)
         self._runs[s.index] = run
         return run
@@ -212,12 +194,18 @@ class DischargeAnalyzer:
         if not drops:
             return
         mean_drop = statistics.fmean(d for _, d in drops)
-        for b, d in drops:
-            short = d - mean_drop
+        shorts = [d - mean_drop for _, d in drops]
+        centre = statistics.median(shorts)
+        sigma = 1.4826 * statistics.median(abs(x - centre) for x in shorts)
+        for (b, _), short in zip(drops, shorts, strict=True):
             b.shortfall = short
             if b.shortfall_max is None or short > b.shortfall_max:
                 b.shortfall_max, b.shortfall_at = short, when
-            if b.fell_at is None and short >= cfg.early_fall_v_per_cell * b.cells:
+            limit = min(
+                cfg.early_fall_v_per_cell * b.cells,
+                max(cfg.early_sigma * sigma, cfg.early_floor_v_per_cell * b.cells),
+            )
+            if b.fell_at is None and short >= limit:
                 b.fell_at = when
         usable = [(v, b.cells) for b, v in zip(run.blocks, volts, strict=False) if v is not None]
         mean_v = statistics.fmean(v for v, _ in usable)
@@ -272,7 +260,6 @@ class DischargeAnalyzer:
                     shortfall_end_v=_r3(b.shortfall),
                     fell_at=b.fell_at,
                     end_voltage_at=b.end_voltage_at,
-                    step_resistance_mohm=b.step_r_mohm,
                     resistance_mohm=r_now,
                     resistance_ratio=ratio,
                     soh_discharge_pct=soh_d,

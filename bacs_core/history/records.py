@@ -29,7 +29,6 @@ class BlockDischarge:
     shortfall_end_v: float | None  # at the end of the discharge
     fell_at: datetime | None  # first time the shortfall passed the early-fall threshold
     end_voltage_at: datetime | None  # when it reached the end voltage per cell (if it did)
-    step_resistance_mohm: float | None  # ΔV/ΔI at the onset (ohmic plus fast polarisation)
     resistance_mohm: float | None  # the module's last measurement
     resistance_ratio: float | None  # against its own learned baseline
     soh_discharge_pct: float | None  # capacity estimate from this discharge, % of rating
