@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 
-from ..snapshot import ChargeState, StringSnapshot, Value
+from ..snapshot import MISSING, ChargeState, StringSnapshot, Value
 
 V_SCALE = 1000.0  # mV
 T_SCALE = 10.0  # 0.1 °C
@@ -120,6 +120,42 @@ class SampleRow:
             _pack("h", [_i16(m.temperature, T_SCALE) for m in mods]),
             _pack("I", [_u32(m.resistance, R_SCALE) for m in mods]),
             _pack("H", [_u16(m.balance_current, I_SCALE) for m in mods]),
+        )
+
+    @classmethod
+    def from_values(
+        cls,
+        t_ms: int,
+        string: int,
+        kind: SampleKind,
+        state: ChargeState,
+        current: float | None,
+        voltages: Sequence[float | None],
+        temperatures: Sequence[float | None] | None = None,
+        resistances: Sequence[float | None] | None = None,
+        balance_currents: Sequence[float | None] | None = None,
+        soc: float | None = None,
+    ) -> SampleRow:
+        """A row from plain values (imports, tests, benchmarks); None = no value."""
+        n = len(voltages)
+        none: list[float | None] = [None] * n
+
+        def vals(xs: Sequence[float | None] | None) -> list[Value]:
+            return [MISSING if x is None else Value(x) for x in (xs if xs is not None else none)]
+
+        usable = [v for v in voltages if v is not None]
+        return cls(
+            t_ms,
+            string,
+            kind,
+            state,
+            current,
+            sum(usable) if len(usable) == n and n else None,
+            soc,
+            _pack("H", [_u16(v, V_SCALE) for v in vals(voltages)]),
+            _pack("h", [_i16(v, T_SCALE) for v in vals(temperatures)]),
+            _pack("I", [_u32(v, R_SCALE) for v in vals(resistances)]),
+            _pack("H", [_u16(v, I_SCALE) for v in vals(balance_currents)]),
         )
 
     def with_kind(self, kind: SampleKind) -> SampleRow:

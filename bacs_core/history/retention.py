@@ -1,11 +1,13 @@
 """Keep the history inside its age and size limits without ever losing a discharge.
 
 Age: float/charge/alarm rows, events and environment rows older than ``max_age_days`` go.
-Size: while the used pages exceed ``max_bytes``, the oldest half of the periodic float rows
-loses every other row (so resolution falls with age: ½, ¼, ⅛ …); when float rows cannot be
-thinned further, charge and alarm-burst rows are thinned the same way, then the oldest
-non-discharge rows are deleted. Discharge rows (SampleKind.DISCHARGE) and discharge records
-are never touched; if they alone exceed the limit, the result says so.
+Size: while the used pages exceed ``max_bytes``, pass k removes every other periodic float
+row older than 1 − 2⁻ᵏ of the float span (the oldest half, then the oldest three quarters …),
+so the resolution falls with age (the oldest half ends at ½ⁿ, the next quarter at ½ⁿ⁻¹ …)
+and the newest rows keep theirs longest; when float rows cannot be thinned further, charge
+and alarm-burst rows are thinned the same way, then the oldest non-discharge rows deleted.
+Discharge rows (SampleKind.DISCHARGE) and discharge records are never touched; if they
+alone exceed the limit, the result says so.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 from .codec import SampleKind
 from .config import HistoryConfig
 
-MAX_PASSES = 64
+MAX_PASSES = 96
+MAX_LEVEL = 24  # beyond this the cutoff no longer moves (2⁻²⁴ of the span)
 MAX_EVENTS = 200_000
 THIN_ORDER = ((SampleKind.FLOAT,), (SampleKind.FLOAT, SampleKind.ACTIVE, SampleKind.BURST))
 
@@ -40,13 +43,14 @@ def _in(kinds: tuple[SampleKind, ...]) -> str:
     return ",".join(str(int(k)) for k in kinds)
 
 
-def _thin_oldest_half(conn: sqlite3.Connection, kinds: tuple[SampleKind, ...]) -> int:
+def _thin(conn: sqlite3.Connection, kinds: tuple[SampleKind, ...], level: int) -> int:
+    """Every other row of these kinds older than 1 − 2⁻ˡᵉᵛᵉˡ of their span."""
     span = conn.execute(
         f"SELECT min(t), max(t) FROM samples WHERE kind IN ({_in(kinds)})"
     ).fetchone()
     if span is None or span[0] is None or span[0] == span[1]:
         return 0
-    cutoff = span[0] + (span[1] - span[0]) // 2 + 1
+    cutoff = span[1] - (span[1] - span[0]) // (2**level) + 1
     with conn:
         conn.execute("BEGIN IMMEDIATE")
         cur = conn.execute(
@@ -98,14 +102,15 @@ def apply_retention(
     limit = config.max_bytes
     if limit is None:
         return RetentionResult(by_age, used_bytes=_used(conn))
-    stage = 0
+    stage, level = 0, 1
     for _ in range(MAX_PASSES):
         if _used(conn) <= limit:
             break
         if stage < len(THIN_ORDER):
-            n = _thin_oldest_half(conn, THIN_ORDER[stage])
-            if n == 0:
-                stage += 1
+            n = _thin(conn, THIN_ORDER[stage], level)
+            level += 1
+            if n == 0 and level > MAX_LEVEL:
+                stage, level = stage + 1, 1
             thinned += n
             continue
         n = _delete_oldest(conn)

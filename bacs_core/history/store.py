@@ -111,9 +111,18 @@ class WriteBatch:
 
 
 class HistoryStore:
-    def __init__(self, directory: str | Path, config: HistoryConfig | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        config: HistoryConfig | None = None,
+        *,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+    ) -> None:
+        """``directory``: the manager's state directory or Home Assistant's config directory
+        (created if missing); the file is ``history.db`` in it."""
         self.path = Path(directory) / FILENAME
         self.config = config or HistoryConfig()
+        self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
         self._status = HistoryStatus(StoreState.CLOSED, str(self.path))
         self._lock = threading.Lock()
@@ -142,7 +151,7 @@ class HistoryStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -312,7 +321,10 @@ class HistoryStore:
         if not self.path.exists():
             raise FileNotFoundError(f"no history at {self.path}")
         return sqlite3.connect(
-            f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+            f"file:{self.path}?mode=ro",
+            uri=True,
+            timeout=self.busy_timeout_s,
+            check_same_thread=False,
         )
 
     def used_bytes(self) -> int:

@@ -12,7 +12,6 @@ from bacs_core.history import HistoryConfig
 from bacs_core.sim.physics import ChargerMode
 from bacs_core.sim.room import Fault, Room, RoomConfig
 from bacs_core.snapshot import SystemSnapshot
-
 from tests.core.history_site import POLL_S, HistorySite
 
 WEAK = 7

@@ -3,6 +3,7 @@ totals across a restart, and a slow disk that never blocks the poll cycle."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 from dataclasses import replace
@@ -40,7 +41,7 @@ async def test_float_every_interval_then_every_poll_in_and_after_a_discharge(
     site.flush()
     rows = _rows(site, 1)
     assert [r.kind for r in rows] == [SampleKind.FLOAT] * 5
-    gaps = {(b.t_ms - a.t_ms) / 1000 for a, b in zip(rows, rows[1:], strict=False)}
+    gaps = {(b.t_ms - a.t_ms) / 1000 for a, b in itertools.pairwise(rows)}
     assert gaps == {120.0}
     assert len(_rows(site, 2)) == 5
 
