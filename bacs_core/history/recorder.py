@@ -191,12 +191,10 @@ class HistoryRecorder:
         oldest = ms(when) - round(self.config.burst_before_s * 1000)
         batch = WriteBatch()
         for ring in self._ring.values():
-            batch.samples += [
-                SampleRow.from_string(t, s, SampleKind.BURST) for t, s in ring if t >= oldest
-            ]
+            batch.pending += [(t, SampleKind.BURST, s) for t, s in ring if t >= oldest]
             ring.clear()
-        batch.samples.sort(key=lambda r: r.t_ms)
-        self.writer.submit(batch)
+        batch.pending.sort(key=lambda p: p[0])
+        self.writer.submit(batch)  # encoded on the writer thread, not here
 
     def _record(self, snap: SystemSnapshot) -> None:
         when = snap.timestamp

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 from .codec import SampleKind
 from .config import HistoryConfig
+from .schema import MAX_STRING, T_MASK, key, key_range
 
 MAX_PASSES = 96
 MAX_LEVEL = 24  # beyond this the cutoff no longer moves (2⁻²⁴ of the span)
 MAX_EVENTS = 200_000
+KEEP = int(SampleKind.DISCHARGE)
 THIN_ORDER = ((SampleKind.FLOAT,), (SampleKind.FLOAT, SampleKind.ACTIVE, SampleKind.BURST))
 
 
@@ -43,41 +45,62 @@ def _in(kinds: tuple[SampleKind, ...]) -> str:
     return ",".join(str(int(k)) for k in kinds)
 
 
+def _strings(conn: sqlite3.Connection) -> list[tuple[int, int, int]]:
+    """(string, first t_ms, last t_ms) of every string with rows: two seeks per string."""
+    out = []
+    for string in range(1, MAX_STRING + 1):
+        lo, hi = key_range(string)
+        first = conn.execute(
+            "SELECT key FROM samples WHERE key BETWEEN ? AND ? ORDER BY key LIMIT 1", (lo, hi)
+        ).fetchone()
+        if first is None:
+            continue
+        last = conn.execute(
+            "SELECT key FROM samples WHERE key BETWEEN ? AND ? ORDER BY key DESC LIMIT 1",
+            (lo, hi),
+        ).fetchone()
+        out.append((string, first[0] & T_MASK, last[0] & T_MASK))
+    return out
+
+
 def _thin(conn: sqlite3.Connection, kinds: tuple[SampleKind, ...], level: int) -> int:
-    """Every other row of these kinds older than 1 − 2⁻ˡᵉᵛᵉˡ of their span."""
-    span = conn.execute(
-        f"SELECT min(t), max(t) FROM samples WHERE kind IN ({_in(kinds)})"
-    ).fetchone()
-    if span is None or span[0] is None or span[0] == span[1]:
-        return 0
-    cutoff = span[1] - (span[1] - span[0]) // (2**level) + 1
+    """Every other row of these kinds older than 1 − 2⁻ˡᵉᵛᵉˡ of each string's span."""
+    deleted = 0
     with conn:
         conn.execute("BEGIN IMMEDIATE")
-        cur = conn.execute(
-            "DELETE FROM samples WHERE rowid IN (SELECT rid FROM (SELECT rowid AS rid, "
-            "row_number() OVER (PARTITION BY string ORDER BY t) AS rn FROM samples "
-            f"WHERE kind IN ({_in(kinds)}) AND t < ?) WHERE rn % 2 = 0)",
-            (cutoff,),
-        )
-    return cur.rowcount
+        for string, first, last in _strings(conn):
+            if first == last:
+                continue
+            lo, _ = key_range(string)
+            cutoff = key(string, last - (last - first) // (2**level))
+            deleted += conn.execute(
+                "DELETE FROM samples WHERE key IN (SELECT key FROM (SELECT key, "
+                "row_number() OVER (ORDER BY key) AS rn FROM samples "
+                f"WHERE key BETWEEN ? AND ? AND kind IN ({_in(kinds)})) WHERE rn % 2 = 0)",
+                (lo, cutoff),
+            ).rowcount
+    return deleted
 
 
 def _delete_oldest(conn: sqlite3.Connection) -> int:
-    kinds = THIN_ORDER[-1]
-    span = conn.execute(
-        f"SELECT min(t), max(t) FROM samples WHERE kind IN ({_in(kinds)})"
-    ).fetchone()
-    if span is None or span[0] is None:
+    """The oldest eighth of every string's non-discharge rows, with its events."""
+    spans = _strings(conn)
+    if not spans:
         return 0
-    cutoff = span[0] + max(1, (span[1] - span[0]) // 8)
+    first = min(f for _, f, _ in spans)
+    last = max(t for _, _, t in spans)
+    cutoff = first + max(1, (last - first) // 8)
+    deleted = 0
     with conn:
         conn.execute("BEGIN IMMEDIATE")
-        n = conn.execute(
-            f"DELETE FROM samples WHERE kind IN ({_in(kinds)}) AND t <= ?", (cutoff,)
-        ).rowcount
+        for string, _, _ in spans:
+            lo, hi = key_range(string, 0, cutoff)
+            deleted += conn.execute(
+                f"DELETE FROM samples WHERE key BETWEEN ? AND ? AND kind != {KEEP}", (lo, hi)
+            ).rowcount
         conn.execute("DELETE FROM environment WHERE t <= ?", (cutoff,))
         conn.execute("DELETE FROM events WHERE t <= ?", (cutoff,))
-    return n
+    return deleted
 
 
 def apply_retention(
@@ -88,10 +111,11 @@ def apply_retention(
         conn.execute("BEGIN IMMEDIATE")
         if config.max_age_days is not None:
             cutoff = now_ms - int(config.max_age_days * 86_400_000)
-            by_age = conn.execute(
-                f"DELETE FROM samples WHERE t < ? AND kind != {int(SampleKind.DISCHARGE)}",
-                (cutoff,),
-            ).rowcount
+            for string, _, _ in _strings(conn):
+                lo, hi = key_range(string, 0, cutoff - 1)
+                by_age += conn.execute(
+                    f"DELETE FROM samples WHERE key BETWEEN ? AND ? AND kind != {KEEP}", (lo, hi)
+                ).rowcount
             by_age += conn.execute("DELETE FROM events WHERE t < ?", (cutoff,)).rowcount
             by_age += conn.execute("DELETE FROM environment WHERE t < ?", (cutoff,)).rowcount
         conn.execute(

@@ -10,13 +10,14 @@ import sqlite3
 from collections.abc import Callable
 
 # Version 1 (the first release): samples, events, environment, discharges.
+# A sample's key is (string << 45) | t_ms: rows of one string lie together in time order in
+# the table's own B-tree, so one block over a year is one range scan and no index is needed.
 V1 = """
 CREATE TABLE samples (
-    t INTEGER NOT NULL, string INTEGER NOT NULL, kind INTEGER NOT NULL,
+    key INTEGER PRIMARY KEY, kind INTEGER NOT NULL,
     state INTEGER NOT NULL, current REAL, voltage REAL, soc REAL,
     volts BLOB NOT NULL, temps BLOB NOT NULL, ris BLOB NOT NULL, balance BLOB NOT NULL
 );
-CREATE INDEX samples_string_t ON samples (string, t);
 CREATE TABLE events (
     t INTEGER NOT NULL, type TEXT NOT NULL, message TEXT NOT NULL,
     device TEXT, string INTEGER, data TEXT
@@ -54,6 +55,19 @@ def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
                 conn.execute(statement)
 
     return run
+
+
+T_BITS = 45  # t_ms below 2**45: until the year 3084
+T_MASK = (1 << T_BITS) - 1
+MAX_STRING = 64
+
+
+def key(string: int, t_ms: int) -> int:
+    return (string << T_BITS) | t_ms
+
+
+def key_range(string: int, start_ms: int = 0, end_ms: int = T_MASK) -> tuple[int, int]:
+    return key(string, max(0, start_ms)), key(string, min(T_MASK, end_ms))
 
 
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _script(V2))

@@ -8,17 +8,19 @@ Reads use their own short-lived connections, so any thread may query while the w
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from ..snapshot import StringSnapshot
 from .codec import (
     STATE_CODES,
     STATES_BY_CODE,
@@ -33,7 +35,16 @@ from .config import HistoryConfig
 from .energy import EnergyTotals
 from .records import DischargeRecord
 from .retention import RetentionResult, apply_retention
-from .schema import VERSION, SchemaTooNewError, migrate
+from .schema import (
+    MAX_STRING,
+    T_BITS,
+    T_MASK,
+    VERSION,
+    SchemaTooNewError,
+    key,
+    key_range,
+    migrate,
+)
 
 _LOG = logging.getLogger(__name__)
 FILENAME = "history.db"
@@ -82,6 +93,8 @@ class WriteBatch:
     (latest wins), so a batch that failed can be merged into the next one."""
 
     samples: list[SampleRow] = field(default_factory=list)
+    # Snapshots to encode on the writer thread (the ring's minutes before an alarm):
+    pending: list[tuple[int, SampleKind, StringSnapshot]] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
     environment: list[EnvironmentRow] = field(default_factory=list)
     discharges: list[DischargeRecord] = field(default_factory=list)
@@ -92,6 +105,7 @@ class WriteBatch:
     def __bool__(self) -> bool:
         return bool(
             self.samples
+            or self.pending
             or self.events
             or self.environment
             or self.discharges
@@ -99,8 +113,16 @@ class WriteBatch:
             or self.layout
         )
 
+    @property
+    def sample_count(self) -> int:
+        return len(self.samples) + len(self.pending)
+
+    def drop_samples(self) -> None:
+        self.samples, self.pending, self.environment = [], [], []
+
     def merge(self, other: WriteBatch) -> None:
         self.samples += other.samples
+        self.pending += other.pending
         self.events += other.events
         self.environment += other.environment
         self.discharges += other.discharges
@@ -238,6 +260,10 @@ class HistoryStore:
         conn = self._require()
         with self._lock, conn:
             conn.execute("BEGIN IMMEDIATE")
+            if batch.pending:
+                self._insert_samples(
+                    conn, (SampleRow.from_string(t, s, kind) for t, kind, s in batch.pending)
+                )
             self._insert_samples(conn, batch.samples)
             if batch.events:
                 conn.executemany(
@@ -287,11 +313,10 @@ class HistoryStore:
     @staticmethod
     def _insert_samples(conn: sqlite3.Connection, rows: Iterable[SampleRow]) -> None:
         conn.executemany(
-            "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
-                    r.t_ms,
-                    r.string,
+                    key(r.string, r.t_ms),
                     int(r.kind),
                     STATE_CODES[r.state],
                     r.current,
@@ -349,46 +374,56 @@ class HistoryStore:
         """One block's stored voltages, oldest first (two bytes cut out of each row in SQL)."""
         if position < 1:
             raise ValueError("position is 1-based")
+        lo, hi = key_range(string, to_ms(start), to_ms(end))
         conn = self._reader()
         try:
             rows = conn.execute(
-                "SELECT t, substr(volts, ?, 2) FROM samples WHERE string = ? AND t >= ? "
-                "AND t <= ? ORDER BY t",
-                (2 * position - 1, string, to_ms(start), to_ms(end)),
+                "SELECT key, substr(volts, ?, 2) FROM samples WHERE key BETWEEN ? AND ? "
+                "ORDER BY key",
+                (2 * position - 1, lo, hi),
             ).fetchall()
         finally:
             conn.close()
         return BlockSeries(
-            string, position, [from_ms(t) for t, _ in rows], [voltage_at(b) for _, b in rows]
+            string,
+            position,
+            [from_ms(k & T_MASK) for k, _ in rows],
+            [voltage_at(b) for _, b in rows],
         )
 
     def samples(
         self, start: datetime, end: datetime, string: int | None = None
     ) -> Iterator[SampleRow]:
         """Stored rows in time order (all strings, or one)."""
+        strings = [string] if string is not None else range(1, MAX_STRING + 1)
         conn = self._reader()
         try:
-            sql = "SELECT * FROM samples WHERE t >= ? AND t <= ?"
-            args: list[object] = [to_ms(start), to_ms(end)]
-            if string is not None:
-                sql += " AND string = ?"
-                args.append(string)
-            for row in conn.execute(sql + " ORDER BY t, string", args):
-                yield SampleRow(
-                    row[0],
-                    row[1],
-                    SampleKind(row[2]),
-                    STATES_BY_CODE[row[3]],
-                    row[4],
-                    row[5],
-                    row[6],
-                    row[7],
-                    row[8],
-                    row[9],
-                    row[10],
-                )
+            per_string = [self._string_rows(conn, s, to_ms(start), to_ms(end)) for s in strings]
+            yield from heapq.merge(*per_string, key=lambda r: r.t_ms)
         finally:
             conn.close()
+
+    @staticmethod
+    def _string_rows(
+        conn: sqlite3.Connection, string: int, start_ms: int, end_ms: int
+    ) -> Iterator[SampleRow]:
+        lo, hi = key_range(string, start_ms, end_ms)
+        for row in conn.execute(
+            "SELECT * FROM samples WHERE key BETWEEN ? AND ? ORDER BY key", (lo, hi)
+        ):
+            yield SampleRow(
+                row[0] & T_MASK,
+                row[0] >> T_BITS,
+                SampleKind(row[1]),
+                STATES_BY_CODE[row[2]],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                row[8],
+                row[9],
+            )
 
     def events(self, start: datetime, end: datetime) -> list[EventRow]:
         conn = self._reader()
@@ -475,7 +510,3 @@ def used_bytes(conn: sqlite3.Connection) -> int:
     free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     size = int(conn.execute("PRAGMA page_size").fetchone()[0])
     return (pages - free) * size
-
-
-def kinds_sql(kinds: Sequence[SampleKind]) -> str:
-    return ",".join(str(int(k)) for k in kinds)

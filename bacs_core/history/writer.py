@@ -77,9 +77,8 @@ class HistoryWriter:
             return
         with self._cond:
             if len(self._queue) >= self.max_backlog:
-                self._dropped += len(batch.samples)
-                batch.samples = []
-                batch.environment = []
+                self._dropped += batch.sample_count
+                batch.drop_samples()
                 if not batch:
                     return
                 self._queue[-1].merge(batch)  # the small, lasting parts ride along
@@ -143,38 +142,45 @@ class HistoryWriter:
     def _write(self, batch: WriteBatch) -> None:
         started = time.thread_time()
         try:
-            if not self.store.writable and self.store.status.state is not StoreState.ERROR:
-                self.store.open()
-            self.store.write(batch)
+            self._write_or_carry(batch)
+        finally:
+            self._cpu_s += time.thread_time() - started
+
+    def _write_or_carry(self, batch: WriteBatch) -> None:
+        store = self.store
+        if not store.writable and store.status.state is not StoreState.ERROR:
+            store.open()
+        if not store.writable:  # a file from a newer version, or none could be made
+            with self._cond:
+                self._dropped += batch.sample_count
+            return
+        try:
+            store.write(batch)
             self._written += 1
             self._last_error = None
-        except sqlite3.DatabaseError as failure:
-            err: sqlite3.Error = failure
-            self._failed += 1
-            self._last_error = str(err)
-            message = str(err).lower()
-            if "malformed" in message or "not a database" in message:
-                # Damaged under us: set it aside, start a new file, write the batch there.
-                _LOG.error("history file damaged while recording: %s", err)
-                self.store.close()
-                self.store.open()
-                if self.store.writable:
-                    try:
-                        self.store.write(batch)
-                        return
-                    except sqlite3.Error as again:
-                        err = again
-            _LOG.error("history write failed (%s); will retry the lasting parts", err)
-            with self._cond:
-                self._dropped += len(batch.samples)
-            batch.samples, batch.environment = [], []
-            self._carry = batch if batch else None
+            return
         except sqlite3.Error as err:
             self._failed += 1
             self._last_error = str(err)
+            message = str(err).lower()
+            damaged = "malformed" in message or "not a database" in message
             _LOG.error("history write failed: %s", err)
-        finally:
-            self._cpu_s += time.thread_time() - started
+        if damaged:  # damaged under us: set it aside, start a new file, write there
+            store.close()
+            store.open()
+            if store.writable:
+                try:
+                    store.write(batch)
+                    self._written += 1
+                    return
+                except sqlite3.Error as again:
+                    _LOG.error("history write to the new file failed too: %s", again)
+        # Disk full, I/O error, locked: the samples are lost (counted); the lasting parts
+        # (events, discharge records, energy totals) are tried again with the next batch.
+        with self._cond:
+            self._dropped += batch.sample_count
+        batch.drop_samples()
+        self._carry = batch if batch else None
 
     def _maybe_retention(self) -> None:
         mono = time.monotonic()
