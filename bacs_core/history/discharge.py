@@ -93,6 +93,10 @@ class DischargeAnalyzer:
     def running(self, string: int) -> bool:
         return string in self._runs
 
+    def running_records(self) -> list[DischargeRecord]:
+        """The figures so far of every discharge still running (saved when the recorder stops)."""
+        return [self._remember(self._record(run, in_progress=True)) for run in self._runs.values()]
+
     def update(
         self, when: datetime, s: StringSnapshot, rated_ah: float | None
     ) -> list[DischargeRecord]:

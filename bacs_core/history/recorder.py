@@ -138,7 +138,7 @@ class HistoryRecorder:
         self._events = []
         final.energy = self._energy_copy()
         final.energy_t_ms = ms(self._last_time)
-        final.discharges = [r for r in self.discharges.last.values() if r.in_progress]
+        final.discharges = self.discharges.running_records()
         self.writer.submit(final)
         await asyncio.to_thread(self.writer.stop)
         await asyncio.to_thread(self.store.close)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bacs_core.events import EventType
-from bacs_core.history import HistoryConfig, HistoryStore, SampleRow
+from bacs_core.history import HistoryConfig, HistoryStore, SampleRow, StoreState
 from bacs_core.history.codec import SampleKind
 from bacs_core.history.store import WriteBatch
 from bacs_core.history.writer import HistoryWriter
@@ -155,6 +155,30 @@ async def test_energy_totals_survive_a_restart_without_double_counting(tmp_path:
     assert HistoryStore(tmp_path).energy_totals()[1].discharged_wh == pytest.approx(
         after.discharged_wh
     )
+    # The discharge the restart cut in two: the first part is kept, marked interrupted, with
+    # its figures up to the stop; the second is a discharge of its own.
+    second, first = HistoryStore(tmp_path).discharges(string=1)
+    assert first.interrupted and not first.in_progress
+    assert first.ah == pytest.approx(8.0 * 90 * POLL_S / 3600, rel=0.02)
+    assert not second.interrupted and second.start > first.end
+    assert second.ah == pytest.approx(8.0 * 90 * POLL_S / 3600, rel=0.03)
+
+
+async def test_a_file_from_a_newer_version_costs_the_history_not_the_manager(
+    tmp_path: Path,
+) -> None:
+    conn = sqlite3.connect(tmp_path / "history.db")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    site = HistorySite(_room(), tmp_path)
+    await site.start()
+    snap = await site.cycles(3)
+    site.flush()
+    status = site.recorder.status
+    assert snap.cycle == 3
+    assert status.store.state is StoreState.ERROR
+    assert status.writer.dropped_samples == 2  # the first sample of each string
+    await site.stop()
 
 
 def test_a_slow_disk_drops_samples_counted_and_never_blocks(tmp_path: Path) -> None:

@@ -78,6 +78,19 @@ def test_one_blocks_voltages_and_missing_values(tmp_path: Path) -> None:
     store.close()
 
 
+def test_resistance_keeps_its_resolution_from_2_v_cells_to_loose_straps(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    values = [0.05, 0.21, 0.2, 5.0, 7.51, 200.0, 3000.0, None]
+    row = SampleRow.from_values(
+        ms(T0), 1, SampleKind.FLOAT, ChargeState.FLOAT, 0.0, [2.2] * 8, resistances=values
+    )
+    store.write_samples([row])
+    back = next(store.samples(T0, T0)).resistances()
+    for got, want in zip(back, values, strict=True):
+        assert got == (None if want is None else pytest.approx(want, rel=3e-4))
+    store.close()
+
+
 def test_export_a_period_as_csv_and_jsonl(tmp_path: Path) -> None:
     store = _open(tmp_path)
     store.write_samples([_row(T0 + timedelta(minutes=20 * k)) for k in range(3)])
