@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("simulate", "scan", "monitor", "run")
+SUBCOMMANDS = ("simulate", "scan", "monitor", "run", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,10 @@ block (capacity ×0.75, Ri ×1.4 at position 7 of string 1), in the real manager
 from __future__ import annotations
 
 import asyncio
+import csv
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +172,39 @@ async def test_a_capacity_test_to_the_end_voltage(tmp_path: Path) -> None:
     assert weak.soh_discharge_pct == pytest.approx(100 * weak_ah / (40 * 0.2**0.2), abs=2)
     assert weak.soh_discharge_pct < 80
     assert all(b.soh_discharge_pct >= 85 for b in record.blocks if b.position != 3)
+
+
+def test_bacs_export_lists_and_exports_the_discharge(
+    discharged: tuple[HistorySite, SystemSnapshot], tmp_path: Path
+) -> None:
+    site, _ = discharged
+    directory = str(site.store.path.parent)
+    bacs = [sys.executable, "-m", "bacs_core", "export", directory]
+    listing = subprocess.run(
+        [*bacs, "--list"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    record = site.store.discharge("last")
+    assert record is not None
+    assert f"{record.id:>5}  string 1" in listing and f"block {WEAK}" in listing
+    lines = subprocess.run(
+        [*bacs, "--discharge", "last", "--format", "jsonl"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.splitlines()
+    head = json.loads(lines[0])["discharge"]
+    assert head["id"] == record.id and head["early"][0] == WEAK
+    rows = [json.loads(line) for line in lines[1:]]
+    assert rows[0]["time"] == record.start.isoformat()
+    assert len(rows) >= 720 and all(r["string"] == 1 for r in rows)
+    out = tmp_path / "d.csv"
+    subprocess.run(
+        [*bacs, "--discharge", str(record.id), "--out", str(out)], check=True, timeout=60
+    )
+    table = list(csv.DictReader(out.read_text(encoding="utf-8").splitlines()))
+    assert len(table) == 16 * len(rows)
+    bad = subprocess.run(
+        [*bacs, "--discharge", "999"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert bad.returncode == 2 and "no discharge '999'" in bad.stderr
