@@ -89,6 +89,7 @@ class DischargeAnalyzer:
         self._runs: dict[int, _Run] = {}
         self._prev: dict[int, tuple[float, float | None, float | None]] = {}
         self._recovering: dict[int, _Recovery] = {}
+        self._progress_at = float("-inf")
 
     def running(self, string: int) -> bool:
         return string in self._runs
@@ -125,8 +126,10 @@ class DischargeAnalyzer:
             self._integrate(run, prev, t_s, s.current, s.voltage)
         if discharging and (s.current is None or s.current < 0):
             self._observe(run, when, t_s, s, volts)
-            if t_s - run.saved_s >= PROGRESS_EVERY_S:
-                run.saved_s = t_s
+            # At most one string's progress per cycle: ten strings in one discharge do not
+            # all build their records in the same cycle.
+            if t_s - run.saved_s >= PROGRESS_EVERY_S and t_s > self._progress_at:
+                run.saved_s = self._progress_at = t_s
                 out.append(self._remember(self._record(run, in_progress=True)))
         elif not discharging:
             del self._runs[idx]
@@ -179,7 +182,7 @@ class DischargeAnalyzer:
             run.min_v, run.min_v_at = s.voltage, when
         temps = [m.temperature.value for m in s.modules if m.temperature.usable]
         if temps:
-            run.temp_sum += statistics.fmean(t for t in temps if t is not None)
+            run.temp_sum += sum(t for t in temps if t is not None) / len(temps)
             run.temp_n += 1
         for b, v in zip(run.blocks, volts, strict=False):
             if v is None:
@@ -197,7 +200,7 @@ class DischargeAnalyzer:
         ]
         if not drops:
             return
-        mean_drop = statistics.fmean(d for _, d in drops)
+        mean_drop = sum(d for _, d in drops) / len(drops)
         shorts = [d - mean_drop for _, d in drops]
         centre = statistics.median(shorts)
         sigma = 1.4826 * statistics.median(abs(x - centre) for x in shorts)
@@ -212,9 +215,9 @@ class DischargeAnalyzer:
             if b.fell_at is None and short >= limit:
                 b.fell_at = when
         usable = [(v, b.cells) for b, v in zip(run.blocks, volts, strict=False) if v is not None]
-        mean_v = statistics.fmean(v for v, _ in usable)
+        mean_v = sum(v for v, _ in usable) / len(usable)
         run.curve.append((run.ah, mean_v))
-        cells = statistics.fmean(c for _, c in usable)
+        cells = sum(c for _, c in usable) / len(usable)
         if mean_v / cells <= cfg.end_v_per_cell:
             run.reached_end = True
 

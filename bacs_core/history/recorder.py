@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..events import Event, EventType
-from ..snapshot import StringSnapshot, SystemSnapshot
+from ..snapshot import DeviceRef, StringSnapshot, SystemSnapshot
 from .codec import SampleKind, SampleRow, ms
 from .config import HistoryConfig
 from .discharge import DischargeAnalyzer
@@ -84,7 +84,7 @@ class HistoryRecorder:
         )
         self._ring: dict[int, deque[tuple[int, StringSnapshot]]] = {}
         self._events: list[EventRow] = []
-        self._layout: dict[int, tuple[str, ...]] = {}
+        self._layout: dict[int, tuple[DeviceRef, ...]] = {}
         self._energy_saved_s = float("-inf")
         self._detach: list[Callable[[], None]] = []
         self._loop_cpu_s = 0.0
@@ -217,10 +217,10 @@ class HistoryRecorder:
                     ring.popleft()
             else:
                 batch.samples.append(SampleRow.from_string(t_ms, s, kind))
-            devices = tuple(str(m.info.ref) for m in s.modules)
-            if self._layout.get(s.index) != devices:
-                self._layout[s.index] = devices
-                batch.layout.append((s.index, t_ms, devices))
+            refs = tuple(m.info.ref for m in s.modules)
+            if self._layout.get(s.index) != refs:
+                self._layout[s.index] = refs
+                batch.layout.append((s.index, t_ms, tuple(str(r) for r in refs)))
         if batch.samples:
             batch.environment = [
                 EnvironmentRow(

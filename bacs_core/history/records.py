@@ -6,7 +6,7 @@ every version this code has written.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -72,9 +72,14 @@ class DischargeRecord:
         return self.blocks[position - 1]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """JSON-safe (dates as ISO text); ``id`` is left out (the store assigns it)."""
+        data = {name: _plain(getattr(self, name)) for name in _RECORD_FIELDS}
+        data["early"] = list(self.early)
+        data["blocks"] = [
+            {name: _plain(getattr(b, name)) for name in _BLOCK_FIELDS} for b in self.blocks
+        ]
         data["version"] = RECORD_VERSION
-        return _jsonable(data)  # type: ignore[no-any-return]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], record_id: int | None = None) -> DischargeRecord:
@@ -104,11 +109,11 @@ def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime | date) else value
+
+
+_BLOCK_FIELDS = tuple(f.name for f in fields(BlockDischarge))
+_RECORD_FIELDS = tuple(
+    f.name for f in fields(DischargeRecord) if f.name not in ("blocks", "early", "id")
+)
