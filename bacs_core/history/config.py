@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 GIB = 1024**3
 
@@ -50,3 +51,12 @@ class HistoryConfig:
             raise ValueError("max_age_days must be positive")
         if self.queue_max < 10 or self.ring_max_samples < 1:
             raise ValueError("queue_max must be ≥ 10 and ring_max_samples ≥ 1")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HistoryConfig:
+        """From plain settings (a JSON file, an options flow); unknown keys are an error."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown history setting(s): {', '.join(unknown)}")
+        return cls(**data)

@@ -107,7 +107,10 @@ class HistoryRecorder:
         return status
 
     def attach(self, manager: Manager) -> Callable[[], None]:
-        """Listen to a manager through its public listener API; returns the detach call."""
+        """Listen to a manager through its public listener API; returns the detach call.
+        Call ``start`` first: the stored energy totals must be known before new energy counts."""
+        if not self._started:
+            raise RuntimeError("HistoryRecorder.start() (or open()) must come before attach()")
         cfg = manager.config
         self._default_rating = cfg.capacity_ah
         if cfg.strings:

@@ -201,3 +201,9 @@ def test_a_slow_disk_drops_samples_counted_and_never_blocks(tmp_path: Path) -> N
     assert len(stored) + stats.dropped_samples == 50
     writer.stop()
     store.close()
+
+
+async def test_attach_before_start_is_refused(tmp_path: Path) -> None:
+    site = HistorySite(_room(), tmp_path)
+    with pytest.raises(RuntimeError, match="start"):
+        site.recorder.attach(site.manager)

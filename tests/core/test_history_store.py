@@ -307,3 +307,12 @@ async def test_the_manager_runs_on_when_the_history_file_is_damaged(tmp_path: Pa
     assert len(list(site.store.samples(snap.timestamp - timedelta(hours=1), snap.timestamp))) == 2
     await site.stop()
     assert list(tmp_path.glob("history.db.damaged-*"))
+
+
+def test_settings_from_plain_data() -> None:
+    config = HistoryConfig.from_dict({"float_interval_s": 600, "max_bytes": 2 * 1024**3})
+    assert config.float_interval_s == 600
+    with pytest.raises(ValueError, match="float_interval"):
+        HistoryConfig.from_dict({"float_intervall_s": 600})
+    with pytest.raises(ValueError, match="positive"):
+        HistoryConfig.from_dict({"recovery_s": 0})
