@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -245,19 +245,26 @@ def decode_u16(blob: bytes, scale: float) -> list[float | None]:
     return [None if x == U16_NONE else x / scale for x in _unpack("H", blob)]
 
 
-def voltage_at(blob: bytes | None) -> float | None:
-    """One block's voltage from the two bytes SQL's substr() cut out of a row."""
-    if blob is None or len(blob) != 2:
-        return None
-    x = int.from_bytes(blob, "little")
-    return None if x == U16_NONE else x / V_SCALE
+_NONE_BYTES = U16_NONE.to_bytes(2, "little")
+
+
+def voltages_at(blobs: Iterable[bytes | None]) -> list[float | None]:
+    """One block's voltages from the two bytes SQL's substr() cut out of each row (a row
+    written before the block existed gives fewer bytes: no value)."""
+    joined = b"".join(b if b is not None and len(b) == 2 else _NONE_BYTES for b in blobs)
+    return decode_u16(joined, V_SCALE)
 
 
 @dataclass(frozen=True, slots=True)
 class BlockSeries:
-    """One block's voltage over a period: parallel lists, times in UTC."""
+    """One block's voltage over a period: parallel lists; ``t_ms`` is UTC epoch milliseconds
+    (what plotting wants; ``times`` makes datetimes of them)."""
 
     string: int
     position: int
-    times: list[datetime]
+    t_ms: list[int]
     voltages: list[float | None]
+
+    @property
+    def times(self) -> list[datetime]:
+        return [from_ms(t) for t in self.t_ms]

@@ -12,12 +12,17 @@ from collections.abc import Callable
 # Version 1 (the first release): samples, events, environment, discharges.
 # A sample's key is (string << 45) | t_ms: rows of one string lie together in time order in
 # the table's own B-tree, so one block over a year is one range scan and no index is needed.
+# The block voltages sit in a narrow table of their own with the same key: the most asked
+# question (one block's voltage over months) reads a quarter of the pages.
 V1 = """
 CREATE TABLE samples (
     key INTEGER PRIMARY KEY, kind INTEGER NOT NULL,
     state INTEGER NOT NULL, current REAL, voltage REAL, soc REAL,
-    volts BLOB NOT NULL, temps BLOB NOT NULL, ris BLOB NOT NULL, balance BLOB NOT NULL
+    temps BLOB NOT NULL, ris BLOB NOT NULL, balance BLOB NOT NULL
 );
+CREATE TABLE volts (key INTEGER PRIMARY KEY, volts BLOB NOT NULL);
+CREATE TRIGGER samples_delete AFTER DELETE ON samples
+    BEGIN DELETE FROM volts WHERE key = old.key; END;
 CREATE TABLE events (
     t INTEGER NOT NULL, type TEXT NOT NULL, message TEXT NOT NULL,
     device TEXT, string INTEGER, data TEXT
@@ -48,11 +53,26 @@ CREATE INDEX discharges_start ON discharges (start);
 """
 
 
+def _statements(sql: str) -> list[str]:
+    """Split a script into statements (a trigger's body holds semicolons of its own)."""
+    out: list[str] = []
+    buffer = ""
+    for piece in sql.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                out.append(buffer.strip())
+            buffer = ""
+    return out
+
+
 def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
+    """Run inside the caller's transaction (``executescript`` would commit first)."""
+    statements = _statements(sql)
+
     def run(conn: sqlite3.Connection) -> None:
-        for statement in sql.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        for statement in statements:
+            conn.execute(statement)
 
     return run
 

@@ -27,8 +27,7 @@ from .codec import (
     BlockSeries,
     SampleKind,
     SampleRow,
-    from_ms,
-    voltage_at,
+    voltages_at,
 )
 from .codec import ms as to_ms
 from .config import HistoryConfig
@@ -312,8 +311,9 @@ class HistoryStore:
 
     @staticmethod
     def _insert_samples(conn: sqlite3.Connection, rows: Iterable[SampleRow]) -> None:
+        listed = rows if isinstance(rows, list) else list(rows)
         conn.executemany(
-            "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
                     key(r.string, r.t_ms),
@@ -322,13 +322,16 @@ class HistoryStore:
                     r.current,
                     r.voltage,
                     r.soc,
-                    r.volts,
                     r.temps,
                     r.ris,
                     r.balance,
                 )
-                for r in rows
+                for r in listed
             ),
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO volts VALUES (?, ?)",
+            ((key(r.string, r.t_ms), r.volts) for r in listed),
         )
 
     def apply_retention(self, now: datetime) -> RetentionResult:
@@ -378,18 +381,13 @@ class HistoryStore:
         conn = self._reader()
         try:
             rows = conn.execute(
-                "SELECT key, substr(volts, ?, 2) FROM samples WHERE key BETWEEN ? AND ? "
-                "ORDER BY key",
+                f"SELECT key & {T_MASK}, substr(volts, ?, 2) FROM volts "
+                "WHERE key BETWEEN ? AND ? ORDER BY key",
                 (2 * position - 1, lo, hi),
             ).fetchall()
         finally:
             conn.close()
-        return BlockSeries(
-            string,
-            position,
-            [from_ms(k & T_MASK) for k, _ in rows],
-            [voltage_at(b) for _, b in rows],
-        )
+        return BlockSeries(string, position, [t for t, _ in rows], voltages_at(b for _, b in rows))
 
     def samples(
         self, start: datetime, end: datetime, string: int | None = None
@@ -409,7 +407,10 @@ class HistoryStore:
     ) -> Iterator[SampleRow]:
         lo, hi = key_range(string, start_ms, end_ms)
         for row in conn.execute(
-            "SELECT * FROM samples WHERE key BETWEEN ? AND ? ORDER BY key", (lo, hi)
+            "SELECT s.key, kind, state, current, voltage, soc, volts, temps, ris, balance "
+            "FROM samples AS s JOIN volts AS v ON v.key = s.key "
+            "WHERE s.key BETWEEN ? AND ? ORDER BY s.key",
+            (lo, hi),
         ):
             yield SampleRow(
                 row[0] & T_MASK,

@@ -153,6 +153,10 @@ def test_retention_by_size_thins_the_oldest_float_first(tmp_path: Path) -> None:
     assert result.thinned > 0
     kept = list(store.samples(T0, T0 + timedelta(days=41), 1))
     assert len([r for r in kept if r.kind is SampleKind.DISCHARGE]) == 300  # never thinned
+    conn = sqlite3.connect(store.path)
+    counts = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("samples", "volts")]
+    conn.close()
+    assert counts[0] == counts[1]  # the voltages went with their rows
 
     def spacing(day: int) -> float:
         times = [r.t_ms for r in kept if r.kind is SampleKind.FLOAT and (r.time - T0).days == day]
@@ -179,7 +183,10 @@ V1_SCHEMA = """
 CREATE TABLE samples (
     key INTEGER PRIMARY KEY, kind INTEGER NOT NULL,
     state INTEGER NOT NULL, current REAL, voltage REAL, soc REAL,
-    volts BLOB NOT NULL, temps BLOB NOT NULL, ris BLOB NOT NULL, balance BLOB NOT NULL);
+    temps BLOB NOT NULL, ris BLOB NOT NULL, balance BLOB NOT NULL);
+CREATE TABLE volts (key INTEGER PRIMARY KEY, volts BLOB NOT NULL);
+CREATE TRIGGER samples_delete AFTER DELETE ON samples
+    BEGIN DELETE FROM volts WHERE key = old.key; END;
 CREATE TABLE events (t INTEGER NOT NULL, type TEXT NOT NULL, message TEXT NOT NULL,
     device TEXT, string INTEGER, data TEXT);
 CREATE INDEX events_t ON events (t);
@@ -197,9 +204,10 @@ def test_a_v1_file_is_migrated_with_its_data(tmp_path: Path) -> None:
     conn.executescript(V1_SCHEMA)
     row = _row(T0)
     conn.execute(
-        "INSERT INTO samples VALUES (?, 0, 2, 0.1, ?, 100.0, ?, ?, ?, ?)",
-        ((1 << 45) | row.t_ms, row.voltage, row.volts, row.temps, row.ris, row.balance),
+        "INSERT INTO samples VALUES (?, 0, 2, 0.1, ?, 100.0, ?, ?, ?)",
+        ((1 << 45) | row.t_ms, row.voltage, row.temps, row.ris, row.balance),
     )
+    conn.execute("INSERT INTO volts VALUES (?, ?)", ((1 << 45) | row.t_ms, row.volts))
     conn.execute(
         "INSERT INTO events VALUES (?, 'alarm_raised', 'old alarm', NULL, 1, NULL)", (row.t_ms,)
     )
