@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from ..history import DischargeRecord, HistoryStore
+from ..history import DischargeRecord
 from ..history.export import ExportFormat, export_discharge, export_period
-from ..history.store import FILENAME
+from ..history.reader import FILENAME, HistoryReader
 from .common import CliError
 
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if not (args.state_dir / FILENAME).is_file():
         raise CliError(f"no {FILENAME} in {args.state_dir}")
-    store = HistoryStore(args.state_dir)
+    store = HistoryReader(args.state_dir)
     if args.list:
         for listed in reversed(store.discharges(args.string)):
             print(_summary(listed))

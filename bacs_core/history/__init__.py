@@ -9,6 +9,7 @@ from .codec import BlockSeries, SampleRow
 from .config import HistoryConfig
 from .discharge import DischargeAnalyzer
 from .energy import EnergyMeter, EnergyTotals
+from .reader import HistoryReader
 from .recorder import HistoryRecorder
 from .records import BlockDischarge, DischargeRecord
 from .store import HistoryStatus, HistoryStore, StoreState
@@ -21,6 +22,7 @@ __all__ = [
     "EnergyMeter",
     "EnergyTotals",
     "HistoryConfig",
+    "HistoryReader",
     "HistoryRecorder",
     "HistoryStatus",
     "HistoryStore",

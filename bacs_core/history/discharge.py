@@ -112,13 +112,15 @@ class DischargeAnalyzer:
 
         pending = self._recovering.get(idx)
         if pending is not None and (discharging or t_s >= pending.due_s):
+            # Time for the recovery reading, unless a new discharge came first (then the
+            # record stays without one).
             del self._recovering[idx]
-            if not discharging:  # cut short by a new discharge: the record stays as it was
+            if not discharging:
                 out.append(self._remember(_with_recovery(pending.record, volts)))
 
         run = self._runs.get(idx)
         if run is None and discharging:
-            run = self._start(when, t_s, s, volts, rated_ah)
+            run = self._start(when, t_s, s, rated_ah)
         if run is None:
             return out
 
@@ -139,16 +141,10 @@ class DischargeAnalyzer:
         return out
 
     # -- steps ----------------------------------------------------------------------------
-    def _start(
-        self,
-        when: datetime,
-        t_s: float,
-        s: StringSnapshot,
-        volts: list[float | None],
-        rated_ah: float | None,
-    ) -> _Run:
+    def _start(self, when: datetime, t_s: float, s: StringSnapshot, rated_ah: float | None) -> _Run:
         blocks = [_Block(_cells(m)) for m in s.modules]
-        run = _Run(s.index, when, t_s, rated_ah, blocks, when, t_s, saved_s=t_s)
+        # saved_s in the past: the first sample already saves a record ("discharge running").
+        run = _Run(s.index, when, t_s, rated_ah, blocks, when, t_s, saved_s=float("-inf"))
         self._runs[s.index] = run
         return run
 

@@ -13,8 +13,8 @@ from enum import StrEnum
 from typing import TextIO
 
 from .codec import SampleRow
+from .reader import HistoryReader
 from .records import DischargeRecord
-from .store import HistoryStore
 
 CSV_COLUMNS = (
     "time",
@@ -38,7 +38,7 @@ class ExportFormat(StrEnum):
 
 
 def export_period(
-    store: HistoryStore,
+    store: HistoryReader,
     out: TextIO,
     fmt: ExportFormat | str,
     start: datetime,
@@ -50,7 +50,7 @@ def export_period(
 
 
 def export_discharge(
-    store: HistoryStore, out: TextIO, fmt: ExportFormat | str, record: DischargeRecord
+    store: HistoryReader, out: TextIO, fmt: ExportFormat | str, record: DischargeRecord
 ) -> int:
     """The discharge's string from its start to its recovery reading."""
     end = record.end + timedelta(seconds=store.config.recovery_s)

@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING
 
 from ..events import Event, EventType
 from ..snapshot import DeviceRef, StringSnapshot, SystemSnapshot
+from .batch import EnvironmentRow, EventRow, WriteBatch
 from .codec import SampleKind, SampleRow, ms
 from .config import HistoryConfig
 from .discharge import DischargeAnalyzer
 from .energy import EnergyMeter, EnergyTotals
 from .policy import LoggingPolicy
 from .records import DischargeRecord
-from .store import EnvironmentRow, EventRow, HistoryStatus, HistoryStore, WriteBatch
+from .store import HistoryStatus, HistoryStore
 from .writer import HistoryWriter, WriterStats
 
 if TYPE_CHECKING:

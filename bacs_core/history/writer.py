@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from .batch import WriteBatch
 from .retention import RetentionResult
-from .store import HistoryStore, StoreState, WriteBatch
+from .store import HistoryStore, StoreState
 
 _LOG = logging.getLogger(__name__)
 RETRY_S = 5.0

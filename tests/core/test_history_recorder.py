@@ -14,8 +14,8 @@ import pytest
 
 from bacs_core.events import EventType
 from bacs_core.history import HistoryConfig, HistoryStore, SampleRow, StoreState
+from bacs_core.history.batch import WriteBatch
 from bacs_core.history.codec import SampleKind
-from bacs_core.history.store import WriteBatch
 from bacs_core.history.writer import HistoryWriter
 from bacs_core.sim.physics import ChargerMode
 from bacs_core.sim.room import Fault, FaultKind, Room, RoomConfig

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from bacs_core.history import HistoryConfig, HistoryStore, SampleRow, StoreState
+from bacs_core.history.batch import WriteBatch
 from bacs_core.history.codec import SampleKind, ms
 from bacs_core.history.export import export_period
 from bacs_core.history.schema import VERSION
-from bacs_core.history.store import WriteBatch
 from bacs_core.sim.room import Room, RoomConfig
 from bacs_core.snapshot import ChargeState
 from tests.core.history_site import HistorySite
@@ -230,7 +230,7 @@ def test_a_v1_file_is_migrated_with_its_data(tmp_path: Path) -> None:
 
 
 def _event(when: datetime):  # type: ignore[no-untyped-def]
-    from bacs_core.history.store import EventRow
+    from bacs_core.history.batch import EventRow
 
     return EventRow(ms(when), "alarm_raised", "test")
 
