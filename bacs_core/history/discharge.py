@@ -176,46 +176,54 @@ class DischargeAnalyzer:
             run.current_n += 1
         if s.voltage is not None and (run.min_v is None or s.voltage < run.min_v):
             run.min_v, run.min_v_at = s.voltage, when
-        temps = [m.temperature.value for m in s.modules if m.temperature.usable]
-        if temps:
-            run.temp_sum += sum(t for t in temps if t is not None) / len(temps)
+        t_sum, t_n = 0.0, 0
+        for m in s.modules:
+            temp = m.temperature
+            if temp.value is not None and temp.usable:
+                t_sum += temp.value
+                t_n += 1
+        if t_n:
+            run.temp_sum += t_sum / t_n
             run.temp_n += 1
+        # One pass over the blocks: extremes, the end voltage, and each block's drop.
+        end_v = cfg.end_v_per_cell
+        drops: list[tuple[_Block, float]] = []
+        v_sum = 0.0
+        cells = 0
         for b, v in zip(run.blocks, volts, strict=False):
             if v is None:
                 continue
             if b.start_v is None:
                 b.start_v = v
             b.end_v = v
-            b.min_v = v if b.min_v is None else min(b.min_v, v)
-            if b.end_voltage_at is None and v <= cfg.end_v_per_cell * b.cells:
+            if b.min_v is None or v < b.min_v:
+                b.min_v = v
+            if b.end_voltage_at is None and v <= end_v * b.cells:
                 b.end_voltage_at, b.ah_at_end_voltage = when, run.ah
-        drops = [
-            (b, b.start_v - v)
-            for b, v in zip(run.blocks, volts, strict=False)
-            if v is not None and b.start_v is not None
-        ]
+            drops.append((b, b.start_v - v))
+            v_sum += v
+            cells += b.cells
         if not drops:
             return
-        mean_drop = sum(d for _, d in drops) / len(drops)
+        n = len(drops)
+        mean_v = v_sum / n
+        run.curve.append((run.ah, mean_v))
+        if v_sum / cells <= end_v:
+            run.reached_end = True
+        mean_drop = sum(d for _, d in drops) / n
         shorts = [d - mean_drop for _, d in drops]
         centre = statistics.median(shorts)
-        sigma = 1.4826 * statistics.median(abs(x - centre) for x in shorts)
+        sigma = 1.4826 * statistics.median([abs(x - centre) for x in shorts])
+        spread_limit = cfg.early_sigma * sigma
+        fixed, floor = cfg.early_fall_v_per_cell, cfg.early_floor_v_per_cell
         for (b, _), short in zip(drops, shorts, strict=True):
             b.shortfall = short
             if b.shortfall_max is None or short > b.shortfall_max:
                 b.shortfall_max, b.shortfall_at = short, when
-            limit = min(
-                cfg.early_fall_v_per_cell * b.cells,
-                max(cfg.early_sigma * sigma, cfg.early_floor_v_per_cell * b.cells),
-            )
-            if b.fell_at is None and short >= limit:
+            if b.fell_at is None and short >= min(
+                fixed * b.cells, max(spread_limit, floor * b.cells)
+            ):
                 b.fell_at = when
-        usable = [(v, b.cells) for b, v in zip(run.blocks, volts, strict=False) if v is not None]
-        mean_v = sum(v for v, _ in usable) / len(usable)
-        run.curve.append((run.ah, mean_v))
-        cells = sum(c for _, c in usable) / len(usable)
-        if mean_v / cells <= cfg.end_v_per_cell:
-            run.reached_end = True
 
     # -- the record -----------------------------------------------------------------------
     def _remember(self, record: DischargeRecord) -> DischargeRecord:
