@@ -106,6 +106,9 @@ async def write_cpu(directory: Path, float_cycles: int, discharge_cycles: int) -
         "write_cpu_ms_per_cycle_p99_discharge": round(p99(samples["discharge"]), 3),
         "write_cpu_ms_per_cycle_max": round(max(every), 3),
         "write_cpu_ms_per_cycle_median_float": round(statistics.median(samples["float"]), 3),
+        "write_cpu_ms_per_cycle_median_discharge": round(
+            statistics.median(samples["discharge"]), 3
+        ),
         "alarm_raised": alarms[0] > 0,
         "cycles": len(every),
     }

@@ -105,12 +105,14 @@ class DischargeAnalyzer:
         t_s = when.timestamp()
         idx = s.index
         out: list[DischargeRecord] = []
-        volts = [m.voltage.value if m.voltage.usable else None for m in s.modules]
         discharging = s.charge_state is ChargeState.DISCHARGE
         prev = self._prev.get(idx)
         self._prev[idx] = (t_s, s.current, s.voltage)
-
         pending = self._recovering.get(idx)
+        if not discharging and idx not in self._runs and pending is None:
+            return out  # float, charge or rest with nothing to finish: the common case
+        volts = [m.voltage.value if m.voltage.usable else None for m in s.modules]
+
         if pending is not None and (discharging or t_s >= pending.due_s):
             # Time for the recovery reading, unless a new discharge came first (then the
             # record stays without one).

@@ -75,7 +75,7 @@ class HistoryRecorder:
         self.discharges = DischargeAnalyzer(self.config)
         self.policy = LoggingPolicy(self.config)
         self._ratings: dict[int, float] = dict(ratings or {})
-        self._default_rating: float | None = None
+        self._manager: Manager | None = None
         self._last_time = datetime.now(UTC)
         self.writer = HistoryWriter(
             store,
@@ -112,11 +112,7 @@ class HistoryRecorder:
         Call ``start`` first: the stored energy totals must be known before new energy counts."""
         if not self._started:
             raise RuntimeError("HistoryRecorder.start() (or open()) must come before attach()")
-        cfg = manager.config
-        self._default_rating = cfg.capacity_ah
-        if cfg.strings:
-            for k, s in enumerate(cfg.strings, 1):
-                self._ratings.setdefault(k, s.capacity_ah or cfg.capacity_ah)
+        self._manager = manager
         removers = [
             manager.add_event_listener(self.on_event),
             manager.add_snapshot_listener(self.on_snapshot),
@@ -244,7 +240,15 @@ class HistoryRecorder:
         self.writer.submit(batch)
 
     def _rating(self, string: int) -> float | None:
-        return self._ratings.get(string, self._default_rating)
+        """Given ratings first, else the manager's configuration as it is now."""
+        if string in self._ratings:
+            return self._ratings[string]
+        if self._manager is None:
+            return None
+        cfg = self._manager.config
+        if cfg.strings and string <= len(cfg.strings):
+            return cfg.strings[string - 1].capacity_ah or cfg.capacity_ah
+        return cfg.capacity_ah
 
     def _energy_copy(self) -> dict[int, EnergyTotals]:
         return {
