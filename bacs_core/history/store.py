@@ -102,9 +102,10 @@ class HistoryStore(HistoryReader):
     def _open_checked(self) -> tuple[sqlite3.Connection, int]:
         conn = self._connect()
         try:
-            result = conn.execute("PRAGMA quick_check").fetchone()
+            result = conn.execute("PRAGMA quick_check(1)").fetchone()
             if result is None or result[0] != "ok":
-                raise sqlite3.DatabaseError(f"integrity check failed: {result}")
+                found = str(result[0] if result else "no answer").replace("\n", " ")[:200]
+                raise sqlite3.DatabaseError(f"integrity check failed: {found}")
             found = migrate(conn)
             self._close_interrupted(conn)
         except BaseException:

@@ -163,12 +163,10 @@ class HistoryWriter:
         except sqlite3.Error as err:
             self._failed += 1
             self._last_error = str(err)
-            message = str(err).lower()
-            damaged = "malformed" in message or "not a database" in message
             _LOG.error("history write failed: %s", err)
+            damaged = _damaged(err)
         if damaged:  # damaged under us: set it aside, start a new file, write there
-            store.close()
-            store.open()
+            self._reopen()
             if store.writable:
                 try:
                     store.write(batch)
@@ -182,6 +180,12 @@ class HistoryWriter:
             self._dropped += batch.sample_count
         batch.drop_samples()
         self._carry = batch if batch else None
+
+    def _reopen(self) -> None:
+        """The file turned out damaged while in use: open() checks it, sets it aside and
+        starts a new one (see HistoryStore.open)."""
+        self.store.close()
+        self.store.open()
 
     def _maybe_retention(self) -> None:
         mono = time.monotonic()
@@ -199,5 +203,12 @@ class HistoryWriter:
                 )
         except sqlite3.Error as err:
             _LOG.error("history retention failed: %s", err)
+            if _damaged(err):
+                self._reopen()
         finally:
             self._cpu_s += time.thread_time() - started
+
+
+def _damaged(err: sqlite3.Error) -> bool:
+    message = str(err).lower()
+    return "malformed" in message or "not a database" in message or "corrupt" in message

@@ -18,6 +18,7 @@ from bacs_core.history.batch import WriteBatch
 from bacs_core.history.codec import SampleKind, ms
 from bacs_core.history.export import export_period
 from bacs_core.history.schema import VERSION
+from bacs_core.history.writer import HistoryWriter
 from bacs_core.sim.room import Room, RoomConfig
 from bacs_core.snapshot import ChargeState
 from tests.core.history_site import HistorySite
@@ -270,6 +271,31 @@ def test_a_damaged_file_is_set_aside_and_a_new_one_started(
     assert "damaged" in caplog.text and status.set_aside in caplog.text
     store.write(WriteBatch(samples=[_row(T0)]))
     assert len(list(store.samples(T0, T0))) == 1
+    store.close()
+
+
+def test_damage_found_while_recording_sets_the_file_aside(tmp_path: Path) -> None:
+    """Pages overwritten under a running writer: the next pass that reads them (retention)
+    finds it, the file is set aside and recording goes on in a new one."""
+    store = _open(tmp_path, HistoryConfig(max_bytes=1024 * 1024))
+    store.write_samples(_float_days(40, step_s=600))
+    store.close()
+    store.open()
+    with store.path.open("r+b") as f:
+        f.seek(4096 * 3)
+        f.write(b"\xff" * 4096 * 100)
+    writer = HistoryWriter(store, retention_every_s=0.0, now=lambda: T0 + timedelta(days=40))
+    writer.start()
+    writer.submit(WriteBatch(samples=[_row(T0 + timedelta(days=41))]))
+    assert writer.flush(10.0)
+    writer.stop()
+    status = store.status
+    assert status.state is StoreState.RECOVERED
+    assert status.set_aside is not None and Path(status.set_aside).exists()
+    assert len(status.message or "") < 300
+    store.write(WriteBatch(samples=[_row(T0 + timedelta(days=42))]))
+    days = [(r.time - T0).days for r in store.samples(T0, T0 + timedelta(days=50))]
+    assert days[-1] == 42 and days[0] >= 41  # the new file: nothing of the damaged one
     store.close()
 
 
