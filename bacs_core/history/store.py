@@ -104,8 +104,8 @@ class HistoryStore(HistoryReader):
         try:
             result = conn.execute("PRAGMA quick_check(1)").fetchone()
             if result is None or result[0] != "ok":
-                found = str(result[0] if result else "no answer").replace("\n", " ")[:200]
-                raise sqlite3.DatabaseError(f"integrity check failed: {found}")
+                problem = str(result[0] if result else "no answer").replace("\n", " ")[:200]
+                raise sqlite3.DatabaseError(f"integrity check failed: {problem}")
             found = migrate(conn)
             self._close_interrupted(conn)
         except BaseException:
