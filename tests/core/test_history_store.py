@@ -8,6 +8,8 @@ import io
 import json
 import logging
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -350,3 +352,16 @@ def test_settings_from_plain_data() -> None:
         HistoryConfig.from_dict({"float_intervall_s": 600})
     with pytest.raises(ValueError, match="positive"):
         HistoryConfig.from_dict({"recovery_s": 0})
+
+
+def test_bacs_export_without_a_history(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bacs_core", "export", str(tmp_path), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert f"no history.db in {tmp_path}" in out.stderr
+    assert not (tmp_path / "history.db").exists()  # a reader never creates the file
