@@ -79,6 +79,7 @@ def test_the_discharge_record(discharged: tuple[HistorySite, SystemSnapshot]) ->
     assert not record.reached_end_voltage
     assert record.capacity_rate_adjusted_pct is None
     assert record.gap_s == 0
+    assert record.mean_temperature_c == pytest.approx(25.0, abs=3.0)  # the room's ambient
 
 
 def test_the_weak_block_is_ranked_first(discharged: tuple[HistorySite, SystemSnapshot]) -> None:
@@ -112,6 +113,7 @@ def test_state_of_health_per_block(discharged: tuple[HistorySite, SystemSnapshot
     for b in record.blocks:
         if b.position != WEAK:
             assert b.soh_discharge_pct >= 90, b
+            assert b.replace_by is None  # two hours hold no resistance trend to project
 
 
 def test_the_record_is_stored_and_found(discharged: tuple[HistorySite, SystemSnapshot]) -> None:
