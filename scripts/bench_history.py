@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -230,6 +231,7 @@ def main() -> int:
             asyncio.run(write_cpu(directory / "cpu", args.float_cycles, args.discharge_cycles))
         )
         result.update(measure_size_and_query(directory))
+    result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)  # a shared machine
     result["report_s"] = None
     result["report_note"] = "the discharge report (issue 13 item 3) does not exist yet"
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
