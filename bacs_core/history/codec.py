@@ -249,13 +249,13 @@ def decode_u16(blob: bytes, scale: float) -> list[float | None]:
 _NONE_BYTES = U16_NONE.to_bytes(2, "little")
 
 
-def voltages_at(blobs: Iterable[bytes | None]) -> list[float | None]:
+def voltages_at(blobs: Iterable[bytes]) -> list[float | None]:
     """One block's voltages from the two bytes SQL's substr() cut out of each row (a row
     written before the block existed gives fewer bytes: no value)."""
     listed = list(blobs)
     joined = b"".join(listed)  # every row holds the block: two bytes each (the fast path)
     if len(joined) != 2 * len(listed):
-        joined = b"".join(b if b is not None and len(b) == 2 else _NONE_BYTES for b in listed)
+        joined = b"".join(b if len(b) == 2 else _NONE_BYTES for b in listed)
     return decode_u16(joined, V_SCALE)
 
 
