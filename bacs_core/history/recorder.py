@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 
+type DischargeListener = Callable[[DischargeRecord], None]
+
 BURST_EVENTS = frozenset(
     {
         EventType.ALARM_RAISED,
@@ -90,6 +92,7 @@ class HistoryRecorder:
         self._detach: list[Callable[[], None]] = []
         self._loop_cpu_s = 0.0
         self._started = False
+        self._discharge_listeners: list[DischargeListener] = []
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> HistoryStatus:
@@ -158,6 +161,21 @@ class HistoryRecorder:
         """The present or last discharge of a string (from memory; the store has them all)."""
         return self.discharges.last.get(string)
 
+    def add_discharge_listener(self, cb: DischargeListener) -> Callable[[], None]:
+        """``cb(record)`` on the event loop whenever a discharge record changes: from its first
+        sample (``in_progress``), every 5 minutes, at its end (``in_progress`` False) and at the
+        recovery reading (``recovered``: final). Returns the remove call."""
+        self._discharge_listeners.append(cb)
+        return lambda: self._discharge_listeners.remove(cb)
+
+    def _announce(self, records: list[DischargeRecord]) -> None:
+        for record in records:
+            for cb in list(self._discharge_listeners):
+                try:
+                    cb(record)
+                except Exception:  # a consumer's bug never costs the history
+                    _LOG.exception("discharge listener failed")
+
     # -- listeners (event loop; must return at once) ----------------------------------------
     def on_event(self, event: Event) -> None:
         started = time.thread_time()
@@ -205,7 +223,10 @@ class HistoryRecorder:
         self._events = []
         for s in snap.strings:
             self.energy.add(s.index, t_s, s.voltage, s.current)
-            batch.discharges += self.discharges.update(when, s, self._rating(s.index))
+            records = self.discharges.update(when, s, self._rating(s.index))
+            if records:
+                batch.discharges += records
+                self._announce(records)
             kind = self.policy.decide(s.index, t_s, s.charge_state)
             if kind is None:
                 ring = self._ring.get(s.index)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bacs_core.events import Event
-from bacs_core.history import HistoryConfig, HistoryRecorder, HistoryStore
+from bacs_core.history import DischargeRecord, HistoryConfig, HistoryRecorder, HistoryStore
 from bacs_core.manager import Manager, MemoryStorage, validate_config
 from bacs_core.sim.loopback import LoopbackTransport
 from bacs_core.sim.room import Room
@@ -49,6 +49,7 @@ class HistorySite:
         self.store = HistoryStore(directory, config)
         self.recorder = HistoryRecorder(self.store)
         self.delivered_ah = {s.index: 0.0 for s in room.strings}  # the simulator's truth
+        self.announced: list[DischargeRecord] = []
 
     def now(self) -> datetime:
         return EPOCH + timedelta(seconds=self.clock[0])

@@ -35,6 +35,7 @@ async def _discharge(directory: Path) -> tuple[HistorySite, SystemSnapshot]:
     )
     site = HistorySite(room, directory, HistoryConfig(recovery_s=600.0))
     await site.start()
+    site.recorder.add_discharge_listener(site.announced.append)
     await site.cycles(6)
     before = await site.cycles(1)
     room.set_mode(1, ChargerMode.DISCHARGE, LOAD_A)
@@ -80,6 +81,19 @@ def test_the_discharge_record(discharged: tuple[HistorySite, SystemSnapshot]) ->
     assert record.capacity_rate_adjusted_pct is None
     assert record.gap_s == 0
     assert record.mean_temperature_c == pytest.approx(25.0, abs=3.0)  # the room's ambient
+
+
+def test_consumers_hear_of_the_discharge(
+    discharged: tuple[HistorySite, SystemSnapshot],
+) -> None:
+    site, _ = discharged
+    heard = site.announced
+    assert heard[0].in_progress and heard[0].ah < 0.1  # from its first sample
+    assert [r.in_progress for r in heard].count(False) == 2  # the end, then the recovery
+    assert not heard[-2].recovered and heard[-1].recovered
+    assert heard[-1] == site.recorder.last_discharge(1)
+    # The first sample, a save every 5 minutes, the end, the recovery reading.
+    assert len(heard) == 1 + int(heard[-1].duration_s // 300) + 2
 
 
 def test_the_weak_block_is_ranked_first(discharged: tuple[HistorySite, SystemSnapshot]) -> None:
