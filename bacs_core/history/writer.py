@@ -59,7 +59,7 @@ class HistoryWriter:
         self._last_error: str | None = None
         self._cpu_s = 0.0
         self._carry: WriteBatch | None = None
-        self._retention_at = 0.0
+        self._retention_at = float("-inf")  # the first pass runs at once
         self._retention: RetentionResult | None = None
         self._idle = threading.Event()
         self._idle.set()

@@ -7,7 +7,7 @@ import itertools
 import sqlite3
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ import pytest
 from bacs_core.events import EventType
 from bacs_core.history import HistoryConfig, HistoryStore, SampleRow, StoreState
 from bacs_core.history.batch import WriteBatch
-from bacs_core.history.codec import SampleKind
+from bacs_core.history.codec import SampleKind, ms
 from bacs_core.history.writer import HistoryWriter
 from bacs_core.sim.physics import ChargerMode
 from bacs_core.sim.room import Fault, FaultKind, Room, RoomConfig
@@ -184,20 +184,20 @@ async def test_a_file_from_a_newer_version_costs_the_history_not_the_manager(
 def test_a_slow_disk_drops_samples_counted_and_never_blocks(tmp_path: Path) -> None:
     store = HistoryStore(tmp_path)
     store.open()
-    writer = HistoryWriter(store, max_backlog=10)
+    writer = HistoryWriter(store, max_backlog=10, now=lambda: EPOCH)
     writer.start()
     row = SampleRow(0, 1, SampleKind.FLOAT, ChargeState.FLOAT, 0.1, 13.6, 100.0, b"", b"", b"", b"")
     other = sqlite3.connect(store.path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another writer holds the file: the disk is "slow"
     for k in range(50):  # had submit waited for the disk, nothing would be dropped
-        writer.submit(WriteBatch(samples=[replace(row, t_ms=k)]))
+        writer.submit(WriteBatch(samples=[replace(row, t_ms=ms(EPOCH) + k)]))
     time.sleep(0.2)
     other.execute("COMMIT")
     other.close()
     assert writer.flush(10.0)
     stats = writer.stats()
     assert stats.dropped_samples > 0
-    stored = list(store.samples(datetime(1970, 1, 1, tzinfo=UTC), EPOCH))
+    stored = list(store.samples(EPOCH, EPOCH + timedelta(seconds=1)))
     assert len(stored) + stats.dropped_samples == 50
     writer.stop()
     store.close()
