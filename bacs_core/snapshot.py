@@ -59,6 +59,7 @@ class TripState(StrEnum):
     COUNTDOWN = "countdown"  # runaway confirmed, pre-trip delay running
     TRIPPED = "tripped"  # relay commanded and the breaker reported open; latched
     FAILED = "failed"  # relay commanded but the breaker did not report open; escalated
+    UNKNOWN = "unknown"  # the saved trip state could not be read: treated as tripped
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class Alarm:
     latched: bool
     acknowledged: bool
     since: datetime
+    unit: str = ""  # of value and threshold, as the message shows them
 
 
 @dataclass(frozen=True, slots=True)

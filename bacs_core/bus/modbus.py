@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import fcntl
 import logging
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
-from pymodbus.pdu import ModbusPDU
+from pymodbus.logging import Log
+from pymodbus.pdu import DecodePDU, ModbusPDU
 
 from .errors import (
     BadResponseError,
@@ -28,19 +31,38 @@ from .errors import (
     DeviceExceptionError,
     PortBusyError,
 )
+from .frames import CheckedRtuFramer, CheckedSocketFramer, RejectedFrameError
+from .pymodbus_compat import unit_kwargs
 from .url import BusUrl, Scheme
 
+# pymodbus logs through one process-wide logger and says nothing of which client spoke. Our
+# requests run with this flag set (asyncio copies it into everything they schedule), so the
+# filter can drop exactly our own records and leave every other pymodbus user's alone (Home
+# Assistant's Modbus integration logs its missing answers as before).
+_OUR_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "bacs_modbus_request", default=False
+)
 
-class _DropPerRequestErrors(logging.Filter):
-    """pymodbus logs every unanswered request at ERROR with a frame dump; BusClient already
-    accounts for each one as a reading's quality and the bus link quality."""
+
+class _DropOurPerRequestErrors(logging.Filter):
+    """pymodbus logs every unanswered request at ERROR with a frame dump; for our own
+    requests BusClient already accounts for each one as a reading's quality and the bus
+    link quality."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not _OUR_REQUEST.get():
+            return True
         message = record.getMessage()
-        return not message.startswith(("No response received", "ERROR: request ask for"))
+        if not message.startswith(("No response received", "ERROR: request ask for")):
+            return True
+        # pymodbus collapses a line equal to the last one into "Repeating....", across all
+        # clients: forget ours, so another client's same error is still logged in full.
+        Log.last_log_text = ""
+        Log.repeat_log = False
+        return False
 
 
-logging.getLogger("pymodbus.logging").addFilter(_DropPerRequestErrors())
+logging.getLogger("pymodbus.logging").addFilter(_DropOurPerRequestErrors())
 
 
 def find_port_owner(path: str) -> str | None:
@@ -66,7 +88,9 @@ def _is_connected(client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> boo
 
 
 class ModbusTransport:
-    """One bus over pymodbus."""
+    """One bus over pymodbus. Every answer is checked against its request (``frames.py``)."""
+
+    confirm_changes = True  # a wire: BusClient re-reads a value that jumps before it acts
 
     def __init__(self, url: BusUrl, *, timeout: float = 0.5, retries: int = 1) -> None:
         self.url = url
@@ -74,6 +98,22 @@ class ModbusTransport:
         self.retries = retries
         self._lock = asyncio.Lock()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self.rejected: Counter[int] = Counter()  # refused answers, by unit
+
+    def _install_checks(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> None:
+        """Swap pymodbus's framer for the same framing with the answer checks on top."""
+        framer = CheckedSocketFramer if self.url.scheme is Scheme.TCP else CheckedRtuFramer
+        ctx = client.ctx
+
+        def on_reject(err: RejectedFrameError, fail: bool) -> None:
+            self.rejected[err.unit] += 1
+            future = ctx.response_future
+            if fail and not future.done():
+                future.set_exception(err)
+
+        ctx.framer = framer(
+            DecodePDU(False), on_reject=on_reject, waiting=lambda: not ctx.response_future.done()
+        )
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         url = self.url
@@ -108,6 +148,7 @@ class ModbusTransport:
         if self.url.is_serial:
             await self._probe_port_owner()
         client = self._make_client()
+        self._install_checks(client)
         try:
             ok = await client.connect()
         except (OSError, ModbusException) as err:
@@ -146,20 +187,33 @@ class ModbusTransport:
     async def _call(
         self, unit: int, timeout: float | None, request: str, *args: object, **kwargs: object
     ) -> ModbusPDU:
+        token = _OUR_REQUEST.set(True)
+        try:
+            return await self._call_locked(unit, timeout, request, *args, **kwargs)
+        finally:
+            _OUR_REQUEST.reset(token)
+
+    async def _call_locked(
+        self, unit: int, timeout: float | None, request: str, *args: object, **kwargs: object
+    ) -> ModbusPDU:
         async with self._lock:
             client = self._client
             if client is None or not client.connected:
                 raise BusConnectionError(f"{self.url.redacted()} is not connected")
             client.ctx.comm_params.timeout_connect = timeout or self.timeout
             last: Exception | None = None
+            rejected: RejectedFrameError | None = None
             tries = 1 if timeout else self.retries + 1  # a probe (scan) tries once
             for _ in range(tries):
                 try:
                     method = getattr(client, request)
-                    response: ModbusPDU = await method(*args, device_id=unit, **kwargs)
+                    response: ModbusPDU = await method(*args, **unit_kwargs(unit), **kwargs)
                 except ConnectionException as err:
                     await self.close()
                     raise BusConnectionError(str(err)) from err
+                except RejectedFrameError as err:
+                    rejected = err  # refused at once; the retry asks again
+                    continue
                 except ModbusIOException as err:
                     if not _is_connected(client):
                         await self.close()
@@ -171,7 +225,9 @@ class ModbusTransport:
                 if response.isError():
                     raise DeviceExceptionError(unit, response.exception_code)
                 return response
-            raise BusTimeoutError(f"unit {unit}: no answer ({last})")
+            if rejected is not None and last is None:
+                raise BadResponseError(str(rejected))
+            raise BusTimeoutError(f"unit {unit}: no answer ({last or rejected})")
 
     async def read(
         self, unit: int, address: int, count: int, *, timeout: float | None = None

@@ -9,6 +9,7 @@ so a spike, a stuck or a dead sensor never trips a breaker.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from collections.abc import Sequence
@@ -74,7 +75,7 @@ class RunawayDetector:
     def __init__(self, settings: RunawaySettings | None = None) -> None:
         self.settings = settings or RunawaySettings()
         self._strings: dict[int, _String] = {}
-        self._pre_alert_until = -1.0
+        self._pre_alert_until = -math.inf
 
     def update(self, now_s: float, strings: Sequence[StringThermal]) -> RunawayStatus:
         s = self.settings
@@ -179,21 +180,30 @@ class RunawayDetector:
         ):
             return None
         mean_t = sum(temps) / len(temps)
-        normalised = max(st.current, 0.0) / 2 ** ((mean_t - 25.0) / 10.0)
+        expected = 2 ** ((mean_t - 25.0) / 10.0)  # float current at mean_t per A at 25 °C
+        current = max(st.current, 0.0)
+        if state.baseline is None and current > 0:
+            # Learned from the first float reading; a zero current (a sensor's offset, a
+            # string at rest) is no baseline: every later current would look like a runaway.
+            state.baseline = current / expected
         if state.baseline is None:
-            state.baseline = normalised
-            return 1.0
-        ratio = max(st.current, 0.0) / (state.baseline * 2 ** ((mean_t - 25.0) / 10.0) + 1e-9)
+            return None
+        ratio = current / (state.baseline * expected)
         if ratio < self.settings.pre_alert_current_ratio:
-            state.baseline += (normalised - state.baseline) * 0.001  # slow: days
+            # Follows slow ageing over days, never a current that already looks wrong.
+            state.baseline += (current / expected - state.baseline) * 0.001
         return ratio
 
     def state_dict(self) -> dict[str, Any]:
         return {str(k): {"baseline": v.baseline} for k, v in self._strings.items()}
 
     def restore(self, data: dict[str, Any]) -> None:
+        """Baselines saved by ``state_dict``; a damaged record is skipped, never trusted."""
         for k, v in data.items():
             try:
-                self._strings.setdefault(int(k), _String()).baseline = v.get("baseline")
-            except (ValueError, AttributeError):
+                index = int(k)
+                baseline = float(v["baseline"])
+            except (ValueError, TypeError, KeyError):
                 continue
+            if math.isfinite(baseline) and baseline > 0:
+                self._strings.setdefault(index, _String()).baseline = baseline

@@ -77,6 +77,15 @@ HISTORY_SAMPLES = 2000
 REDISCOVER_S = 60.0
 PRE_ALERT_REPEAT_S = 3600.0  # a standing pre-alert is announced once, not every cycle
 
+# Safety events are logged as well as announced: a trip must be in the log of any host.
+_LOGGED_EVENTS = {
+    EventType.RUNAWAY_DETECTED: logging.WARNING,
+    EventType.TRIP_COUNTDOWN: logging.WARNING,
+    EventType.TRIPPED: logging.WARNING,
+    EventType.TRIP_FAILED: logging.ERROR,
+    EventType.TRIP_RESET: logging.WARNING,
+}
+
 type SnapshotListener = Callable[[SystemSnapshot], None]
 type EventListener = Callable[[Event], None]
 
@@ -219,6 +228,8 @@ class Manager:
 
     def _emit(self, events: Sequence[Event]) -> None:
         for event in events:
+            if (level := _LOGGED_EVENTS.get(event.type)) is not None:
+                _LOG.log(level, "%s: %s", event.type.value, event.message)
             for cb in list(self._event_listeners):
                 try:
                     cb(event)
@@ -721,6 +732,11 @@ class Manager:
             sensors.append(SensorObservation(ref, "current_sensor", self._online.get(ref, True)))
         for ref in self._relays:
             sensors.append(SensorObservation(ref, "relay", self._online.get(ref, True)))
+        # The equalizer ran before the alarms: its block states decide the deviation grace.
+        strings = [
+            replace(o, balancing=s.commands.state) if s.commands else o
+            for o, s in zip(strings, self._strings, strict=True)
+        ]
         return Observation(strings, sensors, dict(self._bus_ok))
 
     def _info(self, ref: DeviceRef) -> DeviceInfo:
