@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("simulate", "scan", "monitor", "run", "probe")
+SUBCOMMANDS = ("simulate", "scan", "monitor", "run", "probe", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
