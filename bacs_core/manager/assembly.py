@@ -48,6 +48,7 @@ class CycleFacts:
     alarms: AlarmUpdate
     safety: SafetySnapshot
     equalization_enabled: bool
+    stale: frozenset[DeviceRef] = frozenset()  # answering, but with frozen values
 
 
 class SnapshotAssembler:
@@ -64,6 +65,7 @@ class SnapshotAssembler:
         self._clients = clients
         self._trends = trends
         self._history = history
+        self._stale: frozenset[DeviceRef] = frozenset()
 
     def info(self, ref: DeviceRef) -> DeviceInfo:
         dev = self._topology.devices[ref]
@@ -74,10 +76,12 @@ class SnapshotAssembler:
             dev.firmware,
             self._presence.is_online(ref),
             self._presence.last_seen.get(ref),
+            ref in self._stale,
         )
 
     def build(self, facts: CycleFacts, breakers: Sequence[Breaker]) -> SystemSnapshot:
         readings = facts.readings
+        self._stale = facts.stale
         problems = facts.alarms.problem_devices
         strings = tuple(
             self._string(s, readings, problems, facts.alarms.problem_strings)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -32,25 +33,49 @@ from ..bus import (
     open_transport,
 )
 from ..events import Event, EventType
-from ..model import RELAY_CHANNELS, Command, DeviceFamily, Quality
-from ..snapshot import BreakerState, DeviceRef, SystemSnapshot, TripState, WeakBlock
+from ..model import FACTORY_UNIT_ID, RELAY_CHANNELS, Command, DeviceFamily, Quality
+from ..snapshot import (
+    BreakerState,
+    DeviceRef,
+    SafetySnapshot,
+    SystemSnapshot,
+    TripState,
+    WeakBlock,
+)
 from .actuators import Actuators
-from .alarms import AlarmEngine
+from .alarms import AlarmEngine, Condition
 from .assembly import CycleFacts, SnapshotAssembler
 from .balancing import equalize_string
+from .conditions import (
+    RECOVERED_KEY,
+    safety_conditions,
+    stale_conditions,
+    stale_devices,
+    unwatched_blocks,
+    unwatched_condition,
+)
 from .config import ManagerConfig
 from .diagnostics import diagnostics
 from .history import History
 from .observation import Observer, alarm_observation, module_reading, string_current
-from .persisted import PersistedState
+from .persisted import PersistedState, StateFormatError
 from .presence import Presence
 from .runaway import RunawayDetector, RunawayStatus
 from .safety import RelayState, Safety, SafetyRefusedError, TripSettings
-from .storage import FileStorage, MemoryStorage, Storage
+from .storage import (
+    BACKUP_NOTE_KEY,
+    BackupStorage,
+    FileStorage,
+    MemoryStorage,
+    StateUnreadableError,
+    Storage,
+)
 from .topology import Topology
 
 _LOG = logging.getLogger(__name__)
-REDISCOVER_S = 60.0
+REDISCOVER_S = 60.0  # a bus with no devices is scanned again this often
+RELAY_SEARCH_S = 30.0  # a missing trip relay module: unknown addresses probed this often
+RELAY_SEARCH_BATCH = 16  # addresses per search (a silent address costs one timeout)
 
 type SnapshotListener = Callable[[SystemSnapshot], None]
 type EventListener = Callable[[Event], None]
@@ -102,7 +127,12 @@ class Manager:
         self._float_voltage = config.float_voltage
         self._started = False
         self._pre_alert = False
-        self._restored_safety: dict[str, Any] = {}
+        self._relay_hints: list[DeviceRef] = []  # relay modules seen before (persisted)
+        self._search_cursor: dict[str, int] = {}
+        self._next_search = -math.inf
+        self._recovered: str | None = None  # the state came from the backup copy: why
+        self._save_problem: str | None = None
+        self._stale_known: set[DeviceRef] = set()
 
     # -- listeners ------------------------------------------------------------------------
     def add_snapshot_listener(self, cb: SnapshotListener) -> Callable[[], None]:
@@ -195,20 +225,74 @@ class Manager:
     def _rebuild(self) -> None:
         cfg = self.config
         self.topology.rebuild(cfg, self._equalization, self._float_voltage)
-        settings = TripSettings(
-            self.topology.breakers(cfg),
-            cfg.trip.pre_trip_delay,
-            cfg.trip.verify_cycles,
-            cfg.trip.lost_bus_policy,
-            cfg.trip.lost_bus_timeout,
+        # Auto-trip wants one breaker per string (at least one while no string is known
+        # yet): fewer known breakers means the path to the breaker is unavailable.
+        expected = max(len(self.topology.strings), 1) if cfg.trip.auto else 0
+        self.safety.reconfigure(
+            TripSettings(
+                self.topology.breakers(cfg),
+                cfg.trip.pre_trip_delay,
+                cfg.trip.verify_cycles,
+                cfg.trip.lost_bus_policy,
+                cfg.trip.lost_bus_timeout,
+                expected=expected,
+            )
         )
-        if settings != self.safety.settings:
-            # A safety built before the breakers were known (DISABLED) kept nothing: restore
-            # the stored trip, so a latched trip survives a restart.
-            state = self.safety.state_dict() if self.safety.breakers else self._restored_safety
-            self.safety = Safety(settings)
-            self.safety.restore(state)
+        for ref in self.topology.relays:
+            if ref not in self._relay_hints:
+                self._relay_hints.append(ref)
         self.observer.track_modules(self.topology.ordered(DeviceFamily.BATTERY_MODULE))
+
+    # -- the trip relay search ------------------------------------------------------------
+    def _missing_relays(self) -> list[DeviceRef | None]:
+        """Breaker relay modules the trip needs but the topology lacks (None: not yet found
+        at all, as with auto-trip before any relay module answered)."""
+        settings = self.safety.settings
+        missing: list[DeviceRef | None] = [
+            b.relay for b in settings.breakers if b.relay not in self.topology.devices
+        ]
+        missing += [None] * max(
+            0,
+            math.ceil(settings.expected / RELAY_CHANNELS)
+            - len({b.relay for b in settings.breakers}),
+        )
+        return missing
+
+    async def _search_relays(self, now: datetime, now_s: float) -> list[Event]:
+        """Look for missing trip relay modules on their own schedule: the addresses where a
+        relay module was seen (or is configured) every cycle, the other free addresses a
+        batch at a time every RELAY_SEARCH_S. Only relay modules are added here."""
+        missing = self._missing_relays()
+        if not missing:
+            return []
+        hints = [r for r in (*self._relay_hints, *missing) if r and r not in self.topology.devices]
+        units: dict[str, list[int]] = {}
+        for ref in hints:
+            units.setdefault(ref.bus, []).append(ref.unit)
+        if now_s >= self._next_search and None in missing:
+            self._next_search = now_s + RELAY_SEARCH_S
+            for bus_id in self._clients:
+                units.setdefault(bus_id, []).extend(self._next_batch(bus_id))
+        if not units:
+            return []
+        found = await self.topology.discover(self._clients, units, family=DeviceFamily.RELAY)
+        if not found:
+            return []
+        self._rebuild()
+        _LOG.warning("trip relay module found: %s", ", ".join(str(r) for r in found))
+        return [
+            Event(EventType.DEVICE_ADDED, now, f"new device {ref}", device=ref) for ref in found
+        ]
+
+    def _next_batch(self, bus_id: str) -> list[int]:
+        used = {r.unit for r in self.topology.devices if r.bus == bus_id}
+        free = [u for u in range(1, FACTORY_UNIT_ID) if u not in used]
+        if not free:
+            return []
+        start = self._search_cursor.get(bus_id, 0) % len(free)
+        batch = (free[start:] + free[:start])[:RELAY_SEARCH_BATCH]
+        self._search_cursor[bus_id] = start + len(batch)
+        return batch
 
     # -- the cycle ----------------------------------------------------------------------------
     async def poll_once(self) -> SystemSnapshot:
@@ -219,8 +303,9 @@ class Manager:
         started = now_s = self._clock()
         now = self._wall()
         self._cycle += 1
+        events = await self._search_relays(now, now_s)
         readings = await self._poll()
-        events = self.presence.track(
+        events += self.presence.track(
             now, readings, self._clients, self.config.thresholds.comm_lost_cycles
         )
         observed = self.observer.observe(now, self.topology, readings, self.presence)
@@ -245,9 +330,12 @@ class Manager:
             events += await equalize_string(
                 now, now_s, s, self.topology, readings, runaway.pre_alert, self.actuators
             )
-        alarm_update = self.alarms.evaluate(
-            now, alarm_observation(observed.strings, self.topology, readings, self.presence)
-        )
+        unwatched = unwatched_blocks(runaway.unwatched, self.topology, readings)
+        safety = replace(decision.snapshot, unwatched_blocks=unwatched)
+        stale = stale_devices(readings)
+        observation = alarm_observation(observed.strings, self.topology, readings, self.presence)
+        conditions = self._conditions(safety, stale)
+        alarm_update = self.alarms.evaluate(now, replace(observation, conditions=conditions))
         events += alarm_update.events
         self._record_history(now, now_s, readings)
         snapshot = self._assembler.build(
@@ -257,8 +345,9 @@ class Manager:
                 round(self._clock() - started, 4),
                 readings,
                 alarm_update,
-                decision.snapshot,
+                safety,
                 self._equalization,
+                stale,
             ),
             self.safety.breakers,
         )
@@ -285,6 +374,25 @@ class Manager:
                 readings[DeviceRef(bus_id, unit)] = reading
         self.actuators.observe(readings)
         return readings
+
+    def _conditions(self, safety: SafetySnapshot, stale: frozenset[DeviceRef]) -> list[Condition]:
+        missing = [str(r) if r else "not found yet" for r in self._missing_relays()]
+        silent = [
+            str(b.relay)
+            for b in self.safety.breakers
+            if b.relay in self.topology.devices and not self.presence.is_online(b.relay)
+        ]
+        return [
+            *safety_conditions(
+                safety,
+                bool(self.safety.settings.wanted),
+                dict.fromkeys(missing + silent),
+                self._recovered,
+                self._save_problem,
+            ),
+            unwatched_condition(safety.unwatched_blocks),
+            *stale_conditions(stale, self.topology, self._stale_known),
+        ]
 
     def _announce_pre_alert(self, now: datetime, runaway: RunawayStatus) -> list[Event]:
         rising = runaway.pre_alert and not self._pre_alert
@@ -329,35 +437,75 @@ class Manager:
 
     # -- persistence --------------------------------------------------------------------------
     async def _restore(self) -> None:
-        data = await self._storage.load()
-        if not data:
+        """The stored state, before any bus is opened: authoritative for the trip. A store
+        that cannot be read or fails validation (and has no good previous copy) leaves the
+        trip state UNKNOWN, never ARMED."""
+        state = await self._load_state()
+        if isinstance(state, str):
+            _LOG.error("manager state unreadable, breaker trip state UNKNOWN: %s", state)
+            self.safety.mark_unknown(state)
             return
-        state = PersistedState.from_dict(data)
+        if state is None:
+            return  # nothing stored yet: a first start
         self.alarms.restore(state.alarms)
-        self._restored_safety = state.safety
         self.safety.restore(state.safety)
         self.runaway.restore(state.runaway)
         self.observer.trends.update(state.trends)
+        self._relay_hints = list(state.relays)
+        self._recovered = state.recovered
+
+    async def _load_state(self) -> PersistedState | str | None:
+        """The validated state, None when nothing is stored, or what is wrong with it."""
+        try:
+            data = await self._storage.load()
+        except StateUnreadableError as err:
+            return str(err)
+        except (OSError, ValueError) as err:  # a Storage that does not follow the contract
+            return f"state store unreadable: {err}"
+        if data is None:
+            return None
+        try:
+            return PersistedState.from_dict(data)
+        except StateFormatError as err:
+            problem = f"wrong field {err}"
+            if BACKUP_NOTE_KEY in data or not isinstance(self._storage, BackupStorage):
+                return f"{problem}; {data.get(BACKUP_NOTE_KEY) or 'no previous copy'}"
+        try:
+            backup = await self._storage.fall_back(problem)
+            if backup is None:
+                return f"{problem}; no previous copy"
+            return PersistedState.from_dict(backup)
+        except StateUnreadableError as err:
+            return str(err)
+        except StateFormatError as err:
+            return f"{problem}; the previous copy too: wrong field {err}"
 
     async def _persist(self, *, force: bool = False) -> None:
         state = PersistedState(
+            self.safety.record(),
             self.alarms.state_dict(),
-            self.safety.state_dict(),
             self.runaway.state_dict(),
             self.observer.trends,
+            tuple(self._relay_hints),
         )
         text = json.dumps(state.as_dict(), sort_keys=True, default=str)
         if text == self._saved and not force:
             return
         try:
             await self._storage.save(json.loads(text))
-            self._saved = text
         except OSError as err:
-            _LOG.error("cannot save manager state: %s", err)
+            if self._save_problem is None:
+                _LOG.error("cannot save manager state: %s", err)
+            self._save_problem = str(err)
+            return
+        self._saved = text
+        self._save_problem = None
 
     # -- commands ------------------------------------------------------------------------------
     async def acknowledge(self, key: str | None = None) -> int:
         events = self.alarms.acknowledge(self._wall(), key)
+        if key in (None, RECOVERED_KEY):
+            self._recovered = None  # read and understood: the warning clears next cycle
         await self._persist()
         self._emit(events)
         return len(events)

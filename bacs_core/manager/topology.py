@@ -50,10 +50,14 @@ class Topology:
         self.environment: list[DeviceRef] = []
 
     async def discover(
-        self, clients: Mapping[str, BusClient], units: Mapping[str, Sequence[int]] | None = None
+        self,
+        clients: Mapping[str, BusClient],
+        units: Mapping[str, Sequence[int]] | None = None,
+        *,
+        family: DeviceFamily | None = None,
     ) -> list[DeviceRef]:
         """Scan the connected buses (every unit, or only ``units`` per bus) and add what
-        answers. Returns the refs that are new."""
+        answers (of ``family`` only, when given). Returns the refs that are new."""
         found: dict[DeviceRef, DeviceIdentity] = {}
         for bus_id, client in clients.items():
             if not client.connected:
@@ -71,7 +75,8 @@ class Topology:
                 _LOG.warning("bus %s lost during scan: %s", bus_id, err)
                 continue
             for dev in result.devices:
-                found[DeviceRef(bus_id, dev.unit)] = dev
+                if family is None or dev.family is family:
+                    found[DeviceRef(bus_id, dev.unit)] = dev
         new = [ref for ref in found if ref not in self.devices]
         self.devices.update(found)
         return new
