@@ -19,7 +19,6 @@ from homeassistant.helpers.typing import ConfigType
 
 from bacs_core.bus.errors import BusConnectionError, PortBusyError
 from bacs_core.manager import ConfigError, Manager, validate_config
-from bacs_core.snapshot import TripState
 
 from . import bus as bus_helpers
 from .const import BUS_ID, CONF_URL, DOMAIN, ISSUE_DEVICES_SILENT
@@ -88,14 +87,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
         ) from err
 
     storage = StoreStorage(hass, entry.entry_id)
-    stored = await storage.load()
     manager = Manager(config, storage=storage, transports={BUS_ID: transport})
     await manager.start()
-    # Workaround (bacs_core 0.1.0): the manager restores the latched trip before discovery,
-    # while no breaker is known yet, and drops it. Apply it again once the relays are known;
-    # a no-op when the library already restored it.
-    if stored and manager.safety.state is TripState.ARMED:
-        manager.safety.restore(stored.get("safety", {}))
     if not manager.devices:
         await manager.stop()
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="no_devices")
