@@ -76,6 +76,7 @@ _LOG = logging.getLogger(__name__)
 REDISCOVER_S = 60.0  # a bus with no devices is scanned again this often
 RELAY_SEARCH_S = 30.0  # a missing trip relay module: unknown addresses probed this often
 RELAY_SEARCH_BATCH = 16  # addresses per search (a silent address costs one timeout)
+RELAY_SEARCH_NEAR = 4  # addresses just above the highest used one, probed every search
 
 type SnapshotListener = Callable[[SystemSnapshot], None]
 type EventListener = Callable[[Event], None]
@@ -285,14 +286,21 @@ class Manager:
         ]
 
     def _next_batch(self, bus_id: str) -> list[int]:
+        """Installers address devices in sequence: the gaps among the used addresses and the
+        few just above them first, every time; then the rest, a batch at a time."""
         used = {r.unit for r in self.topology.devices if r.bus == bus_id}
         free = [u for u in range(1, FACTORY_UNIT_ID) if u not in used]
         if not free:
             return []
-        start = self._search_cursor.get(bus_id, 0) % len(free)
-        batch = (free[start:] + free[:start])[:RELAY_SEARCH_BATCH]
+        top = max(used, default=0) + RELAY_SEARCH_NEAR
+        near = [u for u in free if u <= top][:RELAY_SEARCH_BATCH]
+        rest = [u for u in free if u > top]
+        if not rest:
+            return near
+        start = self._search_cursor.get(bus_id, 0) % len(rest)
+        batch = (rest[start:] + rest[:start])[:RELAY_SEARCH_BATCH]
         self._search_cursor[bus_id] = start + len(batch)
-        return batch
+        return near + batch
 
     # -- the cycle ----------------------------------------------------------------------------
     async def poll_once(self) -> SystemSnapshot:

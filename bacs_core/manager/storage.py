@@ -5,10 +5,12 @@ store that exists but cannot be read raises ``StateUnreadableError``: the manage
 with the trip state UNKNOWN, never as if nothing had been stored.
 
 ``FileStorage`` writes JSON atomically (temporary file, fsync, rename) so a power cut never
-leaves half a file, and keeps the previous good copy beside it (``NAME.bak``). A damaged
-main file (bad JSON, invalid UTF-8, not an object) is set aside (``NAME.corrupt-TIME``) and
-the copy is read instead; a rejected one too (``fall_back``, when the manager finds a field
-mistyped). The latch survives when either copy is good.
+leaves half a file, and keeps a second good copy beside it (``NAME.bak``), written after the
+main one: the last state that reached the disk intact, so a damaged main file (bad JSON,
+invalid UTF-8, not an object, a directory, unreadable) never falls back to a state from
+before a trip. The damaged file is set aside (``NAME.corrupt-TIME``) and the copy is read
+instead; a rejected one too (``fall_back``, when the manager finds a field mistyped). The
+latch survives when either copy is good; when neither is, load raises StateUnreadableError.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class FileStorage:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.backup = self.path.with_name(f"{self.path.name}.bak")
-        self._good: str | None = None  # the text of the last good copy: the next .bak
+        self._good: str | None = None  # the text last read or written intact
 
     # -- reading -----------------------------------------------------------------------------
     @staticmethod
@@ -149,9 +151,10 @@ class FileStorage:
     def _save(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(data, indent=1, sort_keys=True)
-        if self._good is not None and self._good != text:
-            self._write(self.backup, self._good)  # the previous good copy, first
         self._write(self.path, text)
+        # Then the copy: the main file is whole before the copy changes, and the copy whole
+        # before the next main write, so one of them always holds the last good state.
+        self._write(self.backup, text)
         self._good = text
         try:  # the renames themselves survive a power cut once the directory is synced
             dir_fd = os.open(self.path.parent, os.O_RDONLY)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -26,7 +27,7 @@ from bacs_core.manager.safety import (
     SafetyRefusedError,
     TripSettings,
 )
-from bacs_core.manager.storage import StateUnreadableError
+from bacs_core.manager.storage import BACKUP_NOTE_KEY, StateUnreadableError
 from bacs_core.manager.thresholds import Chemistry, thresholds_for
 from bacs_core.manager.trend import ResistanceTrend
 from bacs_core.model import Quality
@@ -286,8 +287,12 @@ def test_file_storage_is_atomic_and_keeps_a_corrupt_file(tmp_path: Path) -> None
     store = FileStorage(path)
     asyncio.run(store.save({"a": 1}))
     assert asyncio.run(store.load()) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left
+    # No temp file left; the second good copy beside the main one.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.bak"]
     path.write_text("{half a file")
+    assert asyncio.run(store.load()) == {"a": 1, BACKUP_NOTE_KEY: ANY}  # the copy is read
+    path.write_text("{half a file")
+    (tmp_path / "state.json.bak").unlink()
     with pytest.raises(StateUnreadableError, match="not valid JSON.*no backup copy"):
         asyncio.run(store.load())  # damaged is not empty: the manager starts UNKNOWN
     assert any(p.name.startswith("state.json.corrupt-") for p in tmp_path.iterdir())
