@@ -2,9 +2,10 @@
 
 Format 2 (format 1 had no ``topology`` and stored a latched trip as its state only):
 ``{"version": 2, "safety": {...}, "alarms": {...}, "runaway": {...}, "trends": {...},
-"topology": {"relays": ["bus1/40", ...]}}``. Every field is checked on the way in; the first
-wrong one raises ``StateFormatError`` naming it, and the manager then treats the copy as
-unreadable (the trip state becomes UNKNOWN unless the previous copy is good).
+"topology": {"relays": ["bus1/40", ...], "units": ["bus1/1", ...]}}``. Every field is
+checked on the way in; the first wrong one raises ``StateFormatError`` naming it, and the
+manager then treats the copy as unreadable (the trip state becomes UNKNOWN unless the
+previous copy is good).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class PersistedState:
     runaway: dict[str, dict[str, Any]] = field(default_factory=dict)
     trends: dict[DeviceRef, ResistanceTrend] = field(default_factory=dict)
     relays: tuple[DeviceRef, ...] = ()  # relay modules seen: looked for first when missing
+    units: tuple[DeviceRef, ...] = ()  # every device seen: probed first at the next start
     recovered: str | None = None  # read from the backup copy: why (not stored)
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,7 +51,10 @@ class PersistedState:
             "alarms": self.alarms,
             "runaway": self.runaway,
             "trends": {str(k): v.state_dict() for k, v in self.trends.items()},
-            "topology": {"relays": [str(r) for r in self.relays]},
+            "topology": {
+                "relays": [str(r) for r in self.relays],
+                "units": [str(r) for r in self.units],
+            },
         }
 
     @classmethod
@@ -100,16 +105,12 @@ class PersistedState:
             trend = ResistanceTrend()
             trend.restore(dict(rec))
             trends[_ref(key, where)] = trend
-        relays: tuple[DeviceRef, ...] = ()
-        if version >= 2:
-            topology = _mapping(data, "topology")
-            listed = topology.get("relays", [])
-            if not isinstance(listed, list):
-                raise StateFormatError("topology.relays: a list of 'bus/unit' is expected")
-            relays = tuple(_ref(r, "topology.relays") for r in listed)
+        topology = _mapping(data, "topology") if version >= 2 else {}
+        relays = _refs(topology, "relays")
+        units = _refs(topology, "units")
         if recovered is not None and not isinstance(recovered, str):
             raise StateFormatError(f"{BACKUP_NOTE_KEY}: text expected")
-        return cls(record, alarms, runaway, trends, relays, recovered)
+        return cls(record, alarms, runaway, trends, relays, units, recovered)
 
 
 # -- field checks -----------------------------------------------------------------------------
@@ -164,6 +165,13 @@ def _integer_key(key: str, where: str) -> int:
         return int(key)
     except ValueError:
         raise StateFormatError(f"{where}: the key must be a string index") from None
+
+
+def _refs(topology: Mapping[str, Any], key: str) -> tuple[DeviceRef, ...]:
+    listed = topology.get(key, [])
+    if not isinstance(listed, list):
+        raise StateFormatError(f"topology.{key}: a list of 'bus/unit' is expected")
+    return tuple(_ref(r, f"topology.{key}") for r in listed)
 
 
 def _ref(text: Any, where: str) -> DeviceRef:
