@@ -432,3 +432,24 @@ async def test_breaker_input_glitch_for_one_poll_changes_nothing(room: Room) -> 
         snap = await site.cycles(1)
     assert snap.safety.trip_state is TripState.TRIPPED
     assert EventType.TRIP_FAILED not in site.types()
+
+
+# -- a restart probes the devices it knew first -------------------------------------------------
+async def test_restart_probes_known_devices_first_and_scans_the_rest_in_batches(
+    room: Room,
+) -> None:
+    storage = FileStorageless()
+    first = await Site(room, storage).start()
+    await first.cycles(1)
+    await first.manager.stop()
+    assert storage.data is not None
+    units = storage.data["topology"]["units"]
+    assert len(units) == len(room.buses[0].devices)
+    storage.data["topology"]["units"] = [u for u in units if u != "bus1/8"]  # added while down
+    again = Site(room, storage)
+    await again.start()
+    assert len(again.manager.devices) == len(units) - 1  # only the known ones, at once
+    snap = await again.cycles(20)
+    assert len(again.manager.devices) == len(units)  # the rest of the bus, a batch per cycle
+    assert any(e.type is EventType.DEVICE_ADDED and str(e.device) == "bus1/8" for e in again.events)
+    assert [len(s.modules) for s in snap.strings] == [4, 4]
