@@ -14,6 +14,9 @@ from ..bus import AnyReading, ModuleReading
 from ..model import DeviceFamily, Quality
 from ..snapshot import DeviceRef, SafetySnapshot, Severity, TripState, UnwatchedBlock
 from .alarms import Condition
+from .presence import Presence
+from .safety import TripSettings
+from .search import missing_relays
 from .topology import Topology
 
 UNKNOWN_KEY = "safety:state_unknown"
@@ -35,6 +38,17 @@ _SOURCE = {
 def _listed(names: Sequence[str]) -> str:
     more = len(names) - LISTED
     return ", ".join(names[:LISTED]) + (f" and {more} more" if more > 0 else "")
+
+
+def breaker_gaps(settings: TripSettings, topology: Topology, presence: Presence) -> list[str]:
+    """The trip relay modules not found yet or not answering, for the alarm message."""
+    missing = [str(r) if r else "not found yet" for r in missing_relays(settings, topology)]
+    silent = [
+        str(b.relay)
+        for b in settings.breakers
+        if b.relay in topology.devices and not presence.is_online(b.relay)
+    ]
+    return list(dict.fromkeys(missing + silent))
 
 
 def safety_conditions(

@@ -8,10 +8,14 @@ the blocks that will collapse early (battery-domain.md §5.1).
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..snapshot import ChargeState, WeakBlock
+from ..bus import AnyReading
+from ..snapshot import ChargeState, DeviceRef, WeakBlock
+from .observation import module_reading, string_current
+from .topology import StringRuntime
 
 SAMPLE_FLOAT_S = 20 * 60.0  # every 20 min on float
 HISTORY_SAMPLES = 2000
@@ -33,6 +37,20 @@ class History:
     discharge_start: dict[int, tuple[float | None, ...]] = field(default_factory=dict)
     discharging: set[int] = field(default_factory=set)
     weak_blocks: dict[int, tuple[WeakBlock, ...]] = field(default_factory=dict)
+
+    def record_cycle(
+        self,
+        now: datetime,
+        now_s: float,
+        strings: Sequence[StringRuntime],
+        readings: Mapping[DeviceRef, AnyReading],
+    ) -> None:
+        for s in strings:
+            volts = tuple(
+                m.voltage.value if (m := module_reading(ref, readings)) else None
+                for ref in s.modules
+            )
+            self.record(now, now_s, s.index, s.charge.state, volts, string_current(s, readings))
 
     def record(
         self,

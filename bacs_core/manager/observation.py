@@ -18,6 +18,7 @@ from ..bus import (
     DeviceIdentity,
     EnvironmentReading,
     ModuleReading,
+    RelayReading,
 )
 from ..events import Event, EventType
 from ..model import MODULE_SPECS, Quality
@@ -25,6 +26,7 @@ from ..snapshot import MISSING, ChargeState, DeviceRef, Value
 from .alarms import ModuleObservation, Observation, SensorObservation, StringObservation
 from .presence import Presence
 from .runaway import StringThermal
+from .safety import RelayState
 from .topology import StringRuntime, Topology
 from .trend import ResistanceTrend
 
@@ -201,3 +203,23 @@ def alarm_observation(
     for ref in topology.relays:
         sensors.append(SensorObservation(ref, "relay", presence.is_online(ref)))
     return Observation(list(strings), sensors, dict(presence.bus_ok))
+
+
+def relay_states(
+    topology: Topology, readings: Mapping[DeviceRef, AnyReading]
+) -> dict[DeviceRef, RelayState]:
+    """The relay modules that answered this cycle, as the safety engine reads them."""
+    return {
+        ref: RelayState(r.relays, r.inputs)
+        for ref in topology.relays
+        if isinstance(r := readings.get(ref), RelayReading) and r.quality is not Quality.MISSING
+    }
+
+
+def blind(topology: Topology, readings: Mapping[DeviceRef, AnyReading]) -> bool:
+    """No battery module answers (the bus is lost): the runaway detector sees nothing."""
+    return bool(topology.strings) and not any(
+        (r := readings.get(ref)) is not None and r.quality is not Quality.MISSING
+        for s in topology.strings
+        for ref in s.modules
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..snapshot import DeviceRef, TripState
 from .safety import TripRecord
-from .storage import BACKUP_NOTE_KEY
+from .storage import BACKUP_NOTE_KEY, BackupStorage, StateUnreadableError, Storage
 from .trend import ResistanceTrend
 
 FORMAT_VERSION = 2
@@ -111,6 +111,35 @@ class PersistedState:
         if recovered is not None and not isinstance(recovered, str):
             raise StateFormatError(f"{BACKUP_NOTE_KEY}: text expected")
         return cls(record, alarms, runaway, trends, relays, units, recovered)
+
+
+async def load_state(storage: Storage) -> PersistedState | str | None:
+    """The validated state, None when nothing is stored, or what is wrong with it (the
+    manager then starts with the trip state UNKNOWN). A copy with a wrong field is set aside
+    and the storage's previous good copy, if it keeps one, is read instead."""
+    try:
+        data = await storage.load()
+    except StateUnreadableError as err:
+        return str(err)
+    except (OSError, ValueError) as err:  # a Storage that does not follow the contract
+        return f"state store unreadable: {err}"
+    if data is None:
+        return None
+    try:
+        return PersistedState.from_dict(data)
+    except StateFormatError as err:
+        problem = f"wrong field {err}"
+        if BACKUP_NOTE_KEY in data or not isinstance(storage, BackupStorage):
+            return f"{problem}; {data.get(BACKUP_NOTE_KEY) or 'no previous copy'}"
+    try:
+        backup = await storage.fall_back(problem)
+        if backup is None:
+            return f"{problem}; no previous copy"
+        return PersistedState.from_dict(backup)
+    except StateUnreadableError as err:
+        return str(err)
+    except StateFormatError as err:
+        return f"{problem}; the previous copy too: wrong field {err}"
 
 
 # -- field checks -----------------------------------------------------------------------------

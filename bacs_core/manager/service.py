@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -29,25 +28,24 @@ from ..bus import (
     BusConnectionError,
     DeviceIdentity,
     RegisterTransport,
-    RelayReading,
     open_transport,
 )
 from ..events import Event, EventType
-from ..model import FACTORY_UNIT_ID, RELAY_CHANNELS, Command, DeviceFamily, Quality
+from ..model import RELAY_CHANNELS, Command, DeviceFamily
 from ..snapshot import (
     BreakerState,
     DeviceRef,
-    SafetySnapshot,
     SystemSnapshot,
     TripState,
     WeakBlock,
 )
 from .actuators import Actuators
-from .alarms import AlarmEngine, Condition
+from .alarms import AlarmEngine
 from .assembly import CycleFacts, SnapshotAssembler
 from .balancing import equalize_string
 from .conditions import (
     RECOVERED_KEY,
+    breaker_gaps,
     safety_conditions,
     stale_conditions,
     stale_devices,
@@ -57,26 +55,26 @@ from .conditions import (
 from .config import ManagerConfig
 from .diagnostics import diagnostics
 from .history import History
-from .observation import Observer, alarm_observation, module_reading, string_current
-from .persisted import PersistedState, StateFormatError
+from .observation import (
+    Observer,
+    alarm_observation,
+    blind,
+    relay_states,
+)
+from .persisted import PersistedState, load_state
 from .presence import Presence
 from .runaway import RunawayDetector, RunawayStatus
-from .safety import RelayState, Safety, SafetyRefusedError, TripSettings
+from .safety import Safety, SafetyRefusedError, TripSettings
+from .search import DeviceSearch, missing_relays
 from .storage import (
-    BACKUP_NOTE_KEY,
-    BackupStorage,
     FileStorage,
     MemoryStorage,
-    StateUnreadableError,
     Storage,
 )
 from .topology import Topology
 
 _LOG = logging.getLogger(__name__)
 REDISCOVER_S = 60.0  # a bus with no devices is scanned again this often
-RELAY_SEARCH_S = 30.0  # a missing trip relay module: unknown addresses probed this often
-RELAY_SEARCH_BATCH = 16  # addresses per search (a silent address costs one timeout)
-RELAY_SEARCH_NEAR = 4  # addresses just above the highest used one, probed every search
 
 type SnapshotListener = Callable[[SystemSnapshot], None]
 type EventListener = Callable[[Event], None]
@@ -110,6 +108,7 @@ class Manager:
             config.poll_interval, config.thresholds.resistance_vs_baseline.alarm_high or 1.5
         )
         self.actuators = Actuators(self._clients, self.topology)
+        self.search = DeviceSearch(self._clients, self.topology)
         self.alarms = AlarmEngine(config.thresholds, latch_alarms=config.latch_alarms)
         self.runaway = RunawayDetector(config.runaway)
         self.safety = Safety(TripSettings())
@@ -129,11 +128,6 @@ class Manager:
         self._started = False
         self._stopping = False
         self._pre_alert = False
-        self._relay_hints: list[DeviceRef] = []  # relay modules seen before (persisted)
-        self._known_units: tuple[DeviceRef, ...] = ()  # devices seen before (persisted)
-        self._scan_backlog: dict[str, list[int]] = {}  # addresses still to scan, per bus
-        self._search_cursor: dict[str, int] = {}
-        self._next_search = -math.inf
         self._recovered: str | None = None  # the state came from the backup copy: why
         self._save_problem: str | None = None
         self._stale_known: set[DeviceRef] = set()
@@ -176,16 +170,9 @@ class Manager:
             except BusConnectionError as err:
                 _LOG.warning("bus %s: %s (will retry)", client.bus_id, err)
         self._stopping = False
-        if self._known_units:
-            units: dict[str, list[int]] = {}
-            for ref in self._known_units:
-                units.setdefault(ref.bus, []).append(ref.unit)
-            await self.topology.discover(self._clients, units)
+        if self.search.known:
+            await self.search.fast_start()
             self._rebuild()
-            self._scan_backlog = {
-                bus: [u for u in range(1, FACTORY_UNIT_ID + 1) if u not in units.get(bus, ())]
-                for bus in self._clients
-            }
         else:
             await self.discover()
         self._started = True
@@ -263,87 +250,8 @@ class Manager:
                 expected=expected,
             )
         )
-        for ref in self.topology.relays:
-            if ref not in self._relay_hints:
-                self._relay_hints.append(ref)
+        self.search.remember_relays()
         self.observer.track_modules(self.topology.ordered(DeviceFamily.BATTERY_MODULE))
-
-    # -- the trip relay search ------------------------------------------------------------
-    def _missing_relays(self) -> list[DeviceRef | None]:
-        """Breaker relay modules the trip needs but the topology lacks (None: not yet found
-        at all, as with auto-trip before any relay module answered)."""
-        settings = self.safety.settings
-        missing: list[DeviceRef | None] = [
-            b.relay for b in settings.breakers if b.relay not in self.topology.devices
-        ]
-        missing += [None] * max(
-            0,
-            math.ceil(settings.expected / RELAY_CHANNELS)
-            - len({b.relay for b in settings.breakers}),
-        )
-        return missing
-
-    async def _search_relays(self, now: datetime, now_s: float) -> list[Event]:
-        """Look for missing trip relay modules on their own schedule: the addresses where a
-        relay module was seen (or is configured) every cycle, the other free addresses a
-        batch at a time every RELAY_SEARCH_S. Only relay modules are added here."""
-        missing = self._missing_relays()
-        if not missing:
-            return []
-        hints = [r for r in (*self._relay_hints, *missing) if r and r not in self.topology.devices]
-        units: dict[str, list[int]] = {}
-        for ref in hints:
-            units.setdefault(ref.bus, []).append(ref.unit)
-        if now_s >= self._next_search and None in missing:
-            self._next_search = now_s + RELAY_SEARCH_S
-            for bus_id in self._clients:
-                units.setdefault(bus_id, []).extend(self._next_batch(bus_id))
-        if not units:
-            return []
-        found = await self.topology.discover(self._clients, units, family=DeviceFamily.RELAY)
-        if not found:
-            return []
-        self._rebuild()
-        _LOG.warning("trip relay module found: %s", ", ".join(str(r) for r in found))
-        return [
-            Event(EventType.DEVICE_ADDED, now, f"new device {ref}", device=ref) for ref in found
-        ]
-
-    async def _scan_some(self, now: datetime) -> list[Event]:
-        """After a fast start: the addresses not probed yet, one batch per bus and cycle, so
-        no cycle waits for a whole scan."""
-        if not self._scan_backlog or self._stopping:
-            return []
-        units = {}
-        for bus_id, backlog in list(self._scan_backlog.items()):
-            units[bus_id] = backlog[:RELAY_SEARCH_BATCH]
-            del backlog[:RELAY_SEARCH_BATCH]
-            if not backlog:
-                del self._scan_backlog[bus_id]
-        found = await self.topology.discover(self._clients, units)
-        if not found:
-            return []
-        self._rebuild()
-        return [
-            Event(EventType.DEVICE_ADDED, now, f"new device {ref}", device=ref) for ref in found
-        ]
-
-    def _next_batch(self, bus_id: str) -> list[int]:
-        """Installers address devices in sequence: the gaps among the used addresses and the
-        few just above them first, every time; then the rest, a batch at a time."""
-        used = {r.unit for r in self.topology.devices if r.bus == bus_id}
-        free = [u for u in range(1, FACTORY_UNIT_ID) if u not in used]
-        if not free:
-            return []
-        top = max(used, default=0) + RELAY_SEARCH_NEAR
-        near = [u for u in free if u <= top][:RELAY_SEARCH_BATCH]
-        rest = [u for u in free if u > top]
-        if not rest:
-            return near
-        start = self._search_cursor.get(bus_id, 0) % len(rest)
-        batch = (rest[start:] + rest[:start])[:RELAY_SEARCH_BATCH]
-        self._search_cursor[bus_id] = start + len(batch)
-        return near + batch
 
     # -- the cycle ----------------------------------------------------------------------------
     async def poll_once(self) -> SystemSnapshot:
@@ -354,7 +262,8 @@ class Manager:
         started = now_s = self._clock()
         now = self._wall()
         self._cycle += 1
-        events = await self._search_relays(now, now_s)
+        missing = missing_relays(self.safety.settings, self.topology)
+        events = self._added(now, await self.search.relays(now_s, missing))
         readings = await self._poll()
         events += self.presence.track(
             now, readings, self._clients, self.config.thresholds.comm_lost_cycles
@@ -371,8 +280,8 @@ class Manager:
             runaway.confirmed,
             runaway.reason,
             runaway.pre_alert,
-            self._relay_states(readings),
-            self._blind(readings),
+            relay_states(self.topology, readings),
+            blind(self.topology, readings),
         )
         events += decision.events
         await self.actuators.drive_relays(decision.outputs)
@@ -385,10 +294,20 @@ class Manager:
         safety = replace(decision.snapshot, unwatched_blocks=unwatched)
         stale = stale_devices(readings)
         observation = alarm_observation(observed.strings, self.topology, readings, self.presence)
-        conditions = self._conditions(safety, stale)
+        conditions = [
+            *safety_conditions(
+                safety,
+                bool(self.safety.settings.wanted),
+                breaker_gaps(self.safety.settings, self.topology, self.presence),
+                self._recovered,
+                self._save_problem,
+            ),
+            unwatched_condition(safety.unwatched_blocks),
+            *stale_conditions(stale, self.topology, self._stale_known),
+        ]
         alarm_update = self.alarms.evaluate(now, replace(observation, conditions=conditions))
         events += alarm_update.events
-        self._record_history(now, now_s, readings)
+        self.history.record_cycle(now, now_s, self.topology.strings, readings)
         snapshot = self._assembler.build(
             CycleFacts(
                 now,
@@ -407,7 +326,8 @@ class Manager:
         self._emit(events)
         self._publish(snapshot)
         # Last, so a fast start's first cycle (a latched trip re-applied) waits for nothing.
-        self._emit(await self._scan_some(now))
+        if not self._stopping:
+            self._emit(self._added(now, await self.search.scan_some()))
         return snapshot
 
     async def _poll(self) -> dict[DeviceRef, AnyReading]:
@@ -428,23 +348,12 @@ class Manager:
         self.actuators.observe(readings)
         return readings
 
-    def _conditions(self, safety: SafetySnapshot, stale: frozenset[DeviceRef]) -> list[Condition]:
-        missing = [str(r) if r else "not found yet" for r in self._missing_relays()]
-        silent = [
-            str(b.relay)
-            for b in self.safety.breakers
-            if b.relay in self.topology.devices and not self.presence.is_online(b.relay)
-        ]
+    def _added(self, now: datetime, found: Sequence[DeviceRef]) -> list[Event]:
+        if not found:
+            return []
+        self._rebuild()
         return [
-            *safety_conditions(
-                safety,
-                bool(self.safety.settings.wanted),
-                dict.fromkeys(missing + silent),
-                self._recovered,
-                self._save_problem,
-            ),
-            unwatched_condition(safety.unwatched_blocks),
-            *stale_conditions(stale, self.topology, self._stale_known),
+            Event(EventType.DEVICE_ADDED, now, f"new device {ref}", device=ref) for ref in found
         ]
 
     def _announce_pre_alert(self, now: datetime, runaway: RunawayStatus) -> list[Event]:
@@ -455,35 +364,6 @@ class Manager:
         reason = runaway.reason or "thermal-runaway pre-alert: shunts stopped"
         return [Event(EventType.RUNAWAY_PRE_ALERT, now, reason)]
 
-    def _relay_states(
-        self, readings: Mapping[DeviceRef, AnyReading]
-    ) -> dict[DeviceRef, RelayState]:
-        return {
-            ref: RelayState(r.relays, r.inputs)
-            for ref in self.topology.relays
-            if isinstance(r := readings.get(ref), RelayReading) and r.quality is not Quality.MISSING
-        }
-
-    def _blind(self, readings: Mapping[DeviceRef, AnyReading]) -> bool:
-        """No battery module answers (the bus is lost): the runaway detector sees nothing."""
-        strings = self.topology.strings
-        return bool(strings) and not any(
-            (r := readings.get(ref)) is not None and r.quality is not Quality.MISSING
-            for s in strings
-            for ref in s.modules
-        )
-
-    def _record_history(
-        self, now: datetime, now_s: float, readings: Mapping[DeviceRef, AnyReading]
-    ) -> None:
-        for s in self.topology.strings:
-            volts = tuple(
-                m.voltage.value if (m := module_reading(ref, readings)) else None
-                for ref in s.modules
-            )
-            current = string_current(s, readings)
-            self.history.record(now, now_s, s.index, s.charge.state, volts, current)
-
     def weak_blocks(self, string: int) -> tuple[WeakBlock, ...]:
         """Blocks that fall fastest in the present (or last) discharge, worst first."""
         return self.history.weak_blocks.get(string, ())
@@ -493,7 +373,7 @@ class Manager:
         """The stored state, before any bus is opened: authoritative for the trip. A store
         that cannot be read or fails validation (and has no good previous copy) leaves the
         trip state UNKNOWN, never ARMED."""
-        state = await self._load_state()
+        state = await load_state(self._storage)
         if isinstance(state, str):
             _LOG.error("manager state unreadable, breaker trip state UNKNOWN: %s", state)
             self.safety.mark_unknown(state)
@@ -504,35 +384,9 @@ class Manager:
         self.safety.restore(state.safety)
         self.runaway.restore(state.runaway)
         self.observer.trends.update(state.trends)
-        self._relay_hints = list(state.relays)
-        self._known_units = state.units
+        self.search.relay_hints = list(state.relays)
+        self.search.known = state.units
         self._recovered = state.recovered
-
-    async def _load_state(self) -> PersistedState | str | None:
-        """The validated state, None when nothing is stored, or what is wrong with it."""
-        try:
-            data = await self._storage.load()
-        except StateUnreadableError as err:
-            return str(err)
-        except (OSError, ValueError) as err:  # a Storage that does not follow the contract
-            return f"state store unreadable: {err}"
-        if data is None:
-            return None
-        try:
-            return PersistedState.from_dict(data)
-        except StateFormatError as err:
-            problem = f"wrong field {err}"
-            if BACKUP_NOTE_KEY in data or not isinstance(self._storage, BackupStorage):
-                return f"{problem}; {data.get(BACKUP_NOTE_KEY) or 'no previous copy'}"
-        try:
-            backup = await self._storage.fall_back(problem)
-            if backup is None:
-                return f"{problem}; no previous copy"
-            return PersistedState.from_dict(backup)
-        except StateUnreadableError as err:
-            return str(err)
-        except StateFormatError as err:
-            return f"{problem}; the previous copy too: wrong field {err}"
 
     async def _persist(self, *, force: bool = False) -> None:
         state = PersistedState(
@@ -540,7 +394,7 @@ class Manager:
             self.alarms.state_dict(),
             self.runaway.state_dict(),
             self.observer.trends,
-            tuple(self._relay_hints),
+            tuple(self.search.relay_hints),
             tuple(sorted(self.topology.devices, key=lambda r: (r.bus, r.unit))),
         )
         text = json.dumps(state.as_dict(), sort_keys=True, default=str)
