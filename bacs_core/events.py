@@ -12,6 +12,7 @@ from .snapshot import DeviceRef
 
 class EventType(StrEnum):
     ALARM_RAISED = "alarm_raised"
+    ALARM_ESCALATED = "alarm_escalated"  # a standing warning became an alarm
     ALARM_CLEARED = "alarm_cleared"
     ALARM_ACKNOWLEDGED = "alarm_acknowledged"
     RUNAWAY_PRE_ALERT = "runaway_pre_alert"

@@ -119,6 +119,7 @@ class Alarm:
     latched: bool
     acknowledged: bool
     since: datetime
+    unit: str = ""  # of value and threshold, as the message shows them
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,7 @@ def _entry(n: int) -> MockConfigEntry:
             "url": url,
         },
         # The loop's own interval is long: the bench drives every cycle itself.
-        options={"string_count": STRINGS_PER_BUS, "poll_interval": 3600.0, "trip": {"auto": True}},
+        options={"string_count": STRINGS_PER_BUS, "poll_interval": 60.0, "trip": {"auto": True}},
     )
 
 

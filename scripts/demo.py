@@ -27,6 +27,12 @@ import aiohttp
 from demo_dashboard import build_dashboard
 
 ROOT = Path(__file__).resolve().parent.parent
+BLUEPRINTS = ROOT / "blueprints" / "automation" / "bacs"
+# Automations the demo makes from the blueprints (its own ids: written again on every start).
+DEMO_AUTOMATIONS = {
+    "bacs_demo_alarm_notification": ("Battery alarm notification", "battery_alarm_notification"),
+    "bacs_demo_runaway_response": ("Thermal runaway response", "thermal_runaway_response"),
+}
 SCENARIOS = ("float", "discharge", "thermal-runaway")
 # Simulated seconds per second by scenario: a severity-3 runaway takes about 4 simulated
 # hours to meet the trip criteria, a C/10 discharge 10 hours; float is shown in real time.
@@ -133,13 +139,23 @@ def prepare_config(config: Path, port: int) -> None:
     if not (config / "scripts.yaml").exists():
         (config / "scripts.yaml").write_text("{}\n")
     _link(config / "custom_components" / "bacs", ROOT / "custom_components" / "bacs")
-    _link(
-        config / "blueprints" / "automation" / "bacs", ROOT / "blueprints" / "automation" / "bacs"
-    )
+    install_blueprints(config)
+
+
+def install_blueprints(config: Path) -> None:
+    """The working tree's blueprints, copied afresh on every start: Home Assistant's blueprint
+    search (a recursive glob) does not follow a symlinked folder, so a link showed none."""
+    target = config / "blueprints" / "automation" / "bacs"
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(BLUEPRINTS, target)
 
 
 def _link(link: Path, target: Path) -> None:
-    """The demo runs the working tree's integration and blueprints, not copies of them."""
+    """The demo runs the working tree's integration, not a copy of it."""
     if not target.exists():
         return
     link.parent.mkdir(parents=True, exist_ok=True)
@@ -396,7 +412,13 @@ class HomeAssistantApi:
         steps: list[dict[str, Any]] = [
             {"next_step_id": "tcp"},
             {"host": "127.0.0.1", "tcp_port": sim_port, "framing": "modbus_tcp"},
-            {"string_count": STRINGS, "capacity_ah": 100, "chemistry": "vrla", "auto_trip": True},
+            {
+                "name": "Battery room",
+                "string_count": STRINGS,
+                "capacity_ah": 100,
+                "chemistry": "vrla",
+                "auto_trip": True,
+            },
         ]
         for answer in steps:
             flow = await self.rest("POST", path, answer)
@@ -455,6 +477,25 @@ async def wait_for_entities(api: HomeAssistantApi, ha: Child) -> list[dict[str, 
         f"the integration's entities did not appear within {ENTITIES_TIMEOUT_S:.0f} s; "
         f"see {ha.log.parent / 'config' / 'home-assistant.log'}"
     )
+
+
+async def install_automations(api: HomeAssistantApi, entry_id: str) -> None:
+    """The alarm and runaway blueprints as automations for the demo's bus, saved through Home
+    Assistant's automation editor API (as the UI saves them)."""
+    for automation_id, (alias, blueprint) in DEMO_AUTOMATIONS.items():
+        await api.rest(
+            "POST",
+            f"/api/config/automation/config/{automation_id}",
+            {
+                "id": automation_id,
+                "alias": alias,
+                "description": f"From the blueprint bacs/{blueprint}.yaml (made by the demo)",
+                "use_blueprint": {
+                    "path": f"bacs/{blueprint}.yaml",
+                    "input": {"manager": entry_id},
+                },
+            },
+        )
 
 
 async def install_dashboard(api: HomeAssistantApi, entities: list[dict[str, Any]]) -> None:
@@ -557,14 +598,16 @@ async def _prepare(
     entries = await api.config_entries()
     if not entries:
         print(">> adding the BACS integration through its config flow (TCP, the simulator)")
-        entry = await api.add_integration(state.sim_port)
-        title = str(entry.get("title", "BACS"))
-    else:
-        title = str(entries[0]["title"])
-        if entries[0]["state"] not in ("loaded", "setup_retry", "setup_in_progress"):
-            raise DemoError(f"the BACS entry is {entries[0]['state']}; see the log")
+        await api.add_integration(state.sim_port)
+        entries = await api.config_entries()
+        if not entries:
+            raise DemoError("the config flow finished but no BACS entry exists; see the log")
+    elif entries[0]["state"] not in ("loaded", "setup_retry", "setup_in_progress"):
+        raise DemoError(f"the BACS entry is {entries[0]['state']}; see the log")
+    title = str(entries[0]["title"])
     entities = await wait_for_entities(api, ha)
     await install_dashboard(api, entities)
+    await install_automations(api, str(entries[0]["entry_id"]))
     return title
 
 

@@ -139,47 +139,50 @@ def worst_blocks_card(room: Room, count: int = 8) -> dict[str, Any]:
 
 
 ALARMS_TEMPLATE = _template("alarms.jinja")
+ALARMS_SHOWN = 20  # alarms listed on the card; the sensor's attribute has them all
 
 
 def alarms_card(room: Room) -> dict[str, Any]:
-    problem_ids = _ids(list(room.strings.values()), "problem") + [
-        dev.entities["problem"]
-        for s in sorted(room.blocks)
-        for _, dev in sorted(room.blocks[s].items())
-        if "problem" in dev.entities
-    ]
-    hub = room.hub.entities if room.hub else {}
-    content = (
-        ALARMS_TEMPLATE.replace("IDS", repr(problem_ids))
-        .replace("ALARMS", repr(hub.get("active_alarms", "")))
-        .replace("RUNAWAY", repr(hub.get("thermal_runaway", "")))
-        .replace("BREAKER", repr(hub.get("breaker", "")))
-    )
+    """Every alarm's reason (what, where, the value against its limit), worst first, from
+    the hub's alarm-text sensor; the trip and a runaway lead the list."""
+    hubs = [room.hub.entities["alarms"]] if room.hub and "alarms" in room.hub.entities else []
+    content = ALARMS_TEMPLATE.replace("HUBS", repr(hubs)).replace("MAX", str(ALARMS_SHOWN))
     return {"type": "markdown", "title": "Alarms", "content": content}
 
 
-def breaker_buttons(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def breaker_buttons(hub: Device | None, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Trip (a test) and reset the breaker from the dashboard, each behind a confirmation:
-    the integration's own actions, so a refused reset shows the manager's reason."""
+    the integration's Trip breaker / Reset breaker buttons (admin only; unavailable without a
+    trip relay), or its actions where those buttons are not there."""
     entry_id = next((e["config_entry_id"] for e in entities if e.get("config_entry_id")), None)
     if entry_id is None:
         return []
+    buttons = hub.entities if hub is not None else {}
 
-    def button(
-        name: str, icon: str, action: str, text: str, data: dict[str, str]
-    ) -> dict[str, Any]:
-        return {
+    def button(name: str, icon: str, key: str, text: str, data: dict[str, str]) -> dict[str, Any]:
+        entity_id = buttons.get(key)
+        if entity_id is not None:
+            action: dict[str, Any] = {
+                "action": "perform-action",
+                "perform_action": "button.press",
+                "target": {"entity_id": entity_id},
+            }
+        else:
+            action = {
+                "action": "perform-action",
+                "perform_action": f"bacs.{key}_breaker",
+                "data": {"config_entry_id": entry_id, **data},
+            }
+        card: dict[str, Any] = {
             "type": "button",
             "name": name,
             "icon": icon,
             "show_state": False,
-            "tap_action": {
-                "action": "perform-action",
-                "perform_action": f"bacs.{action}",
-                "data": {"config_entry_id": entry_id, **data},
-                "confirmation": {"text": text},
-            },
+            "tap_action": {**action, "confirmation": {"text": text}},
         }
+        if entity_id is not None:
+            card["entity"] = entity_id
+        return card
 
     return [
         {
@@ -187,15 +190,15 @@ def breaker_buttons(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "cards": [
                 button(
                     "Trip breaker (test)",
-                    "mdi:electric-switch",
-                    "trip_breaker",
+                    "mdi:power-plug-off",
+                    "trip",
                     "Open the battery breakers now? They stay open until reset.",
                     {"reason": "test from the dashboard"},
                 ),
                 button(
                     "Reset breaker",
-                    "mdi:restore",
-                    "reset_breaker",
+                    "mdi:restore-alert",
+                    "reset",
                     "Release the trip? The breakers are then closed by hand.",
                     {},
                 ),
@@ -216,11 +219,11 @@ def build_dashboard(
             room.hub,
             [
                 "status",
+                "alarms",
                 "thermal_runaway",
                 "runaway_pre_alert",
                 "breaker",
                 "trip_state",
-                "active_alarms",
                 "equalization",
                 "float_voltage",
                 "link_quality",
@@ -228,7 +231,7 @@ def build_dashboard(
                 "acknowledge",
             ],
         ),
-        *breaker_buttons(entities),
+        *breaker_buttons(room.hub, entities),
         alarms_card(room),
         worst_blocks_card(room),
     ]
@@ -249,7 +252,7 @@ def build_dashboard(
                     "lowest_block",
                     "lowest_block_voltage",
                     "balancing",
-                    "problem",
+                    "alarms",
                     "discharge_weakest_block",
                 ],
             )
@@ -294,3 +297,81 @@ def build_dashboard(
             }
         ],
     }
+
+
+# -- the same dashboard for any installation (the README's) ---------------------------------------
+# Core markdown cards only and no entity id written in: the templates find the integration's
+# hubs, strings and blocks when Home Assistant renders them (the same templates the demo's
+# cards use, fed by a search instead of a list), so one YAML fits any hub name and any number of
+# strings and blocks. Buttons and history graphs need fixed entity ids: they are on the devices'
+# own pages.
+FIND_HUBS = _template("find_hubs.jinja")
+FIND_ROOM = _template("find_room.jinja")
+STRINGS_TEMPLATE = _template("strings_table.jinja")
+
+
+def generic_dashboard() -> dict[str, Any]:
+    """A Lovelace configuration that works as pasted into any Home Assistant with BACS."""
+    alarms = (
+        FIND_HUBS
+        + "\n"
+        + ALARMS_TEMPLATE.replace("HUBS", "ns_h.ids").replace("MAX", str(ALARMS_SHOWN))
+    )
+    worst = FIND_ROOM + "\n" + WORST_TEMPLATE.replace("ROWS", "ns_room.worst").replace("COUNT", "8")
+    bars = (
+        FIND_ROOM
+        + "\n{%- for s in strings %}\n\n**{{ s.name }}**\n\n"
+        + BAR_TEMPLATE.replace("IDS", "s.rows | map(attribute='1') | list")
+        .replace("POSITIONS", "s.rows | map(attribute='0') | list")
+        .replace("SCALES", repr(list(SCALES_MV)))
+        .replace("CELLS", str(BAR_CELLS))
+        + "\n{%- endfor %}"
+    )
+    cards: list[dict[str, Any]] = [
+        {"type": "markdown", "title": "Alarms", "content": alarms},
+        {"type": "markdown", "title": "Strings", "content": FIND_ROOM + "\n" + STRINGS_TEMPLATE},
+        {"type": "markdown", "title": "Worst blocks (furthest from their string's mean)",
+         "content": worst},
+        {"type": "markdown", "title": "Block voltages", "content": bars},
+    ]  # fmt: skip
+    return {
+        "title": "Battery room",
+        "views": [
+            {
+                "title": "Battery room",
+                "path": "battery-room",
+                "icon": "mdi:car-battery",
+                "cards": cards,
+            }
+        ],
+    }
+
+
+def generic_dashboard_yaml() -> str:
+    """The README's copy: YAML for the raw configuration editor."""
+    import yaml
+
+    class _Literal(str):
+        pass
+
+    def literal(dumper: yaml.SafeDumper, text: _Literal) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
+
+    def blocks(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: blocks(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [blocks(v) for v in node]
+        return _Literal(node) if isinstance(node, str) and "\n" in node else node
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_representer(_Literal, literal)
+    return str(
+        yaml.dump(blocks(generic_dashboard()), Dumper=Dumper, sort_keys=False, allow_unicode=True)
+    )
+
+
+if __name__ == "__main__":  # python scripts/demo_dashboard.py > dashboard.yaml
+    print(generic_dashboard_yaml(), end="")

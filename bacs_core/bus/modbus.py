@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import fcntl
 import logging
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
+from pymodbus.logging import Log
 from pymodbus.pdu import ModbusPDU
 
 from .errors import (
@@ -28,19 +30,37 @@ from .errors import (
     DeviceExceptionError,
     PortBusyError,
 )
+from .pymodbus_compat import unit_kwargs
 from .url import BusUrl, Scheme
 
+# pymodbus logs through one process-wide logger and says nothing of which client spoke. Our
+# requests run with this flag set (asyncio copies it into everything they schedule), so the
+# filter can drop exactly our own records and leave every other pymodbus user's alone (Home
+# Assistant's Modbus integration logs its missing answers as before).
+_OUR_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "bacs_modbus_request", default=False
+)
 
-class _DropPerRequestErrors(logging.Filter):
-    """pymodbus logs every unanswered request at ERROR with a frame dump; BusClient already
-    accounts for each one as a reading's quality and the bus link quality."""
+
+class _DropOurPerRequestErrors(logging.Filter):
+    """pymodbus logs every unanswered request at ERROR with a frame dump; for our own
+    requests BusClient already accounts for each one as a reading's quality and the bus
+    link quality."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not _OUR_REQUEST.get():
+            return True
         message = record.getMessage()
-        return not message.startswith(("No response received", "ERROR: request ask for"))
+        if not message.startswith(("No response received", "ERROR: request ask for")):
+            return True
+        # pymodbus collapses a line equal to the last one into "Repeating....", across all
+        # clients: forget ours, so another client's same error is still logged in full.
+        Log.last_log_text = ""
+        Log.repeat_log = False
+        return False
 
 
-logging.getLogger("pymodbus.logging").addFilter(_DropPerRequestErrors())
+logging.getLogger("pymodbus.logging").addFilter(_DropOurPerRequestErrors())
 
 
 def find_port_owner(path: str) -> str | None:
@@ -146,6 +166,15 @@ class ModbusTransport:
     async def _call(
         self, unit: int, timeout: float | None, request: str, *args: object, **kwargs: object
     ) -> ModbusPDU:
+        token = _OUR_REQUEST.set(True)
+        try:
+            return await self._call_locked(unit, timeout, request, *args, **kwargs)
+        finally:
+            _OUR_REQUEST.reset(token)
+
+    async def _call_locked(
+        self, unit: int, timeout: float | None, request: str, *args: object, **kwargs: object
+    ) -> ModbusPDU:
         async with self._lock:
             client = self._client
             if client is None or not client.connected:
@@ -156,7 +185,7 @@ class ModbusTransport:
             for _ in range(tries):
                 try:
                     method = getattr(client, request)
-                    response: ModbusPDU = await method(*args, device_id=unit, **kwargs)
+                    response: ModbusPDU = await method(*args, **unit_kwargs(unit), **kwargs)
                 except ConnectionException as err:
                     await self.close()
                     raise BusConnectionError(str(err)) from err

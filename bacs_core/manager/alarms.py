@@ -4,19 +4,25 @@ Pure logic: the manager hands it one ``Observation`` per cycle and gets back the
 that stand and the events that happened. Values of doubtful quality are never compared with
 thresholds: an impossible value raises one "sensor implausible" warning instead of an alarm
 that flaps, and a silent device raises "communication lost".
+
+Each alarm is announced once (``alarm_raised``) while it stands or stays latched; a rise to a
+higher severity is ``alarm_escalated``. Deviations from the string mean that the equalizer is
+still correcting wait ``Thresholds.deviation_grace`` before they are raised; a block the
+equalizer reports out of its range is judged at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
 from ..events import Event, EventType
 from ..model import Quality
-from ..snapshot import Alarm, ChargeState, DeviceRef, Severity, Value
+from ..snapshot import Alarm, BalancingState, ChargeState, DeviceRef, Severity, Value
+from .alarm_text import Quantity, limit_message, quantity
 from .thresholds import Limit, Thresholds
 
 
@@ -31,6 +37,14 @@ _SEVERITY = {
     Level.WARNING: Severity.WARNING,
     Level.ALARM: Severity.ALARM,
     Level.CRITICAL: Severity.CRITICAL,
+}
+_LEVEL_WORD = {Level.WARNING: "warning", Level.ALARM: "alarm", Level.CRITICAL: "critical alarm"}
+# The equalizer is steering the block towards its target (not paused, not beyond its reach).
+_EQUALIZING = frozenset({BalancingState.ACTIVE, BalancingState.IDLE})
+_SOURCE_NAMES = {
+    "environment": "Environment sensor",
+    "current_sensor": "Current sensor",
+    "relay": "Relay module",
 }
 
 
@@ -56,6 +70,8 @@ class StringObservation:
     cell_spread: float | None
     ambient: float | None
     modules: Sequence[ModuleObservation]
+    # The equalizer's state of each block, in module order (empty: no equalizer ran).
+    balancing: Sequence[BalancingState] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +131,8 @@ class _State:
     device: DeviceRef | None = None
     string: int | None = None
     latch: bool = False
+    unit: str = ""
+    reported: Level = Level.NONE  # the highest level announced since it was raised
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +179,11 @@ class AlarmEngine:
         t = self.thresholds
         for s in obs.strings:
             on_float = s.charge_state is ChargeState.FLOAT
-            for m in s.modules:
+            balancing = list(s.balancing) + [None] * (len(s.modules) - len(s.balancing))
+            for m, eq in zip(s.modules, balancing, strict=False):
                 prefix = f"module:{m.ref}"
                 where = {"device": m.ref, "string": s.index, "source": "module"}
-                label = f"string {s.index} block {m.position}"
+                label = f"String {s.index} block {m.position}"
                 if not m.online:
                     continue  # comm-lost is judged per device below
                 volts = self._plausible(now, prefix, m.voltage, where, label, "voltage")
@@ -178,22 +197,22 @@ class AlarmEngine:
                         volts / m.cells,
                         t.cell_voltage,
                         where,
-                        f"{label} float voltage",
+                        label,
                         scale=m.cells,
-                        unit="V",
                     )
                     if s.mean_cell_voltage is not None:
-                        dev = volts / m.cells - s.mean_cell_voltage
+                        limit = t.cell_deviation
+                        if eq in _EQUALIZING:  # the equalizer is still bringing it in
+                            limit = replace(limit, on_delay=max(limit.on_delay, t.deviation_grace))
                         self._rule(
                             now,
                             f"{prefix}:deviation",
                             "deviation",
-                            dev,
-                            t.cell_deviation,
+                            volts / m.cells - s.mean_cell_voltage,
+                            limit,
                             where,
-                            f"{label} deviation from string mean",
+                            label,
                             scale=m.cells,
-                            unit="V",
                         )
                 else:
                     self._hold(f"{prefix}:voltage")
@@ -206,8 +225,7 @@ class AlarmEngine:
                         temp,
                         t.temperature,
                         where,
-                        f"{label} temperature",
-                        unit="°C",
+                        label,
                     )
                     if s.ambient is not None:
                         self._rule(
@@ -217,8 +235,7 @@ class AlarmEngine:
                             temp - s.ambient,
                             t.above_ambient,
                             where,
-                            f"{label} above ambient",
-                            unit="K",
+                            label,
                         )
                 if ri is not None and m.resistance_baseline:
                     self._rule(
@@ -228,8 +245,7 @@ class AlarmEngine:
                         ri / m.resistance_baseline,
                         t.resistance_vs_baseline,
                         where,
-                        f"{label} internal resistance vs its baseline",
-                        unit="×",
+                        label,
                     )
                 if ri is not None and m.resistance_median:
                     self._rule(
@@ -239,19 +255,24 @@ class AlarmEngine:
                         ri / m.resistance_median,
                         t.resistance_vs_median,
                         where,
-                        f"{label} internal resistance vs string median",
-                        unit="×",
+                        label,
                     )
             if s.cell_spread is not None and on_float:
+                limit = t.cell_spread
+                if any(b in _EQUALIZING for b in s.balancing):
+                    limit = replace(limit, on_delay=max(limit.on_delay, t.deviation_grace))
+                cells = {m.cells for m in s.modules}
+                per_block = len(cells) == 1  # one block size: show volts per block
                 self._rule(
                     now,
                     f"string:{s.index}:spread",
                     "spread",
                     s.cell_spread,
-                    t.cell_spread,
+                    limit,
                     {"device": None, "string": s.index, "source": "string"},
-                    f"string {s.index} voltage spread",
-                    unit="V/cell",
+                    f"String {s.index}",
+                    scale=cells.pop() if per_block else 1.0,
+                    shown_as=None if per_block else quantity("spread_per_cell"),
                 )
         env_limits = {
             "hydrogen": t.hydrogen,
@@ -261,15 +282,9 @@ class AlarmEngine:
         }
         for sensor in obs.sensors:
             where = {"device": sensor.ref, "string": None, "source": sensor.source}
+            label = self._sensor_label(sensor.ref, sensor.source, obs)
             for name, value in sensor.values.items():
-                v = self._plausible(
-                    now,
-                    f"{sensor.source}:{sensor.ref}",
-                    value,
-                    where,
-                    f"{sensor.source} {sensor.ref}",
-                    name,
-                )
+                v = self._plausible(now, f"{sensor.source}:{sensor.ref}", value, where, label, name)
                 if v is not None and name in env_limits:
                     self._rule(
                         now,
@@ -278,7 +293,7 @@ class AlarmEngine:
                         v,
                         env_limits[name],
                         where,
-                        f"room {name}",
+                        label,
                     )
         self._comm(now, obs)
         for c in obs.conditions:
@@ -294,6 +309,12 @@ class AlarmEngine:
                 Limit(),
             )
         return self._finish()
+
+    @staticmethod
+    def _sensor_label(ref: DeviceRef, source: str, obs: Observation) -> str:
+        """ "Environment sensor 40", with the bus when there is more than one."""
+        name = _SOURCE_NAMES.get(source, source.replace("_", " ").capitalize())
+        return f"{name} {ref.unit}" if len(obs.buses) <= 1 else f"{name} {ref}"
 
     def _plausible(
         self,
@@ -313,7 +334,7 @@ class AlarmEngine:
                 Level.WARNING,
                 value.value,
                 None,
-                f"{label}: {name} reading is impossible, ignored",
+                f"{label}: the {name.replace('_', ' ')} reading is impossible and is ignored",
                 where,
                 Limit(on_delay=30, off_delay=60),
             )
@@ -342,7 +363,7 @@ class AlarmEngine:
                         m.ref,
                         m.online,
                         {"device": m.ref, "string": s.index, "source": "module"},
-                        f"string {s.index} block {m.position}",
+                        f"String {s.index} block {m.position}",
                     )
                 )
         for sensor in obs.sensors:
@@ -351,7 +372,7 @@ class AlarmEngine:
                     sensor.ref,
                     sensor.online,
                     {"device": sensor.ref, "string": None, "source": sensor.source},
-                    f"{sensor.source} {sensor.ref}",
+                    self._sensor_label(sensor.ref, sensor.source, obs),
                 )
             )
         limit = Limit(on_delay=0, off_delay=0)
@@ -388,7 +409,7 @@ class AlarmEngine:
                 Level.NONE if ok else Level.ALARM,
                 None,
                 None,
-                f"bus {bus} does not answer",
+                f"Bus {bus} does not answer",
                 {"device": None, "string": None, "source": "bus"},
                 limit,
             )
@@ -408,25 +429,37 @@ class AlarmEngine:
         label: str,
         *,
         scale: float = 1.0,
-        unit: str = "",
+        shown_as: Quantity | None = None,
     ) -> None:
+        """Compare (in the rule's own unit, e.g. V/cell) and describe (in the unit shown)."""
         current = self._states.get(key, _State()).level
         level, bound, side = _raw_level(value, limit, current)
         code_full = f"{code}_{side}" if side else code
-        shown = value * scale
-        message = f"{label} {shown:.3g} {unit}".strip()
-        if bound is not None:
-            message += f" ({'above' if side == 'high' else 'below'} {bound * scale:.3g} {unit})"
+        q = shown_as or quantity(code)
+        digits = q.decimals + 3  # no float noise such as 12.899999999999999
+        shown = round(value * scale, digits)
+        threshold = None if bound is None else round(bound * scale, digits)
+        message = limit_message(
+            label,
+            q,
+            shown,
+            threshold,
+            side,
+            _LEVEL_WORD.get(level, ""),
+            limit.hysteresis * scale,
+        )
         self._set(
             now,
             key,
             code_full,
             level,
             shown,
-            None if bound is None else bound * scale,
+            threshold,
             message,
             where,
             limit,
+            unit=q.unit,
+            step=q.step,
         )
 
     def _set(
@@ -440,6 +473,9 @@ class AlarmEngine:
         message: str,
         where: Mapping[str, Any],
         limit: Limit,
+        *,
+        unit: str = "",
+        step: float = 0.0,
     ) -> None:
         self._seen.add(key)
         st = self._states.get(key)
@@ -452,26 +488,31 @@ class AlarmEngine:
                 st.pending, st.pending_since = level, now
             assert st.pending_since is not None
             if (now - st.pending_since).total_seconds() >= limit.on_delay:
-                raised = st.level is Level.NONE
+                shown_before = st.level is not Level.NONE or st.latched
                 st.level = level
                 st.clear_since = None
                 st.acknowledged = False
                 st.latched = False
                 st.latch = limit.latch and self.latch_alarms and level is Level.ALARM
-                st.since = st.since if not raised and st.since else now
+                st.since = st.since if shown_before and st.since else now
                 st.value, st.threshold, st.message, st.code = value, threshold, message, code
                 st.source, st.device, st.string = where["source"], where["device"], where["string"]
-                self._emit(
-                    EventType.ALARM_RAISED,
-                    now,
-                    st,
-                    {"key": key, "code": code, "severity": _SEVERITY[level].value, "value": value},
-                )
+                st.unit = unit
+                data = {"key": key, "code": code, "severity": _SEVERITY[level].value}
+                if not shown_before:  # one announcement per alarm, however it moves after
+                    self._emit(EventType.ALARM_RAISED, now, st, {**data, "value": value})
+                elif level > st.reported:
+                    self._emit(EventType.ALARM_ESCALATED, now, st, {**data, "value": value})
+                st.reported = max(st.reported, level)
             return
         st.pending, st.pending_since = Level.NONE, None
         if level == st.level:
             st.clear_since = None
-            if level is not Level.NONE:
+            # The text follows the value once it moved by a step it shows: noise around a
+            # rounding boundary does not rewrite the message every cycle.
+            if level is not Level.NONE and (
+                value is None or st.value is None or abs(value - st.value) >= 0.999 * step
+            ):
                 st.value, st.message = value, message or st.message
             return
         # Lower than what stands: clear (or step down) after the off-delay.
@@ -530,6 +571,7 @@ class AlarmEngine:
                     st.latched,
                     st.acknowledged,
                     st.since,
+                    st.unit,
                 )
             )
             if st.device is not None:
@@ -542,9 +584,18 @@ class AlarmEngine:
 
     # -- commands -------------------------------------------------------------------------
     def acknowledge(self, now: datetime, key: str | None = None) -> list[Event]:
-        """Acknowledge one alarm (or all). Latched alarms whose condition is gone disappear."""
+        """Acknowledge one alarm (or all): one event per alarm that was shown and not yet
+        acknowledged, so the count is what a person saw. Latched alarms whose condition is
+        gone disappear. An unknown key (or one only pending its on-delay) is a KeyError."""
         events: list[Event] = []
-        for k in [k for k in self._states if key is None or k == key]:
+        shown = [
+            k
+            for k, st in self._states.items()
+            if (st.level is not Level.NONE or st.latched) and (key is None or k == key)
+        ]
+        if key is not None and not shown:
+            raise KeyError(key)
+        for k in shown:
             st = self._states[k]
             if st.acknowledged and not st.latched:
                 continue
@@ -563,8 +614,6 @@ class AlarmEngine:
                 st.latched = False
                 if st.level is Level.NONE:
                     del self._states[k]
-        if key is not None and not events and key not in self._states:
-            raise KeyError(key)
         return events
 
     # -- persistence ------------------------------------------------------------------------
@@ -586,6 +635,8 @@ class AlarmEngine:
                 "source": st.source,
                 "string": st.string,
                 "latch": st.latch,
+                "unit": st.unit,
+                "reported": int(st.reported),
                 "device": [st.device.bus, st.device.unit] if st.device else None,
             }
         return out
@@ -607,6 +658,8 @@ class AlarmEngine:
                     device=device,
                     string=d["string"],
                     latch=bool(d["latch"]),
+                    unit=str(d.get("unit", "")),
+                    reported=Level(int(d.get("reported", d["level"]))),
                 )
             except (KeyError, TypeError, ValueError, IndexError):
                 continue  # one bad record never stops the others from loading

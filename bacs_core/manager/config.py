@@ -23,6 +23,13 @@ _REF = re.compile(r"^([A-Za-z0-9_-]+)/(\d{1,3})$")
 _RANGE = re.compile(r"^([A-Za-z0-9_-]+)/(\d{1,3})-(\d{1,3})$")
 
 
+# Poll interval bounds. Above 60 s a thermal runaway (confirmed over a few cycles) would be
+# seen minutes late, and the modules' watchdog expects to hear from the manager often;
+# below 1 s a full bus cannot be read in one interval. The HA options form uses these too.
+POLL_INTERVAL_MIN = 1.0
+POLL_INTERVAL_MAX = 60.0
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the field."""
 
@@ -155,7 +162,7 @@ CONFIG_SCHEMA = vol.Schema(
         ),
         vol.Optional("capacity_ah", default=100.0): vol.All(vol.Coerce(float), vol.Range(1, 20000)),
         vol.Optional("poll_interval", default=10.0): vol.All(
-            vol.Coerce(float), vol.Range(0.5, 3600)
+            vol.Coerce(float), vol.Range(POLL_INTERVAL_MIN, POLL_INTERVAL_MAX)
         ),
         vol.Optional("equalization", default={}): EQUALIZATION_SCHEMA,
         vol.Optional("thresholds", default={}): THRESHOLD_SCHEMA,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ..bus import (
@@ -202,7 +202,12 @@ def alarm_observation(
         sensors.append(SensorObservation(ref, "current_sensor", presence.is_online(ref)))
     for ref in topology.relays:
         sensors.append(SensorObservation(ref, "relay", presence.is_online(ref)))
-    return Observation(list(strings), sensors, dict(presence.bus_ok))
+    # The equalizer ran before the alarms: its block states decide the deviation grace.
+    judged = [
+        replace(o, balancing=s.commands.state) if s.commands else o
+        for o, s in zip(strings, topology.strings, strict=True)
+    ]
+    return Observation(judged, sensors, dict(presence.bus_ok))
 
 
 def relay_states(

@@ -235,7 +235,13 @@ def _alarm(where: str, value: Any) -> dict[str, Any]:
         if v is None and nullable and name in rec:
             continue
         bad_bool = isinstance(v, bool) and types is not bool
-        if name not in rec or bad_bool or not isinstance(v, types):
+        if name not in rec:
+            raise StateFormatError(f"{where}.{name}: missing")
+        if bad_bool or not isinstance(v, types):
+            raise StateFormatError(f"{where}.{name}: found {_kind(v)}")
+    for name, types in (("unit", str), ("reported", int)):  # later fields, optional
+        v = rec.get(name)
+        if name in rec and (isinstance(v, bool) or not isinstance(v, types)):
             raise StateFormatError(f"{where}.{name}: found {_kind(v)}")
     if not 0 <= rec["level"] <= 3:
         raise StateFormatError(f"{where}.level: {rec['level']} is not 0..3")

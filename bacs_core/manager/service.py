@@ -76,6 +76,15 @@ from .topology import Topology
 _LOG = logging.getLogger(__name__)
 REDISCOVER_S = 60.0  # a bus with no devices is scanned again this often
 
+# Safety events are logged as well as announced: a trip must be in the log of any host.
+_LOGGED_EVENTS = {
+    EventType.RUNAWAY_DETECTED: logging.WARNING,
+    EventType.TRIP_COUNTDOWN: logging.WARNING,
+    EventType.TRIPPED: logging.WARNING,
+    EventType.TRIP_FAILED: logging.ERROR,
+    EventType.TRIP_RESET: logging.WARNING,
+}
+
 type SnapshotListener = Callable[[SystemSnapshot], None]
 type EventListener = Callable[[Event], None]
 
@@ -143,6 +152,8 @@ class Manager:
 
     def _emit(self, events: Sequence[Event]) -> None:
         for event in events:
+            if (level := _LOGGED_EVENTS.get(event.type)) is not None:
+                _LOG.log(level, "%s: %s", event.type.value, event.message)
             for cb in list(self._event_listeners):
                 try:
                     cb(event)

@@ -43,6 +43,9 @@ class Thresholds:
     acid_level: Limit  # %
     room_temperature: Limit  # °C
     comm_lost_cycles: int = 3  # failed polls before a device counts as lost
+    # s a deviation (or spread) the equalizer is still correcting waits before it is raised;
+    # a block the equalizer reports beyond its reach is judged at once.
+    deviation_grace: float = 6 * 3600.0
 
 
 _VRLA = Thresholds(
@@ -56,7 +59,9 @@ _VRLA = Thresholds(
     above_ambient=Limit(None, None, 3.0, 5.0, hysteresis=0.5, on_delay=900, off_delay=300),
     resistance_vs_baseline=Limit(None, None, 1.25, 1.50, hysteresis=0.02, latch=True),
     resistance_vs_median=Limit(None, None, 1.30, 1.60, hysteresis=0.02),
-    cell_spread=Limit(None, None, 0.05, 0.08, hysteresis=0.005, on_delay=600, off_delay=60),
+    # Highest − lowest: the sum of the deviation bounds (0.30 + 0.20 V and 0.49 + 0.24 V per
+    # 12 V block), so a string whose every block is within tolerance does not alarm.
+    cell_spread=Limit(None, None, 0.083, 0.122, hysteresis=0.005, on_delay=600, off_delay=60),
     hydrogen=Limit(
         None, None, 4000.0, 10000.0, hysteresis=200.0, on_delay=30, off_delay=60, latch=True
     ),
@@ -101,6 +106,9 @@ THRESHOLD_SCHEMA = vol.Schema(
     {
         **{vol.Optional(f.name): LIMIT_SCHEMA for f in fields(Thresholds) if f.type == "Limit"},
         vol.Optional("comm_lost_cycles"): vol.All(int, vol.Range(min=1, max=100)),
+        vol.Optional("deviation_grace"): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=7 * 86400.0)
+        ),
     }
 )
 
@@ -122,7 +130,7 @@ def thresholds_for(chemistry: Chemistry, overrides: Mapping[str, Any] | None = N
         return base
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
-        if key == "comm_lost_cycles":
+        if not isinstance(getattr(base, key), Limit):  # a plain setting, e.g. a count
             changes[key] = value
             continue
         limit = replace(getattr(base, key), **value)

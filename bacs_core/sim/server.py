@@ -26,6 +26,7 @@ from pymodbus.pdu.register_message import (
     WriteSingleRegisterResponse,
 )
 
+from ..bus.pymodbus_compat import decode_frame
 from ..bus.timing import LineTiming
 from .devices import ILLEGAL_FUNCTION, ModbusDeviceError
 from .room import NoAnswer, Room, SimBus
@@ -72,11 +73,11 @@ class BusProtocolHandler:
                     address=request.address, count=request.count, dev_id=unit
                 )
             self.bus.device(unit)
-            return ExceptionResponse(fc, ILLEGAL_FUNCTION, device_id=unit)
+            return ExceptionResponse(fc, ILLEGAL_FUNCTION, unit)
         except NoAnswer:
             return None
         except ModbusDeviceError as err:
-            return ExceptionResponse(fc, err.code, device_id=unit)
+            return ExceptionResponse(fc, err.code, unit)
 
     def feed(self, data: bytes, now: float) -> list[tuple[float, bytes]]:
         """Requests in ``data`` -> (deliver_at, bytes) answers; faults decided per exchange."""
@@ -84,7 +85,7 @@ class BusProtocolHandler:
         out: list[tuple[float, bytes]] = []
         while self.buffer:
             try:
-                used, request = self.framer.handleFrame(self.buffer, 0, 0)
+                used, request = decode_frame(self.framer, self.buffer)
             except ModbusIOException:
                 self.buffer = b""  # undecodable: an RTU slave resyncs on the next silence
                 break

@@ -18,10 +18,12 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from bacs_core.bus.errors import BusConnectionError, PortBusyError
+from bacs_core.events import Event as BacsEvent
 from bacs_core.manager import ConfigError, Manager, validate_config
+from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 
 from . import bus as bus_helpers
-from .const import BUS_ID, CONF_URL, DOMAIN, ISSUE_DEVICES_SILENT
+from .const import BUS_ID, CONF_URL, DOMAIN, ISSUE_DEVICES_SILENT, OPT_POLL_INTERVAL
 from .coordinator import (
     BacsConfigEntry,
     BacsCoordinator,
@@ -32,6 +34,7 @@ from .coordinator import (
     hub_identifier,
     string_identifier,
 )
+from .repairs import SafetyNotices, async_delete_safety_issues
 from .services import async_setup_services
 
 _LOGGER = logging.getLogger(__name__)
@@ -88,11 +91,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
 
     storage = StoreStorage(hass, entry.entry_id)
     manager = Manager(config, storage=storage, transports={BUS_ID: transport})
+    # Events of the first cycles (an alarm standing at start, a restored trip) are kept until
+    # the devices exist, then told: nothing the manager says is lost to the set-up order.
+    early: list[BacsEvent] = []
+    stop_buffering = manager.add_event_listener(early.append)
     await manager.start()
     if not manager.devices:
         await manager.stop()
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="no_devices")
     ir.async_delete_issue(hass, DOMAIN, f"port_missing_{entry.entry_id}")
+    _adopt_hardware_id(hass, entry, manager)
     coordinator = BacsCoordinator(hass, entry, manager, url)
     entry.runtime_data = BacsRuntimeData(manager, coordinator, transport, url)
     try:
@@ -102,7 +110,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
         raise
     data = entry.runtime_data
     data.unsubscribe.append(manager.add_snapshot_listener(coordinator.handle_snapshot))
-    data.unsubscribe.append(manager.add_event_listener(coordinator.handle_event))
+    data.unsubscribe.append(stop_buffering)
+    notices = SafetyNotices(hass, entry)  # a trip: repair issue, notification, log line
+    notices.update(coordinator.data)
+    entry.async_on_unload(coordinator.async_add_listener(lambda: notices.update(coordinator.data)))
 
     async def _stop_on_shutdown(_event: Event) -> None:
         await manager.stop()
@@ -110,6 +121,42 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop_on_shutdown))
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # No await from here on: the buffer hands over to the live listener without a gap.
+    stop_buffering()
+    data.unsubscribe.append(manager.add_event_listener(coordinator.handle_event))
+    for event in early:
+        coordinator.handle_event(event)
+    return True
+
+
+def _adopt_hardware_id(hass: HomeAssistant, entry: BacsConfigEntry, manager: Manager) -> None:
+    """An entry made before version 2 is known by its connection string: once its bus has
+    been read, it is known by its hardware (unless another entry already claims that)."""
+    if entry.unique_id is not None and not entry.unique_id.startswith(LEGACY_UNIQUE_ID):
+        return
+    unique_id = bus_helpers.hardware_id(list(manager.devices.values()))
+    if unique_id is None or hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id):
+        return
+    _LOGGER.debug("%s: unique id %s -> %s", entry.title, entry.unique_id, unique_id)
+    hass.config_entries.async_update_entry(entry, unique_id=unique_id)
+
+
+LEGACY_UNIQUE_ID = ("serial:", "tcp:", "sim:")
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool:
+    """Version 1 → 2: the poll interval into its bounds (it once allowed 0.5 s to an hour);
+    the unique id moves from the connection string to the hardware at the next setup, when
+    the bus has been read (see _adopt_hardware_id)."""
+    if entry.version > 2:
+        return False  # made by a newer version of this integration: do not guess
+    if entry.version == 1:
+        options = dict(entry.options)
+        if OPT_POLL_INTERVAL in options:
+            interval = float(options[OPT_POLL_INTERVAL])
+            options[OPT_POLL_INTERVAL] = min(max(interval, POLL_INTERVAL_MIN), POLL_INTERVAL_MAX)
+        hass.config_entries.async_update_entry(entry, options=options, version=2, minor_version=1)
+        _LOGGER.info("%s: configuration migrated to version 2", entry.title)
     return True
 
 
@@ -145,6 +192,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> Non
     """Forget the persisted manager state with the entry."""
     await StoreStorage(hass, entry.entry_id).store.async_remove()
     ir.async_delete_issue(hass, DOMAIN, f"port_missing_{entry.entry_id}")
+    async_delete_safety_issues(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(

@@ -1,4 +1,11 @@
-"""Binary sensors: problems, balancing, the thermal-runaway safety state, relay inputs."""
+"""Binary sensors: problems (with their reasons), balancing per string, the thermal-runaway
+safety state, relay inputs.
+
+Balancing is one sensor per string, with the blocks whose shunts carry current as an attribute:
+a binary sensor per block put every shunt's on/off into the logbook (binary sensors always go
+there), three quarters of it on a float day. The current of each shunt is a sensor with a unit
+(``balancing_current``), which the logbook leaves out.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,19 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from bacs_core.snapshot import BalancingState
+from bacs_core.model import DeviceFamily
+from bacs_core.snapshot import (
+    BalancingState,
+    ModuleSnapshot,
+    StringSnapshot,
+    SystemSnapshot,
+)
 
+from .alarm_summary import reasons
 from .coordinator import BacsConfigEntry, BacsCoordinator
 from .entity import (
     BacsEntity,
@@ -32,29 +47,50 @@ PARALLEL_UPDATES = 0
 @dataclass(frozen=True, kw_only=True)
 class BacsBinarySensorEntityDescription(BinarySensorEntityDescription):
     value_fn: Callable[[Any], bool | None]
+    # Attributes from the entity's part of the snapshot and the whole snapshot.
+    attr_fn: Callable[[Any, SystemSnapshot], dict[str, Any]] | None = None
+
+
+def _module_reasons(m: ModuleSnapshot, snap: SystemSnapshot) -> dict[str, Any]:
+    return {"reasons": reasons(a for a in snap.alarms if a.device == m.info.ref)}
+
+
+def _string_reasons(s: StringSnapshot, snap: SystemSnapshot) -> dict[str, Any]:
+    return {"reasons": reasons(a for a in snap.alarms if a.string == s.index)}
+
+
+def _balancing_blocks(s: StringSnapshot, snap: SystemSnapshot) -> dict[str, Any]:
+    def blocks(state: BalancingState) -> list[int]:
+        return [m.position for m in s.modules if m.balancing is state]
+
+    return {
+        "balancing_blocks": blocks(BalancingState.ACTIVE),
+        "out_of_range_blocks": blocks(BalancingState.OUT_OF_RANGE),
+    }
 
 
 MODULE_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = (
     BacsBinarySensorEntityDescription(
-        key="problem", device_class=BinarySensorDeviceClass.PROBLEM, value_fn=lambda m: m.problem
-    ),
-    BacsBinarySensorEntityDescription(
-        key="balancing",
-        translation_key="balancing",
-        device_class=BinarySensorDeviceClass.RUNNING,
-        value_fn=lambda m: m.balancing is BalancingState.ACTIVE,
+        key="problem",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        value_fn=lambda m: m.problem,
+        attr_fn=_module_reasons,
     ),
 )
 
 STRING_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = (
     BacsBinarySensorEntityDescription(
-        key="problem", device_class=BinarySensorDeviceClass.PROBLEM, value_fn=lambda s: s.problem
+        key="problem",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        value_fn=lambda s: s.problem,
+        attr_fn=_string_reasons,
     ),
     BacsBinarySensorEntityDescription(
         key="balancing",
         translation_key="balancing",
         device_class=BinarySensorDeviceClass.RUNNING,
         value_fn=lambda s: s.balancing_active,
+        attr_fn=_balancing_blocks,
     ),
 )
 
@@ -76,6 +112,8 @@ HUB_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = (
 
 class BacsBinarySensor(BacsEntity, BinarySensorEntity):
     entity_description: BacsBinarySensorEntityDescription
+    # Lists that change with every alarm: shown, not recorded.
+    _unrecorded_attributes = frozenset({"reasons", "balancing_blocks", "out_of_range_blocks"})
 
     def source(self) -> Any:
         raise NotImplementedError
@@ -85,8 +123,18 @@ class BacsBinarySensor(BacsEntity, BinarySensorEntity):
         src = self.source()
         return None if src is None else self.entity_description.value_fn(src)
 
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        src = self.source()
+        attr_fn = self.entity_description.attr_fn
+        if src is None or attr_fn is None:
+            return None
+        return attr_fn(src, self.coordinator.data)
+
     def state_key(self) -> Any:
-        return (self.available, self.is_on) if self.available else None
+        if not self.available:
+            return None
+        return (self.is_on, repr(self.extra_state_attributes))
 
 
 class HubBinarySensor(HubEntity, BacsBinarySensor):
@@ -139,7 +187,23 @@ def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]
     return out
 
 
+@callback
+def _remove_block_balancing_sensors(hass: HomeAssistant, entry: BacsConfigEntry) -> None:
+    """Earlier versions had a balancing binary sensor per block: take them out of the
+    registry instead of leaving thousands of "no longer provided" entities."""
+    registry = er.async_get(hass)
+    prefix = f"{DeviceFamily.BATTERY_MODULE.value}-"
+    for ent in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if (
+            ent.domain == "binary_sensor"
+            and ent.unique_id.startswith(prefix)
+            and ent.unique_id.endswith("-balancing")
+        ):
+            registry.async_remove(ent.entity_id)
+
+
 async def async_setup_entry(
     hass: HomeAssistant, entry: BacsConfigEntry, async_add_entities: AddEntitiesCallback
 ) -> None:
+    _remove_block_balancing_sensors(hass, entry)
     async_setup_dynamic(entry.runtime_data.coordinator, async_add_entities, _entities)

@@ -11,8 +11,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bacs_core.bus import BusClient, RegisterTransport, open_transport, parse_bus_url
+from bacs_core.bus.readings import DeviceIdentity
 from bacs_core.bus.url import Scheme
-from bacs_core.model import DeviceFamily
+from bacs_core.model import FACTORY_UNIT_ID, DeviceFamily
 
 from .const import (
     BUS_ID,
@@ -35,6 +36,32 @@ from .const import (
 
 BY_ID_DIR = Path("/dev/serial/by-id")
 PROBE_TIMEOUT_S = 0.15
+# Addresses are handed out from 1 (docs/protocol.md, Addressing): a bus on which none of the
+# first units answers is silent (wrong speed or framing, or not a battery bus at all). The
+# flow says so after these, in about 2.4 s, instead of trying all 247 (37 s).
+SILENT_AFTER_UNITS = 16
+
+
+class SilentBusError(Exception):
+    """The port opened, but none of the first units answered anything."""
+
+    def __init__(self, units: int, seconds: float) -> None:
+        self.units = units
+        self.seconds = seconds
+        super().__init__(f"no answer from units 1-{units} in {seconds:.1f} s")
+
+
+def hardware_id(devices: list[DeviceIdentity] | tuple[DeviceIdentity, ...]) -> str | None:
+    """The bus's identity from its hardware, for the entry's unique id: the relay module's
+    serial number, else the lowest battery module serial, else the lowest of any device.
+    Survives a new port, gateway address or adapter; a second entry on the same modules is
+    refused whatever its connection."""
+    for family in (DeviceFamily.RELAY, DeviceFamily.BATTERY_MODULE, None):
+        serials = [d.serial for d in devices if family is None or d.family is family]
+        if serials:
+            kind = family.value if family is not None else "device"
+            return f"{kind}-{min(serials)}"
+    return None
 
 
 def make_transport(url: str) -> RegisterTransport:
@@ -63,8 +90,10 @@ def build_url(data: dict[str, Any]) -> str:
     return f"sim://{data[CONF_SIM_NAME]}?{query}"
 
 
-def unique_id_for(data: dict[str, Any]) -> str:
-    """One entry per bus: the stable port path, the gateway address, or the simulator name."""
+def connection_id(data: dict[str, Any]) -> str:
+    """The connection as the first entries' unique id spelled it (version 1): the stable port
+    path, the gateway address, or the simulator name. Still used to refuse a second entry on
+    the same connection before its bus is opened."""
     kind = data[CONF_KIND]
     if kind == KIND_SERIAL:
         return f"serial:{data[CONF_PORT_PATH]}"
@@ -103,6 +132,7 @@ class ScanSummary:
     relays: int
     environment: int
     relay_units: tuple[int, ...]
+    hardware_id: str | None
 
     @property
     def empty(self) -> bool:
@@ -110,20 +140,29 @@ class ScanSummary:
 
 
 async def async_probe(url: str) -> ScanSummary:
-    """Open the bus, scan it and close it. Raises bacs_core bus errors (PortBusyError, …)."""
+    """Open the bus, scan it and close it. Raises bacs_core bus errors (PortBusyError, …),
+    or SilentBusError as soon as the first units have all stayed silent."""
     transport = await async_make_transport(url)
     await transport.connect()
+    client = BusClient(transport, BUS_ID)
     try:
-        result = await BusClient(transport, BUS_ID).scan(timeout=PROBE_TIMEOUT_S)
+        first = await client.scan(range(1, SILENT_AFTER_UNITS + 1), timeout=PROBE_TIMEOUT_S)
+        if not first.devices and not first.unknown:
+            raise SilentBusError(SILENT_AFTER_UNITS, SILENT_AFTER_UNITS * PROBE_TIMEOUT_S)
+        rest = await client.scan(
+            range(SILENT_AFTER_UNITS + 1, FACTORY_UNIT_ID + 1), timeout=PROBE_TIMEOUT_S
+        )
     finally:
         await transport.close()
-    families = [d.family for d in result.devices]
+    devices = first.devices + rest.devices
+    families = [d.family for d in devices]
     return ScanSummary(
         modules=families.count(DeviceFamily.BATTERY_MODULE),
         current_sensors=families.count(DeviceFamily.CURRENT_SENSOR),
         relays=families.count(DeviceFamily.RELAY),
         environment=families.count(DeviceFamily.ENVIRONMENT),
-        relay_units=tuple(d.unit for d in result.devices if d.family is DeviceFamily.RELAY),
+        relay_units=tuple(d.unit for d in devices if d.family is DeviceFamily.RELAY),
+        hardware_id=hardware_id(devices),
     )
 
 

@@ -1,4 +1,9 @@
-"""Buttons on the manager: scan the bus for new devices, acknowledge all alarms."""
+"""Buttons on the manager: trip and reset the breaker, acknowledge alarms, scan the bus.
+
+Trip and reset are buttons, never switches: a toggle on a dashboard or "turn on all switches"
+must not open a battery breaker. They sit in the configuration category (so no assistant
+takes them by default, even with "expose new entities" on), are for administrators only,
+and run the same checks as the actions."""
 
 from __future__ import annotations
 
@@ -15,13 +20,17 @@ from bacs_core.manager import Manager
 
 from .coordinator import BacsConfigEntry, BacsCoordinator
 from .entity import BacsEntity, HubEntity, async_setup_dynamic
+from .errors import async_require_admin, async_run_command
+from .services import async_acknowledge, async_reset, async_trip
 
 PARALLEL_UPDATES = 1
 
 
 @dataclass(frozen=True, kw_only=True)
 class BacsButtonEntityDescription(ButtonEntityDescription):
-    press_fn: Callable[[Manager], Awaitable[Any]]
+    press_fn: Callable[[Manager, str], Awaitable[Any]]  # (manager, who pressed it)
+    admin_only: bool = True
+    needs_breaker: bool = False  # available only while a trip relay is configured
 
 
 async def _rescan(manager: Manager) -> None:
@@ -32,15 +41,30 @@ async def _rescan(manager: Manager) -> None:
 
 HUB_BUTTONS = (
     BacsButtonEntityDescription(
-        key="rescan",
-        translation_key="rescan",
+        key="trip",
+        translation_key="trip",
         entity_category=EntityCategory.CONFIG,
-        press_fn=lambda m: _rescan(m),
+        press_fn=lambda m, who: async_trip(m, f"Trip breaker button pressed by {who}"),
+        needs_breaker=True,
+    ),
+    BacsButtonEntityDescription(
+        key="reset",
+        translation_key="reset",
+        entity_category=EntityCategory.CONFIG,
+        press_fn=lambda m, _who: async_reset(m),
+        needs_breaker=True,
     ),
     BacsButtonEntityDescription(
         key="acknowledge",
         translation_key="acknowledge",
-        press_fn=lambda m: m.acknowledge(None),
+        press_fn=lambda m, _who: async_acknowledge(m, None),
+    ),
+    BacsButtonEntityDescription(
+        key="rescan",
+        translation_key="rescan",
+        entity_category=EntityCategory.CONFIG,
+        press_fn=lambda m, _who: async_run_command(_rescan(m)),
+        admin_only=False,  # reads the bus only
     ),
 )
 
@@ -48,8 +72,22 @@ HUB_BUTTONS = (
 class HubButton(HubEntity, ButtonEntity):
     entity_description: BacsButtonEntityDescription
 
+    @property
+    def available(self) -> bool:
+        if self.entity_description.needs_breaker and not self.coordinator.manager.safety.breakers:
+            return False
+        return super().available
+
     async def async_press(self) -> None:
-        await self.entity_description.press_fn(self.coordinator.manager)
+        if self.entity_description.admin_only:
+            await async_require_admin(self.hass, self._context)
+        await self.entity_description.press_fn(self.coordinator.manager, await self._who())
+
+    async def _who(self) -> str:
+        """Who pressed it, for the trip's recorded reason."""
+        user_id = self._context.user_id if self._context else None
+        user = await self.hass.auth.async_get_user(user_id) if user_id else None
+        return user.name or user.id if user else "an automation"
 
 
 def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]:

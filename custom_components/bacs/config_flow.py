@@ -1,4 +1,4 @@
-"""Config, options and reconfigure flows.
+"""Config and reconfigure flows (the options flow is in options_flow.py).
 
 The user picks a connection kind (serial battery bus, TCP gateway, or the built-in simulator
 to try it without hardware). Every path opens the bus and scans it before anything is
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import zlib
-from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
@@ -18,10 +17,10 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
-    OptionsFlow,
 )
+from homeassistant.const import CONF_NAME
 from homeassistant.core import callback
-from homeassistant.data_entry_flow import section
+from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -38,15 +37,10 @@ from homeassistant.helpers.service_info.usb import UsbServiceInfo
 from bacs_core.bus import BusUrlError
 from bacs_core.bus.errors import BusConnectionError, BusError, PortBusyError
 from bacs_core.bus.url import BAUD_RATES
-from bacs_core.manager import ConfigError, validate_config
-from bacs_core.manager.equalization import TargetMode
-from bacs_core.manager.safety import LostBusPolicy
-from bacs_core.manager.thresholds import thresholds_for
-from bacs_core.model import RELAY_CHANNELS, Chemistry
+from bacs_core.model import Chemistry
 
 from . import bus as bus_helpers
 from .const import (
-    BUS_ID,
     CONF_BAUDRATE,
     CONF_FRAMING,
     CONF_HOST,
@@ -73,19 +67,9 @@ from .const import (
     OPT_STRING_COUNT,
     PARITY_CODES,
 )
+from .options_flow import BacsOptionsFlow, dropdown, parse_block_counts
 
 _LOGGER = logging.getLogger(__name__)
-
-TRIP_NONE = "none"
-TRIP_AUTO = "auto"
-THRESHOLD_FIELDS = {
-    "cell_voltage_alarm_high": ("cell_voltage", "alarm_high"),
-    "cell_voltage_warning_high": ("cell_voltage", "warning_high"),
-    "cell_voltage_warning_low": ("cell_voltage", "warning_low"),
-    "cell_voltage_alarm_low": ("cell_voltage", "alarm_low"),
-    "temperature_warning_high": ("temperature", "warning_high"),
-    "temperature_alarm_high": ("temperature", "alarm_high"),
-}
 
 
 def _number(low: float, high: float, step: float = 1, unit: str | None = None) -> NumberSelector:
@@ -95,17 +79,11 @@ def _number(low: float, high: float, step: float = 1, unit: str | None = None) -
     return NumberSelector(config)
 
 
-def _select(options: list[str], key: str) -> SelectSelector:
-    return SelectSelector(
-        SelectSelectorConfig(options=options, translation_key=key, mode=SelectSelectorMode.DROPDOWN)
-    )
-
-
 SERIAL_SETTINGS = {
     vol.Required(CONF_BAUDRATE, default=str(DEFAULT_BAUDRATE)): SelectSelector(
         SelectSelectorConfig(options=[str(b) for b in BAUD_RATES], mode=SelectSelectorMode.DROPDOWN)
     ),
-    vol.Required(CONF_PARITY, default="none"): _select(list(PARITY_CODES), "parity"),
+    vol.Required(CONF_PARITY, default="none"): dropdown(list(PARITY_CODES), "parity"),
 }
 
 
@@ -142,7 +120,7 @@ def _connection_schema(kind: str, ports: list[SelectOptionDict]) -> vol.Schema:
             {
                 vol.Required(CONF_HOST): TextSelector(),
                 vol.Required(CONF_TCP_PORT, default=502): _number(1, 65535),
-                vol.Required(CONF_FRAMING, default=FRAMING_TCP): _select(
+                vol.Required(CONF_FRAMING, default=FRAMING_TCP): dropdown(
                     [FRAMING_TCP, FRAMING_RTU], "framing"
                 ),
             }
@@ -164,19 +142,6 @@ def _valid_input(kind: str, user_input: dict[str, Any], errors: dict[str, str]) 
     if kind == KIND_SIM and not SIM_NAME.fullmatch(str(user_input.get(CONF_SIM_NAME, ""))):
         errors[CONF_SIM_NAME] = "invalid_name"
     return not errors
-
-
-def parse_block_counts(text: str | None, strings: int, modules: int | None) -> list[int]:
-    """ "32, 31" → [32, 31]; empty → [] (split evenly). ValueError when it does not fit: one
-    positive count per string, adding up to the modules found (when that is known)."""
-    if not text or not text.strip():
-        return []
-    counts = [int(part) for part in re.split(r"[,\s;]+", text.strip()) if part]
-    if len(counts) != strings or min(counts) < 1:
-        raise ValueError("one positive count per string")
-    if modules is not None and sum(counts) != modules:
-        raise ValueError("the counts must add up to the modules found")
-    return counts
 
 
 def _connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
@@ -202,13 +167,15 @@ def _connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _title(data: dict[str, Any]) -> str:
-    kind = data[CONF_KIND]
-    if kind == KIND_SERIAL:
-        return f"BACS {data[CONF_PORT_PATH].rsplit('/', 1)[-1]}"
-    if kind == KIND_TCP:
-        return f"BACS {data[CONF_HOST]}"
-    return f"BACS simulator {data[CONF_SIM_NAME]}"
+def _default_name(data: dict[str, Any], taken: set[str]) -> str:
+    """A name for the entry (and its hub device, so its entities): the user's to change; it
+    never carries the host or the adapter's serial number."""
+    base = f"Simulator {data[CONF_SIM_NAME]}" if data[CONF_KIND] == KIND_SIM else "Battery room"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base} {n}"
+    return name
 
 
 def connection_url(data: dict[str, Any]) -> str:
@@ -221,13 +188,21 @@ def connection_url(data: dict[str, Any]) -> str:
 async def async_try_connection(
     data: dict[str, Any], errors: dict[str, str], placeholders: dict[str, str]
 ) -> bus_helpers.ScanSummary | None:
-    """Test before configure: open, scan, close. Fills ``errors`` and returns None on failure."""
+    """Test before configure: open, scan, close. Fills ``errors`` and returns None on failure.
+    The advice fits the link: baud rate and parity for a serial bus, framing and the
+    gateway's own serial settings for a gateway."""
+    tcp = data[CONF_KIND] == KIND_TCP
     try:
         summary = await bus_helpers.async_probe(connection_url(data))
     except PortBusyError as err:
         errors["base"] = "port_busy"
         placeholders["port"] = err.port
         placeholders["owner"] = err.owner or "another program"
+        return None
+    except bus_helpers.SilentBusError as err:
+        errors["base"] = "silent_tcp" if tcp else "silent_serial"
+        placeholders["units"] = str(err.units)
+        placeholders["seconds"] = f"{err.seconds:g}"
         return None
     except (BusConnectionError, BusUrlError) as err:
         _LOGGER.debug("cannot connect: %s", err)
@@ -238,13 +213,16 @@ async def async_try_connection(
         errors["base"] = "cannot_connect"
         return None
     if summary.empty:
-        errors["base"] = "no_devices_found"
+        errors["base"] = "no_devices_found_tcp" if tcp else "no_devices_found"
         return None
     return summary
 
 
+FLOW_PLACEHOLDERS = {"port": "", "owner": "", "units": "", "seconds": ""}
+
+
 class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
-    VERSION = 1
+    VERSION = 2
     MINOR_VERSION = 1
 
     def __init__(self) -> None:
@@ -264,17 +242,20 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         self, kind: str, user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
-        placeholders: dict[str, str] = {"port": "", "owner": ""}
+        placeholders = dict(FLOW_PLACEHOLDERS)
         if user_input is not None and _valid_input(kind, user_input, errors):
             data = _connection_data(kind, user_input)
             if kind == KIND_SERIAL:
                 data[CONF_PORT_PATH] = await self.hass.async_add_executor_job(
                     bus_helpers.stable_port_path, data[CONF_PORT_PATH]
                 )
-            await self.async_set_unique_id(bus_helpers.unique_id_for(data))
-            self._abort_if_unique_id_configured()
+            self._abort_if_connection_configured(data)
             summary = await async_try_connection(data, errors, placeholders)
             if summary is not None:
+                await self.async_set_unique_id(
+                    summary.hardware_id or bus_helpers.connection_id(data)
+                )
+                self._abort_if_unique_id_configured()
                 self._data, self._summary = data, summary
                 return await self.async_step_strings()
         ports: list[SelectOptionDict] = []
@@ -286,6 +267,14 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id=kind, data_schema=schema, errors=errors, description_placeholders=placeholders
         )
+
+    def _abort_if_connection_configured(self, data: dict[str, Any]) -> None:
+        """The same port, gateway or simulator as an existing entry (its bus is busy with
+        that entry, so a probe could not even read the hardware)."""
+        wanted = bus_helpers.connection_id(data)
+        for entry in self._async_current_entries(include_ignore=False):
+            if CONF_KIND in entry.data and bus_helpers.connection_id(dict(entry.data)) == wanted:
+                raise AbortFlow("already_configured")
 
     async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         return await self._async_connection_step(KIND_SERIAL, user_input)
@@ -304,8 +293,7 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             bus_helpers.stable_port_path, discovery_info.device
         )
         self._data = {CONF_KIND: KIND_SERIAL, CONF_PORT_PATH: port}
-        await self.async_set_unique_id(bus_helpers.unique_id_for(self._data))
-        self._abort_if_unique_id_configured()
+        self._abort_if_connection_configured(self._data)
         self._usb_name = discovery_info.description or discovery_info.device
         self.context["title_placeholders"] = {"name": self._usb_name}
         return await self.async_step_usb_confirm()
@@ -314,7 +302,11 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
-        placeholders = {"name": self._usb_name, "port": self._data[CONF_PORT_PATH], "owner": ""}
+        placeholders = {
+            **FLOW_PLACEHOLDERS,
+            "name": self._usb_name,
+            "port": self._data[CONF_PORT_PATH],
+        }
         if user_input is not None:
             data = {
                 **self._data,
@@ -323,6 +315,13 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             }
             summary = await async_try_connection(data, errors, placeholders)
             if summary is not None:
+                # The same modules behind an adapter that moved: the entry follows it.
+                await self.async_set_unique_id(
+                    summary.hardware_id or bus_helpers.connection_id(data)
+                )
+                self._abort_if_unique_id_configured(
+                    updates={**data, CONF_URL: connection_url(data)}
+                )
                 self._data, self._summary = data, summary
                 return await self.async_step_strings()
         return self.async_show_form(
@@ -341,6 +340,9 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             count = int(user_input[OPT_STRING_COUNT])
+            name = str(user_input[CONF_NAME]).strip()
+            if not name:
+                errors[CONF_NAME] = "name_required"
             options = {
                 OPT_STRING_COUNT: count,
                 OPT_CAPACITY: float(user_input[OPT_CAPACITY]),
@@ -357,16 +359,19 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             else:
                 if counts:
                     options[OPT_BLOCK_COUNTS] = counts
+            if not errors:
                 data = {**self._data, CONF_URL: connection_url(self._data)}
-                return self.async_create_entry(title=_title(self._data), data=data, options=options)
+                return self.async_create_entry(title=name, data=data, options=options)
+        taken = {entry.title for entry in self._async_current_entries()}
         default_strings = max(1, min(summary.current_sensors or 1, summary.modules or 1))
         schema = vol.Schema(
             {
+                vol.Required(CONF_NAME, default=_default_name(self._data, taken)): TextSelector(),
                 vol.Required(OPT_STRING_COUNT, default=default_strings): _number(
                     1, max(1, min(64, summary.modules))
                 ),
                 vol.Required(OPT_CAPACITY, default=100): _number(1, 20000, 1, "Ah"),
-                vol.Required(OPT_CHEMISTRY, default=Chemistry.VRLA.value): _select(
+                vol.Required(OPT_CHEMISTRY, default=Chemistry.VRLA.value): dropdown(
                     [c.value for c in Chemistry], "chemistry"
                 ),
                 vol.Optional(OPT_BLOCK_COUNTS): TextSelector(),
@@ -393,18 +398,26 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         kind = entry.data[CONF_KIND]
         errors: dict[str, str] = {}
-        placeholders: dict[str, str] = {"port": "", "owner": ""}
+        placeholders = dict(FLOW_PLACEHOLDERS)
         if user_input is not None and _valid_input(kind, user_input, errors):
             data = _connection_data(kind, user_input)
             if kind == KIND_SERIAL:
                 data[CONF_PORT_PATH] = await self.hass.async_add_executor_job(
                     bus_helpers.stable_port_path, data[CONF_PORT_PATH]
                 )
-            unique_id = bus_helpers.unique_id_for(data)
-            if unique_id != entry.unique_id:
-                await self.async_set_unique_id(unique_id)
-                self._abort_if_unique_id_configured()
-            if await async_try_connection(data, errors, placeholders) is not None:
+            if bus_helpers.connection_id(data) != bus_helpers.connection_id(dict(entry.data)):
+                self._abort_if_connection_configured(data)
+            # This entry's own bus is open (a serial port is locked): let go of it for the probe.
+            await self.hass.config_entries.async_unload(entry.entry_id)
+            summary = await async_try_connection(data, errors, placeholders)
+            if summary is None:
+                await self.hass.config_entries.async_setup(entry.entry_id)
+            else:
+                unique_id = summary.hardware_id or bus_helpers.connection_id(data)
+                other = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
+                if other is not None and other.entry_id != entry.entry_id:
+                    await self.hass.config_entries.async_setup(entry.entry_id)
+                    return self.async_abort(reason="already_configured")
                 return self.async_update_reload_and_abort(
                     entry,
                     unique_id=unique_id,
@@ -420,202 +433,6 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
                 _connection_schema(kind, ports), suggested
-            ),
-            errors=errors,
-            description_placeholders=placeholders,
-        )
-
-
-def _relay_choices(entry: ConfigEntry[Any]) -> list[str]:
-    choices = [TRIP_NONE, TRIP_AUTO]
-    runtime = getattr(entry, "runtime_data", None)
-    if runtime is not None:
-        choices += [str(ref) for ref in sorted(runtime.coordinator.index.relays, key=str)]
-    current = _current_relay(entry.options)
-    if current not in choices:
-        choices.append(current)
-    return choices
-
-
-def _current_relay(options: Mapping[str, Any]) -> str:
-    trip = options.get("trip", {})
-    if trip.get("breakers"):
-        return str(trip["breakers"][0]["relay"])
-    return TRIP_AUTO if trip.get("auto") else TRIP_NONE
-
-
-def _form_defaults(options: dict[str, Any]) -> dict[str, Any]:
-    chemistry = Chemistry(options.get(OPT_CHEMISTRY, Chemistry.VRLA.value))
-    thresholds = thresholds_for(chemistry, options.get("thresholds") or None)
-    eq = options.get("equalization", {})
-    trip = options.get("trip", {})
-    breaker = (trip.get("breakers") or [{}])[0]
-    values: dict[str, Any] = {
-        OPT_POLL_INTERVAL: options.get(OPT_POLL_INTERVAL, DEFAULT_POLL_INTERVAL),
-        OPT_STRING_COUNT: options.get(OPT_STRING_COUNT, 1),
-        OPT_BLOCK_COUNTS: ", ".join(str(c) for c in options.get(OPT_BLOCK_COUNTS, [])),
-        OPT_CAPACITY: options.get(OPT_CAPACITY, 100.0),
-        OPT_CHEMISTRY: chemistry.value,
-        "latch_alarms": options.get("latch_alarms", True),
-        "equalization": {
-            "enabled": eq.get("enabled", True),
-            "target": eq.get("target", TargetMode.STRING_SHARE.value),
-            "float_voltage_per_cell": eq.get("float_voltage_per_cell", 2.27),
-        },
-        "thresholds": {
-            name: getattr(getattr(thresholds, group), bound)
-            for name, (group, bound) in THRESHOLD_FIELDS.items()
-        },
-        "trip": {
-            "relay": _current_relay(options),
-            "channel": breaker.get("channel", 1),
-            "input": breaker.get("input", 1),
-            "pre_trip_delay": trip.get("pre_trip_delay", 0.0),
-            "lost_bus_policy": trip.get("lost_bus_policy", LostBusPolicy.HOLD.value),
-        },
-    }
-    if eq.get("float_voltage") is not None:
-        values["equalization"]["float_voltage"] = eq["float_voltage"]
-    return values
-
-
-def options_from_form(form: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
-    """The bacs_core configuration dict from the options form (thresholds only where they
-    differ from the chemistry's defaults, so a chemistry change brings its own)."""
-    chemistry = Chemistry(form[OPT_CHEMISTRY])
-    defaults = thresholds_for(chemistry)
-    thresholds: dict[str, dict[str, float]] = {}
-    for name, (group, bound) in THRESHOLD_FIELDS.items():
-        value = form["thresholds"].get(name)
-        if value is not None and value != getattr(getattr(defaults, group), bound):
-            thresholds.setdefault(group, {})[bound] = float(value)
-    eq_form = form["equalization"]
-    equalization: dict[str, Any] = {
-        "enabled": bool(eq_form["enabled"]),
-        "target": eq_form["target"],
-        "float_voltage_per_cell": float(eq_form["float_voltage_per_cell"]),
-    }
-    if eq_form.get("float_voltage") is not None:
-        equalization["float_voltage"] = float(eq_form["float_voltage"])
-    trip_form = form["trip"]
-    trip: dict[str, Any] = {
-        "auto": trip_form["relay"] == TRIP_AUTO,
-        "pre_trip_delay": float(trip_form["pre_trip_delay"]),
-        "lost_bus_policy": trip_form["lost_bus_policy"],
-    }
-    if trip_form["relay"] not in (TRIP_AUTO, TRIP_NONE):
-        trip["breakers"] = [
-            {
-                "relay": trip_form["relay"],
-                "channel": int(trip_form["channel"]),
-                "input": int(trip_form["input"]),
-            }
-        ]
-    options = {
-        key: value
-        for key, value in previous.items()
-        if key not in ("thresholds", "equalization", "trip")
-    }
-    options.update(
-        {
-            OPT_POLL_INTERVAL: float(form[OPT_POLL_INTERVAL]),
-            OPT_STRING_COUNT: int(form[OPT_STRING_COUNT]),
-            OPT_CAPACITY: float(form[OPT_CAPACITY]),
-            OPT_CHEMISTRY: chemistry.value,
-            "latch_alarms": bool(form["latch_alarms"]),
-            "equalization": equalization,
-            "trip": trip,
-        }
-    )
-    if thresholds:
-        options["thresholds"] = thresholds
-    return options
-
-
-class BacsOptionsFlow(OptionsFlow):
-    """The manager's configuration, validated by bacs_core's own schema."""
-
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        entry = self.config_entry
-        errors: dict[str, str] = {}
-        placeholders = {"error": ""}
-        if user_input is not None:
-            options = options_from_form(user_input, dict(entry.options))
-            options.pop(OPT_BLOCK_COUNTS, None)
-            runtime = getattr(entry, "runtime_data", None)
-            modules = len(runtime.coordinator.index.modules) if runtime is not None else None
-            try:
-                counts = parse_block_counts(
-                    user_input.get(OPT_BLOCK_COUNTS), options[OPT_STRING_COUNT], modules
-                )
-            except ValueError:
-                errors[OPT_BLOCK_COUNTS] = "block_counts_invalid"
-            else:
-                if counts:
-                    options[OPT_BLOCK_COUNTS] = counts
-                try:
-                    validate_config(
-                        {**options, "buses": [{"id": BUS_ID, "url": entry.data[CONF_URL]}]}
-                    )
-                except ConfigError as err:
-                    errors["base"] = "invalid_config"
-                    placeholders["error"] = str(err)
-                else:
-                    return self.async_create_entry(data=options)
-        threshold_fields = {
-            vol.Optional(name): _number(-100, 1000, 0.001) for name in THRESHOLD_FIELDS
-        }
-        relays = _relay_choices(entry)
-        schema = vol.Schema(
-            {
-                vol.Required(OPT_POLL_INTERVAL): _number(0.5, 3600, 0.5, "s"),
-                vol.Required(OPT_STRING_COUNT): _number(1, 64),
-                vol.Optional(OPT_BLOCK_COUNTS): TextSelector(),
-                vol.Required(OPT_CAPACITY): _number(1, 20000, 1, "Ah"),
-                vol.Required(OPT_CHEMISTRY): _select([c.value for c in Chemistry], "chemistry"),
-                vol.Required("latch_alarms"): BooleanSelector(),
-                vol.Required("equalization"): section(
-                    vol.Schema(
-                        {
-                            vol.Required("enabled"): BooleanSelector(),
-                            vol.Required("target"): _select(
-                                [t.value for t in TargetMode], "target"
-                            ),
-                            vol.Required("float_voltage_per_cell"): _number(1.2, 4.3, 0.005, "V"),
-                            vol.Optional("float_voltage"): _number(1, 20, 0.01, "V"),
-                        }
-                    ),
-                    {"collapsed": False},
-                ),
-                vol.Required("thresholds"): section(
-                    vol.Schema(threshold_fields), {"collapsed": True}
-                ),
-                vol.Required("trip"): section(
-                    vol.Schema(
-                        {
-                            vol.Required("relay"): SelectSelector(
-                                SelectSelectorConfig(
-                                    options=relays,
-                                    translation_key="trip_relay",
-                                    mode=SelectSelectorMode.DROPDOWN,
-                                )
-                            ),
-                            vol.Required("channel"): _number(1, RELAY_CHANNELS),
-                            vol.Required("input"): _number(1, RELAY_CHANNELS),
-                            vol.Required("pre_trip_delay"): _number(0, 3600, 1, "s"),
-                            vol.Required("lost_bus_policy"): _select(
-                                [p.value for p in LostBusPolicy], "lost_bus_policy"
-                            ),
-                        }
-                    ),
-                    {"collapsed": False},
-                ),
-            }
-        )
-        return self.async_show_form(
-            step_id="init",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or _form_defaults(dict(entry.options))
             ),
             errors=errors,
             description_placeholders=placeholders,

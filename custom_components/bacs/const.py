@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Final
 
 DOMAIN: Final = "bacs"
-MANUFACTURER: Final = "GENEREX (BACS)"
+# The register map is this project's own (docs/protocol.md) and has no vendor field: say what
+# the modules speak, not who made them (GENEREX modules do not answer it).
+MANUFACTURER: Final = "BACS-compatible (bacs-ha protocol)"
+MANUFACTURER_SIMULATOR: Final = "bacs-ha simulator"
+SOFTWARE_MAKER: Final = "bacs-ha"  # the manager and the strings it forms
 BUS_ID: Final = "bus1"  # one entry = one bus; the manager names it bus1
 
 # entry.data (the connection)
@@ -54,3 +58,6 @@ ATTR_REASON: Final = "reason"
 # Repairs
 ISSUE_PORT_MISSING: Final = "port_missing"
 ISSUE_DEVICES_SILENT: Final = "devices_not_answering"
+ISSUE_TRIPPED: Final = "breaker_tripped"
+ISSUE_TRIP_FAILED: Final = "breaker_trip_failed"
+ISSUE_TRIP_STATE_UNKNOWN: Final = "trip_state_unknown"

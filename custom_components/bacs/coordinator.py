@@ -90,6 +90,11 @@ class SnapshotIndex:
     infos: dict[DeviceRef, DeviceInfo] = field(default_factory=dict)
     bus_connected: dict[str, bool] = field(default_factory=dict)
     module_string: dict[DeviceRef, int] = field(default_factory=dict)
+    # Where each device (by identity: family and serial) answers now. A re-addressed module
+    # may linger at its old address (silent) until the manager forgets it: the address it
+    # answers at wins, then the one it was last seen at.
+    by_identity: dict[str, DeviceRef] = field(default_factory=dict)
+    topology: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, snap: SystemSnapshot) -> SnapshotIndex:
@@ -105,6 +110,8 @@ class SnapshotIndex:
         infos = {ref: m.info for ref, m in modules.items()}
         for group in (sensors, relays, environment):
             infos.update({ref: item.info for ref, item in group.items()})
+        ranked = sorted(infos.values(), key=_freshness)
+        by_identity = {identity_key(info): info.ref for info in ranked}
         return cls(
             modules=modules,
             strings={s.index: s for s in snap.strings},
@@ -114,11 +121,18 @@ class SnapshotIndex:
             infos=infos,
             bus_connected={b.id: b.connected for b in snap.buses},
             module_string=module_string,
+            by_identity=by_identity,
+            topology=frozenset(by_identity) | {f"string-{s.index}" for s in snap.strings},
         )
 
     def device_available(self, ref: DeviceRef) -> bool:
         info = self.infos.get(ref)
         return info is not None and info.online and self.bus_connected.get(ref.bus, False)
+
+
+def _freshness(info: DeviceInfo) -> tuple[bool, float]:
+    """Sort key, best last: answering now, then most recently seen."""
+    return (info.online, info.last_seen.timestamp() if info.last_seen else 0.0)
 
 
 class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
@@ -195,7 +209,12 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
     def _update_silent_issue(self) -> None:
         if not all(self.index.bus_connected.values()):
             return  # the bus issue speaks for every device on it
-        silent = tuple(str(ref) for ref, info in self.index.infos.items() if not info.online)
+        index = self.index
+        silent = tuple(  # a re-addressed module's old address is not a silent device
+            str(ref)
+            for ref, info in index.infos.items()
+            if not info.online and index.by_identity.get(identity_key(info)) == ref
+        )
         if silent == self._silent:
             return
         self._silent = silent
@@ -247,6 +266,9 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
                 "string": event.string,
                 "data": dict(event.data),
                 "timestamp": event.timestamp.isoformat(),
+                # The trip state as the event is announced: automations follow the manager's
+                # own trip (the runaway blueprint does not count down after it tripped).
+                "trip_state": self.manager.safety.state.value,
             },
         )
 
@@ -273,9 +295,15 @@ def string_identifier(entry: ConfigEntry[Any], index: int) -> tuple[str, str]:
     return (DOMAIN, f"{entry.entry_id}-string-{index}")
 
 
+def identity_key(info: DeviceInfo) -> str:
+    """A bus device by model family and serial number, never by its address."""
+    return f"{info.kind.family.value}-{info.serial}"
+
+
 def device_identifier(info: DeviceInfo) -> tuple[str, str]:
-    """Bus devices by model family and serial: a module keeps its history if re-addressed."""
-    return (DOMAIN, f"{info.kind.family.value}-{info.serial}")
+    """Bus devices by serial: a re-addressed module keeps its device and history, a module
+    replaced at the same address becomes a new device."""
+    return (DOMAIN, identity_key(info))
 
 
 @dataclass

@@ -39,6 +39,7 @@ TRIGGERS: dict[str, tuple[EventType, ...]] = {
         EventType.TRIP_FAILED,
         EventType.TRIP_RESET,
         EventType.ALARM_RAISED,
+        EventType.ALARM_ESCALATED,
         EventType.ALARM_CLEARED,
         EventType.BUS_LOST,
         EventType.BUS_RESTORED,
@@ -47,6 +48,7 @@ TRIGGERS: dict[str, tuple[EventType, ...]] = {
     ),
     STRING: (
         EventType.ALARM_RAISED,
+        EventType.ALARM_ESCALATED,
         EventType.ALARM_CLEARED,
         EventType.CHARGE_STATE_CHANGED,
         EventType.BALANCING_STARTED,
@@ -54,6 +56,7 @@ TRIGGERS: dict[str, tuple[EventType, ...]] = {
     ),
     MODULE: (
         EventType.ALARM_RAISED,
+        EventType.ALARM_ESCALATED,
         EventType.ALARM_CLEARED,
         EventType.DEVICE_LOST,
         EventType.DEVICE_FOUND,
@@ -61,6 +64,7 @@ TRIGGERS: dict[str, tuple[EventType, ...]] = {
     ),
     OTHER: (
         EventType.ALARM_RAISED,
+        EventType.ALARM_ESCALATED,
         EventType.ALARM_CLEARED,
         EventType.DEVICE_LOST,
         EventType.DEVICE_FOUND,

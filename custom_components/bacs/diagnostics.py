@@ -1,9 +1,12 @@
 """Diagnostics for a bug report: the manager's own summary plus the latest snapshot, with
-serial numbers and hosts redacted."""
+serial numbers and hosts redacted: by key, and wherever else they appear in a text (the entry
+title of older entries carries the host or the adapter's USB serial number; messages name
+devices)."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -17,7 +20,45 @@ from bacs_core.bus.url import parse_bus_url
 from .const import CONF_HOST, CONF_PORT_PATH, CONF_URL
 from .coordinator import BacsConfigEntry
 
-TO_REDACT = {CONF_HOST, CONF_PORT_PATH, CONF_URL, "serial", "serial_number", "identifiers"}
+TO_REDACT = {
+    CONF_HOST,
+    CONF_PORT_PATH,
+    CONF_URL,
+    "serial",
+    "serial_number",
+    "identifiers",
+    "title",
+    "unique_id",
+}
+REDACTED = "**REDACTED**"
+
+
+def _secrets(entry: BacsConfigEntry) -> re.Pattern[str] | None:
+    """Every text that identifies the installation: host, port path (a by-id name holds the
+    adapter's serial number), the title, the entry's unique id and the devices' serials."""
+    texts = {entry.title, entry.unique_id or ""}
+    for key in (CONF_HOST, CONF_PORT_PATH):
+        value = str(entry.data.get(key) or "")
+        texts.update({value, value.rsplit("/", 1)[-1]})
+    runtime = getattr(entry, "runtime_data", None)
+    if runtime is not None:
+        texts.update(str(info.serial) for info in runtime.coordinator.index.infos.values())
+    words = sorted((t for t in texts if len(t) >= 3), key=len, reverse=True)
+    if not words:
+        return None
+    return re.compile("|".join(rf"(?<![\w]){re.escape(w)}(?![\w])" for w in words))
+
+
+def _scrub(value: Any, secrets: re.Pattern[str] | None) -> Any:
+    if secrets is None:
+        return value
+    if isinstance(value, str):
+        return secrets.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secrets) for v in value]
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -40,9 +81,9 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     runtime = entry.runtime_data
     snapshot = runtime.coordinator.data
-    return {
+    diagnostics = {
         "entry": {
-            "title": entry.title,
+            "title": REDACTED,
             "data": async_redact_data(dict(entry.data), TO_REDACT),
             "bus": parse_bus_url(runtime.url).redacted()
             if not runtime.url.startswith("serial")
@@ -52,6 +93,7 @@ async def async_get_config_entry_diagnostics(
         "manager": async_redact_data(runtime.manager.diagnostics(), TO_REDACT),
         "snapshot": async_redact_data(_plain(snapshot), TO_REDACT),
     }
+    return dict(_scrub(diagnostics, _secrets(entry)))
 
 
 async def async_get_device_diagnostics(
@@ -71,7 +113,7 @@ async def async_get_device_diagnostics(
                 or index.environment.get(ref)
             )
             break
-    return async_redact_data(
+    redacted = async_redact_data(
         {
             "device": {
                 "name": device.name,
@@ -83,3 +125,4 @@ async def async_get_device_diagnostics(
         },
         TO_REDACT,
     )
+    return dict(_scrub(redacted, _secrets(entry)))

@@ -13,13 +13,15 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 import bacs_core
 from bacs_core.model import DeviceFamily, DeviceKind
+from bacs_core.snapshot import DeviceInfo as SnapshotDeviceInfo
 from bacs_core.snapshot import DeviceRef, StringSnapshot, Value
 
-from .const import MANUFACTURER
+from .const import CONF_KIND, KIND_SIM, MANUFACTURER, MANUFACTURER_SIMULATOR, SOFTWARE_MAKER
 from .coordinator import (
     BacsCoordinator,
     device_identifier,
     hub_identifier,
+    identity_key,
     string_identifier,
 )
 
@@ -29,6 +31,22 @@ FAMILY_NAMES = {
     DeviceFamily.RELAY: "Relay module",
     DeviceFamily.ENVIRONMENT: "Environment sensor",
 }
+
+
+NOWHERE = DeviceRef("", 0)  # the address of a device that is no longer on the bus
+
+
+def block_name(string_name: str, position: int, blocks: int) -> str:
+    """ "String 1 block 07": zero-padded to the string's size, because Home Assistant's
+    device and entity lists sort names as text (1, 10, 11, 2 without padding)."""
+    return f"{string_name} block {position:0{len(str(max(blocks, position)))}d}"
+
+
+def module_manufacturer(coordinator: BacsCoordinator) -> str:
+    """Who made a module we cannot tell (the protocol has no vendor field): say what it
+    speaks, or that it is simulated."""
+    simulated = coordinator.config_entry.data.get(CONF_KIND) == KIND_SIM
+    return MANUFACTURER_SIMULATOR if simulated else MANUFACTURER
 
 
 def usable(value: Value) -> float | None:
@@ -90,7 +108,7 @@ class StringEntity(BacsEntity):
         self._attr_device_info = DeviceInfo(
             identifiers={string_identifier(entry, index)},
             name=snap.name,
-            manufacturer=MANUFACTURER,
+            manufacturer=SOFTWARE_MAKER,
             model="Battery string",
             via_device=hub_identifier(entry),
         )
@@ -109,23 +127,26 @@ class StringEntity(BacsEntity):
 
 
 class BusDeviceEntity(BacsEntity):
-    """An entity of a device on the bus: a block's module, a sensor, a relay module."""
+    """An entity of a device on the bus: a block's module, a sensor, a relay module.
+
+    It belongs to the device's serial number, not to its address: ``ref`` is where that
+    device answers now (NOWHERE once it left the bus, e.g. replaced by another module)."""
 
     def __init__(
         self, coordinator: BacsCoordinator, description: EntityDescription, ref: DeviceRef
     ) -> None:
         super().__init__(coordinator, description)
-        self.ref = ref
         index = coordinator.index
         info = index.infos[ref]
-        self._attr_unique_id = f"{info.kind.family.value}-{info.serial}-{description.key}"
+        self.identity = identity_key(info)
+        self._attr_unique_id = f"{self.identity}-{description.key}"
         entry = coordinator.config_entry
         family = info.kind.family
         via = hub_identifier(entry)
         if family is DeviceFamily.BATTERY_MODULE:
             module = index.modules[ref]
             string = index.strings[module.string]
-            name = f"{string.name} block {module.position}"
+            name = block_name(string.name, module.position, len(string.modules))
             via = string_identifier(entry, module.string)
         else:
             name = f"{FAMILY_NAMES[family]} {ref.unit}"
@@ -135,13 +156,17 @@ class BusDeviceEntity(BacsEntity):
         self._attr_device_info = DeviceInfo(
             identifiers={device_identifier(info)},
             name=name,
-            manufacturer=MANUFACTURER,
+            manufacturer=module_manufacturer(coordinator),
             model=MODEL_NAMES.get(info.kind, info.kind.name),
             model_id=f"0x{int(info.kind):04X}",
             serial_number=str(info.serial),
             sw_version=info.firmware,
             via_device=via,
         )
+
+    @property
+    def ref(self) -> DeviceRef:
+        return self.coordinator.index.by_identity.get(self.identity, NOWHERE)
 
     @property
     def available(self) -> bool:
@@ -153,7 +178,7 @@ def hub_device_info(coordinator: BacsCoordinator) -> DeviceInfo:
     return DeviceInfo(
         identifiers={hub_identifier(entry)},
         name=entry.title,
-        manufacturer=MANUFACTURER,
+        manufacturer=SOFTWARE_MAKER,
         model="BACS manager",
         sw_version=bacs_core.__version__,  # not importlib.metadata: that reads files in the loop
     )
@@ -174,16 +199,15 @@ def async_setup_dynamic(
     """Add entities for what the bus has now, and for devices that appear later (dynamic
     devices: a module wired in and found by a rescan gets its entities without a reload)."""
     known: set[Any] = set()
-    size = -1
+    seen: frozenset[str] | None = None
 
     @callback
     def _check() -> None:
-        nonlocal size
-        index = coordinator.index
-        now = len(index.infos) + len(index.strings)
-        if now == size:
-            return  # the topology did not change: the common case, every cycle
-        size = now
+        nonlocal seen
+        topology = coordinator.index.topology
+        if topology == seen:
+            return  # the same devices and strings: the common case, every cycle
+        seen = topology
         new = factory(coordinator, known)
         if new:
             add_entities(new)
@@ -193,6 +217,14 @@ def async_setup_dynamic(
 
 
 def new_targets[T](known: set[Any], targets: dict[T, Any] | list[T]) -> list[T]:
-    fresh = [t for t in targets if t not in known]
-    known.update(fresh)
+    """The targets without entities yet. A device counts by its serial number (a
+    re-addressed module is not new; one replaced at the same address is)."""
+    fresh: list[T] = []
+    for target in targets:
+        item = targets[target] if isinstance(targets, dict) else None
+        info = getattr(item, "info", None)
+        key = identity_key(info) if isinstance(info, SnapshotDeviceInfo) else target
+        if key not in known:
+            known.add(key)
+            fresh.append(target)
     return fresh

@@ -27,6 +27,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
 from bacs_core.snapshot import (
+    Alarm,
     BreakerState,
     ChargeState,
     CurrentSensorSnapshot,
@@ -38,6 +39,7 @@ from bacs_core.snapshot import (
     TripState,
 )
 
+from .alarm_summary import attributes, safety_line, summary
 from .coordinator import BacsConfigEntry, BacsCoordinator
 from .entity import (
     BacsEntity,
@@ -229,6 +231,32 @@ STRING_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
 )
 
 
+# Home Assistant reads a state "unknown" as "no value": a trip state the manager could not
+# restore is a safety condition and gets a state of its own.
+TRIP_STATE_UNKNOWN = "state_unknown"
+
+
+def _trip_state(snap: SystemSnapshot) -> str:
+    state = snap.safety.trip_state
+    return TRIP_STATE_UNKNOWN if state is TripState.UNKNOWN else state.value
+
+
+# The alarm texts (as core `nut` shows a UPS's status text): the worst alarm's message (what,
+# where, the value against its limit) and how many more; the whole list as an attribute.
+HUB_ALARMS = BacsSensorEntityDescription(
+    key="alarms",
+    translation_key="alarms",
+    value_fn=lambda snap: summary(snap.alarms, safety_line(snap.safety)),
+    attr_fn=lambda snap: attributes(snap.alarms, safety_line(snap.safety)),
+)
+STRING_ALARMS = BacsSensorEntityDescription(
+    key="alarms",
+    translation_key="alarms",
+    value_fn=lambda alarms: summary(alarms),
+    attr_fn=lambda alarms: attributes(alarms),
+)
+
+
 def _link_quality(snap: SystemSnapshot) -> float | None:
     return min((b.link_quality for b in snap.buses), default=None)
 
@@ -251,8 +279,8 @@ HUB_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
         key="trip_state",
         translation_key="trip_state",
         device_class=SensorDeviceClass.ENUM,
-        options=[t.value for t in TripState],
-        value_fn=lambda snap: snap.safety.trip_state.value,
+        options=[t.value for t in TripState if t is not TripState.UNKNOWN] + [TRIP_STATE_UNKNOWN],
+        value_fn=_trip_state,
     ),
     BacsSensorEntityDescription(
         key="breaker",
@@ -375,11 +403,26 @@ class HubSensor(HubEntity, BacsSensor):
         return self.coordinator.data
 
 
+class HubAlarmSensor(HubSensor):
+    _unrecorded_attributes = frozenset({"alarms"})
+
+
 class StringSensor(StringEntity, BacsSensor):
     _unrecorded_attributes = frozenset({MATCH_ALL})
 
     def source(self) -> StringSnapshot | None:
         return self.string
+
+
+class StringAlarmSensor(StringEntity, BacsSensor):
+    """The alarms of one string and its blocks."""
+
+    _unrecorded_attributes = frozenset({"alarms"})
+
+    def source(self) -> list[Alarm] | None:
+        if self.string is None:
+            return None
+        return [a for a in self.coordinator.data.alarms if a.string == self.index]
 
 
 class ModuleSensor(BusDeviceEntity, BacsSensor):
@@ -403,8 +446,10 @@ def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]
     if "hub" not in known:
         known.add("hub")
         out += [HubSensor(coordinator, d) for d in HUB_SENSORS]
+        out.append(HubAlarmSensor(coordinator, HUB_ALARMS))
     for i in new_targets(known, list(index.strings)):
         out += [StringSensor(coordinator, d, i) for d in STRING_SENSORS]
+        out.append(StringAlarmSensor(coordinator, STRING_ALARMS, i))
     for ref in new_targets(known, index.modules):
         out += [ModuleSensor(coordinator, d, ref) for d in MODULE_SENSORS]
     for ref in new_targets(known, index.sensors):

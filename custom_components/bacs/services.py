@@ -1,18 +1,21 @@
-"""Actions: registered once in async_setup, validated, failing with translated errors."""
+"""Actions: registered once in async_setup, validated, failing with translated errors.
+
+Tripping, resetting and acknowledging are for administrators only: the check of
+``async_register_admin_service`` (which cannot return a response), with a translated
+refusal. The Trip breaker, Reset breaker and Acknowledge buttons call the same functions."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 import voluptuous as vol
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant, ServiceCall, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.core import HomeAssistant, ServiceCall, SupportsResponse, callback
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 
-from bacs_core.bus.errors import BusError
 from bacs_core.manager import Manager, SafetyRefusedError
 from bacs_core.model import DeviceFamily
 from bacs_core.snapshot import DeviceRef
@@ -29,7 +32,8 @@ from .const import (
     SERVICE_RESET,
     SERVICE_TRIP,
 )
-from .coordinator import BacsConfigEntry, device_identifier
+from .coordinator import BacsConfigEntry
+from .errors import COMMAND_ERRORS, async_require_admin, async_run_command, translated
 
 ENTRY_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
 ACK_SCHEMA = ENTRY_SCHEMA.extend({vol.Optional(ATTR_ALARM_KEY): cv.string})
@@ -59,7 +63,7 @@ def _entry(hass: HomeAssistant, entry_id: str) -> BacsConfigEntry:
 def _device(
     hass: HomeAssistant, device_id: str, family: DeviceFamily | None
 ) -> tuple[Manager, DeviceRef]:
-    """The manager and bus address behind a device of this integration."""
+    """The manager and the address a device of this integration answers at now."""
     device = dr.async_get(hass).async_get(device_id)
     if device is None:
         raise ServiceValidationError(
@@ -72,15 +76,18 @@ def _device(
         if entry is None or entry.domain != DOMAIN:
             continue
         entry = _entry(hass, entry_id)
-        for ref, info in entry.runtime_data.coordinator.index.infos.items():
-            if device_identifier(info) in device.identifiers:
-                if family is not None and info.kind.family is not family:
-                    raise ServiceValidationError(
-                        translation_domain=DOMAIN,
-                        translation_key="not_a_module",
-                        translation_placeholders={"device": device.name or device_id},
-                    )
-                return entry.runtime_data.manager, ref
+        index = entry.runtime_data.coordinator.index
+        for domain, key in device.identifiers:
+            ref = index.by_identity.get(key) if domain == DOMAIN else None
+            if ref is None:
+                continue
+            if family is not None and index.infos[ref].kind.family is not family:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="not_a_module",
+                    translation_placeholders={"device": device.name or device_id},
+                )
+            return entry.runtime_data.manager, ref
     raise ServiceValidationError(
         translation_domain=DOMAIN,
         translation_key="device_not_on_bus",
@@ -88,22 +95,29 @@ def _device(
     )
 
 
-async def _run(command: Awaitable[Any]) -> Any:
-    """Bus failures become a translated HomeAssistantError (the action did not happen)."""
+async def async_trip(manager: Manager, reason: str) -> None:
+    """Open the breakers now (the action and the Trip breaker button)."""
+    if not manager.safety.breakers:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_trip_relay")
+    await async_run_command(manager.trip(reason))
+
+
+async def async_reset(manager: Manager) -> None:
+    """Release the trip relays when the manager finds it safe (the action and the button)."""
     try:
-        return await command
-    except BusError as err:
-        raise HomeAssistantError(
+        await manager.reset_trip()
+    except SafetyRefusedError as err:
+        raise ServiceValidationError(
             translation_domain=DOMAIN,
-            translation_key="command_failed",
-            translation_placeholders={"error": str(err)},
+            translation_key="reset_refused",
+            translation_placeholders={"reason": str(err)},
         ) from err
+    except COMMAND_ERRORS as err:
+        raise translated(err) from err
 
 
-async def _acknowledge(call: ServiceCall) -> dict[str, Any] | None:
-    entry = _entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
-    key = call.data.get(ATTR_ALARM_KEY)
-    manager = entry.runtime_data.manager
+async def async_acknowledge(manager: Manager, key: str | None) -> int:
+    """Acknowledge one latched alarm by its key, or all (the action and the button)."""
     snap = manager.snapshot
     if key is not None and (snap is None or key not in {a.key for a in snap.alarms}):
         raise ServiceValidationError(
@@ -111,38 +125,36 @@ async def _acknowledge(call: ServiceCall) -> dict[str, Any] | None:
             translation_key="unknown_alarm",
             translation_placeholders={"key": key},
         )
-    count = await manager.acknowledge(key)
+    return await async_run_command(manager.acknowledge(key))
+
+
+async def _acknowledge(call: ServiceCall) -> dict[str, Any] | None:
+    await async_require_admin(call.hass, call.context)
+    entry = _entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
+    count = await async_acknowledge(entry.runtime_data.manager, call.data.get(ATTR_ALARM_KEY))
     return {"acknowledged": count}
 
 
 async def _trip(call: ServiceCall) -> None:
+    await async_require_admin(call.hass, call.context)
     entry = _entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
-    manager = entry.runtime_data.manager
-    if not manager.safety.breakers:
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_trip_relay")
-    await _run(manager.trip(call.data[ATTR_REASON]))
+    await async_trip(entry.runtime_data.manager, call.data[ATTR_REASON])
 
 
 async def _reset(call: ServiceCall) -> None:
+    await async_require_admin(call.hass, call.context)
     entry = _entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
-    try:
-        await _run(entry.runtime_data.manager.reset_trip())
-    except SafetyRefusedError as err:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="reset_refused",
-            translation_placeholders={"reason": str(err)},
-        ) from err
+    await async_reset(entry.runtime_data.manager)
 
 
 async def _measure(call: ServiceCall) -> None:
     manager, ref = _device(call.hass, call.data[ATTR_DEVICE_ID], DeviceFamily.BATTERY_MODULE)
-    await _run(manager.measure_resistance(ref))
+    await async_run_command(manager.measure_resistance(ref))
 
 
 async def _identify(call: ServiceCall) -> None:
     manager, ref = _device(call.hass, call.data[ATTR_DEVICE_ID], None)
-    await _run(manager.identify(ref))
+    await async_run_command(manager.identify(ref))
 
 
 type Handler = Callable[[ServiceCall], Coroutine[Any, Any, dict[str, Any] | None]]
@@ -158,8 +170,6 @@ SERVICES: dict[str, tuple[Handler, vol.Schema]] = {
 
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
-    from homeassistant.core import SupportsResponse
-
     for name, (handler, schema) in SERVICES.items():
         hass.services.async_register(
             DOMAIN,

@@ -1,5 +1,8 @@
-"""Switches: relay outputs (the breaker relay cannot be released here: that is the reset
-action's job, which checks it is safe) and equalization on/off."""
+"""Switches: relay outputs a user wired to something of their own (opt-in: disabled by
+default, in the configuration category so Assist does not take them, admin only), and
+equalization on/off. A breaker's trip relay is never a switch: tripping and resetting are the
+Trip breaker / Reset breaker buttons and actions, which check who asks and whether it is safe.
+"""
 
 from __future__ import annotations
 
@@ -8,36 +11,45 @@ from typing import Any
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from bacs_core.bus.errors import BusError
-from bacs_core.manager import SafetyRefusedError
 from bacs_core.snapshot import DeviceRef
 
 from .const import DOMAIN
 from .coordinator import BacsConfigEntry, BacsCoordinator
 from .entity import BacsEntity, BusDeviceEntity, HubEntity, async_setup_dynamic, new_targets
+from .errors import async_require_admin, bacs_command
 
 PARALLEL_UPDATES = 1  # one command at a time: the bus has one owner
 
 
 class RelaySwitch(BusDeviceEntity, SwitchEntity):
-    """One relay output (on = energised). A breaker relay is energised to trip."""
+    """One relay output that is not a breaker's trip relay (on = energised)."""
 
     def __init__(self, coordinator: BacsCoordinator, ref: DeviceRef, channel: int) -> None:
-        relay = coordinator.index.relays[ref]
-        breaker = channel in relay.breaker_channels
         super().__init__(
             coordinator,
             SwitchEntityDescription(
                 key=f"relay_{channel}",
-                translation_key="breaker_relay" if breaker else "relay",
+                translation_key="relay",
                 translation_placeholders={"channel": str(channel)},
+                entity_category=EntityCategory.CONFIG,
+                entity_registry_enabled_default=False,
             ),
             ref,
         )
         self.channel = channel
+
+    @property
+    def _breaker(self) -> bool:
+        """Whether the trip configuration made this output a breaker's trip relay since."""
+        relay = self.coordinator.index.relays.get(self.ref)
+        return relay is not None and self.channel in relay.breaker_channels
+
+    @property
+    def available(self) -> bool:
+        return super().available and not self._breaker
 
     @property
     def is_on(self) -> bool | None:
@@ -49,21 +61,14 @@ class RelaySwitch(BusDeviceEntity, SwitchEntity):
     def state_key(self) -> Any:
         return (self.available, self.is_on) if self.available else None
 
+    @bacs_command
     async def _set(self, on: bool) -> None:
-        try:
-            await self.coordinator.manager.set_relay(self.ref, self.channel, on)
-        except SafetyRefusedError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="breaker_relay_release",
-                translation_placeholders={"reason": str(err)},
-            ) from err
-        except BusError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="command_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
+        await async_require_admin(self.hass, self._context)
+        if self._breaker:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="breaker_relay_not_a_switch"
+            )
+        await self.coordinator.manager.set_relay(self.ref, self.channel, on)
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         await self._set(True)
@@ -114,7 +119,11 @@ def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]
         out.append(EqualizationSwitch(coordinator))
     for ref in new_targets(known, coordinator.index.relays):
         relay = coordinator.index.relays[ref]
-        out += [RelaySwitch(coordinator, ref, n) for n in range(1, len(relay.relays) + 1)]
+        out += [
+            RelaySwitch(coordinator, ref, n)
+            for n in range(1, len(relay.relays) + 1)
+            if n not in relay.breaker_channels
+        ]
     return out
 
 

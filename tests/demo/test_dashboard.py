@@ -26,7 +26,9 @@ def load(name: str) -> ModuleType:
         sys.path.remove(str(SCRIPTS))
 
 
-def registry(blocks: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def registry(
+    blocks: int = 3, buttons: bool = True
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     devices = [{"id": "hub", "name": "BACS 127.0.0.1", "model": "BACS manager"}]
     entities: list[dict[str, Any]] = []
 
@@ -44,7 +46,11 @@ def registry(blocks: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any]
 
     add("hub", "sensor.bacs_breaker", "E-breaker", "Breaker")
     add("hub", "sensor.bacs_active_alarms", "E-active_alarms", "Active alarms")
+    add("hub", "sensor.bacs_alarms", "E-alarms", "Alarms")
     add("hub", "binary_sensor.bacs_thermal_runaway", "E-thermal_runaway", "Thermal runaway")
+    if buttons:
+        add("hub", "button.bacs_trip_breaker", "E-trip", "Trip breaker")
+        add("hub", "button.bacs_reset_breaker", "E-reset", "Reset breaker")
     for s in (1, 2):
         devices.append(
             {
@@ -87,11 +93,12 @@ def test_dashboard_has_every_part_in_block_order() -> None:
     cards = config["views"][0]["cards"]
     titles = [c.get("title") for c in cards]
     buttons = cards[1]["cards"]
-    assert [b["tap_action"]["perform_action"] for b in buttons] == [
-        "bacs.trip_breaker",
-        "bacs.reset_breaker",
+    # The integration's (admin-only) buttons, each behind a confirmation.
+    assert [b["tap_action"]["perform_action"] for b in buttons] == ["button.press"] * 2
+    assert [b["tap_action"]["target"]["entity_id"] for b in buttons] == [
+        "button.bacs_trip_breaker",
+        "button.bacs_reset_breaker",
     ]
-    assert all(b["tap_action"]["data"]["config_entry_id"] == "ENTRY" for b in buttons)
     assert all("confirmation" in b["tap_action"] for b in buttons)
     del cards[1]
     assert titles[:1] + titles[2:4] == [
@@ -106,13 +113,26 @@ def test_dashboard_has_every_part_in_block_order() -> None:
         assert "IDS" not in chart["content"] and "CELLS" not in chart["content"]
     manager = cards[0]["entities"]
     assert {"entity": "sensor.bacs_breaker", "name": "Breaker"} in manager
+    assert {"entity": "sensor.bacs_alarms", "name": "Alarms"} in manager
     alarms = cards[1]["content"]
-    assert "binary_sensor.string_1_block_2_problem" in alarms
-    assert "'binary_sensor.bacs_thermal_runaway'" in alarms
+    assert "{%- for hub in ['sensor.bacs_alarms'] -%}" in alarms  # every alarm, its reason
+    assert "HUBS" not in alarms and "MAX" not in alarms
     graphs = [c for c in cards if c["type"] == "history-graph"]
     # No current sensors, no spread sensors in this registry: those graphs are left out.
     assert [g["title"] for g in graphs] == ["String voltages", "Room and block temperatures"]
     assert "sensor.off" not in repr(config)  # disabled entities stay off the dashboard
+
+
+def test_dashboard_falls_back_to_the_actions() -> None:
+    dashboard = load("demo_dashboard")
+    cards = dashboard.build_dashboard(*registry(buttons=False))["views"][0]["cards"]
+    buttons = cards[1]["cards"]
+    assert [b["tap_action"]["perform_action"] for b in buttons] == [
+        "bacs.trip_breaker",
+        "bacs.reset_breaker",
+    ]
+    assert all(b["tap_action"]["data"]["config_entry_id"] == "ENTRY" for b in buttons)
+    assert all("confirmation" in b["tap_action"] for b in buttons)
 
 
 def test_demo_state_survives_and_a_damaged_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -131,3 +151,17 @@ def test_demo_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert demo.main(["--password", ""]) == 2
     assert demo.main(["--speed", "0"]) == 2
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_the_readme_has_the_current_dashboard() -> None:
+    """The README's dashboard is the generator's output (./scripts/demo_dashboard.py)."""
+    dashboard = load("demo_dashboard")
+    readme = (SCRIPTS.parent / "README.md").read_text()
+    start = readme.index("<!-- dashboard:start -->")
+    end = readme.index("<!-- dashboard:end -->")
+    block = readme[start:end].split("```yaml\n", 1)[1].rsplit("```", 1)[0]
+    assert (
+        block == dashboard.generic_dashboard_yaml()
+    ), "README.md's dashboard is stale: paste the output of python scripts/demo_dashboard.py"
+    for card in dashboard.generic_dashboard()["views"][0]["cards"]:
+        assert "sensor.bacs_" not in card["content"]  # no entity id of one installation

@@ -129,6 +129,15 @@ def browser_at(base: str, path: str = "", width: int = 1600) -> Iterator[Any]:
             browser.close()
 
 
+def page_card_text(page: Any, kind: str, title: str) -> str:
+    """The text of the card of that kind whose title is ``title``."""
+    for card in page.locator(kind).all():
+        text = str(card.evaluate(DEEP_TEXT)).strip()
+        if text.startswith(f"{title} "):
+            return text
+    raise AssertionError(f"no {kind} titled {title!r}")
+
+
 def login(base: str, username: str, password: str) -> str:
     """Home Assistant's own login flow over HTTP; returns an access token."""
     client_id = f"{base}/"
@@ -187,6 +196,7 @@ def bacs_states(base: str, token: str) -> dict[str, dict[str, Any]]:
         and (
             "string_" in s["entity_id"]
             or "bacs_" in s["entity_id"]
+            or "battery_room_" in s["entity_id"]  # the demo names its system "Battery room"
             or "relay_module" in s["entity_id"]
         )
     }
@@ -221,7 +231,7 @@ def test_rest_api_lists_the_integrations_entities(first_run: DemoProcess) -> Non
     ]
     assert len(block_voltages) == 64
     assert all(9.7 <= float(s["state"]) <= 17.0 for s in block_voltages)
-    assert states["sensor.bacs_127_0_0_1_breaker"]["state"] == "closed"
+    assert states["sensor.battery_room_breaker"]["state"] == "closed"
 
 
 def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> None:
@@ -234,12 +244,7 @@ def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> Non
         expect(page.get_by_text("Manager and breaker")).to_be_visible()
 
         def card_text(kind: str, title: str) -> str:
-            """The text of the card of that kind whose title is ``title``."""
-            for card in page.locator(kind).all():
-                text = str(card.evaluate(DEEP_TEXT)).strip()
-                if text.startswith(f"{title} "):
-                    return text
-            raise AssertionError(f"no {kind} titled {title!r}")
+            return page_card_text(page, kind, title)
 
         # Live values: what the page shows is what Home Assistant holds right now.
         deadline = time.monotonic() + 60
@@ -288,12 +293,12 @@ def test_the_ui_config_flow_adds_a_bus(first_run: DemoProcess) -> None:
         expect(page.get_by_text("What the scan found")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("battery modules 32")).to_be_visible()
         page.get_by_role("button", name="Submit").click()
-        expect(page.get_by_text("Created configuration for BACS simulator demo")).to_be_visible(
+        expect(page.get_by_text("Created configuration for Simulator demo")).to_be_visible(
             timeout=60_000
         )
         page.get_by_role("button", name="Finish").click()
     entries = get(first_run.base, "/api/config/config_entries/entry?domain=bacs", token)
-    added = [e for e in entries if e["title"] == "BACS simulator demo"]
+    added = [e for e in entries if e["title"] == "Simulator demo"]
     assert [e["state"] for e in added] == ["loaded"]
     request = urllib.request.Request(  # removal: the manager stops, nothing is left behind
         f"{first_run.base}/api/config/config_entries/entry/{added[0]['entry_id']}",
@@ -303,15 +308,16 @@ def test_the_ui_config_flow_adds_a_bus(first_run: DemoProcess) -> None:
     with urllib.request.urlopen(request, timeout=30) as resp:
         assert resp.status == 200
     entries = get(first_run.base, "/api/config/config_entries/entry?domain=bacs", token)
-    assert [e["title"] for e in entries] == ["BACS 127.0.0.1"]
+    assert [e["title"] for e in entries] == ["Battery room"]
 
 
 def test_trip_and_reset_from_the_dashboard(first_run: DemoProcess, demo_dir: Path) -> None:
-    """The dashboard's buttons run the integration's actions; the simulator's breaker follows."""
+    """The dashboard presses the integration's Trip/Reset buttons (the demo user is the
+    owner, an administrator), each after a confirmation; the simulator's breaker follows."""
 
     token = login(first_run.base, "demo", "demo")
-    breaker = "sensor.bacs_127_0_0_1_breaker"
-    trip = "sensor.bacs_127_0_0_1_breaker_trip"
+    breaker = "sensor.battery_room_breaker"
+    trip = "sensor.battery_room_breaker_trip"
 
     def wait_for(entity_id: str, wanted: str) -> None:
         deadline = time.monotonic() + 90
@@ -335,6 +341,40 @@ def test_trip_and_reset_from_the_dashboard(first_run: DemoProcess, demo_dir: Pat
             capture_output=True,
         )
     wait_for(breaker, "closed")
+
+
+def test_the_blueprints_run_as_automations(first_run: DemoProcess) -> None:
+    token = login(first_run.base, "demo", "demo")
+    for automation_id, blueprint in (
+        ("bacs_demo_alarm_notification", "bacs/battery_alarm_notification.yaml"),
+        ("bacs_demo_runaway_response", "bacs/thermal_runaway_response.yaml"),
+    ):
+        config = get(first_run.base, f"/api/config/automation/config/{automation_id}", token)
+        assert config["use_blueprint"]["path"] == blueprint
+    states = {s["entity_id"]: s["state"] for s in get(first_run.base, "/api/states", token)}
+    assert states["automation.thermal_runaway_response"] == "on"
+    assert states["automation.battery_alarm_notification"] == "on"
+
+
+def test_an_alarms_reason_is_on_the_dashboard(first_run: DemoProcess, demo_dir: Path) -> None:
+    """A block's module stops answering: the Alarms card says which, in words, and the
+    manager's Alarms row leads with it."""
+    subprocess.run(
+        [str(ROOT / "scripts" / "demo"), "--dir", str(demo_dir), "fault", "dead:2:5"],
+        check=True,
+        capture_output=True,
+    )
+    from playwright.sync_api import expect
+
+    reason = "String 2 block 5 does not answer"
+    with browser_at(first_run.base) as page:
+        page.wait_for_url("**/lovelace/battery-room", timeout=60_000)
+        expect(page.get_by_text("Manager and breaker")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(reason).first).to_be_visible(timeout=120_000)
+        text = page_card_text(page, "hui-markdown-card", "Alarms")
+        assert reason in text, text
+        manager = page_card_text(page, "hui-entities-card", "Manager and breaker")
+        assert "Alarms " in manager, manager
 
 
 def test_ctrl_c_stops_everything_and_a_second_run_reuses_it(

@@ -26,7 +26,7 @@ from custom_components.bacs.const import DOMAIN
 # speed=0: the simulated room stands still, so values are deterministic for a seed.
 SIM_URL = "sim://test?strings=2&blocks=4&speed=0&settle_days=0&seed=3"
 SIM_DATA = {"kind": "simulator", "name": "test", "strings": 2, "blocks": 4, "url": SIM_URL}
-OPTIONS = {"string_count": 2, "poll_interval": 3600.0, "trip": {"auto": True}}
+OPTIONS = {"string_count": 2, "poll_interval": 60.0, "trip": {"auto": True}}
 
 
 @pytest.fixture(autouse=True)
@@ -57,15 +57,17 @@ def make_entry(
     options: dict[str, Any] | None = None,
     unique_id: str = "sim:test",
     entry_id: str | None = None,
+    version: int = 2,
+    title: str = "BACS test",
 ) -> MockConfigEntry:
     return MockConfigEntry(
         entry_id=entry_id,
         domain=DOMAIN,
-        title="BACS test",
+        title=title,
         unique_id=unique_id,
         data=data or SIM_DATA,
         options=OPTIONS if options is None else options,
-        version=1,
+        version=version,
         minor_version=1,
     )
 

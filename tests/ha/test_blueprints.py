@@ -82,11 +82,27 @@ def test_three_blueprints_with_their_metadata() -> None:
         assert meta["input"]["manager"]["selector"] == {"config_entry": {"integration": "bacs"}}
 
 
-def runaway_event(hass: HomeAssistant, entry_id: str, kind: str = "runaway_detected") -> None:
+def runaway_event(
+    hass: HomeAssistant, entry_id: str, kind: str = "runaway_detected", trip_state: str = "armed"
+) -> None:
     hass.bus.async_fire(
         "bacs_event",
-        {"type": kind, "config_entry_id": entry_id, "message": "string 1 block 12: +9 K"},
+        {
+            "type": kind,
+            "config_entry_id": entry_id,
+            "message": "string 1 block 12: +9 K",
+            "trip_state": trip_state,
+        },
     )
+
+
+async def until(hass: HomeAssistant, test: Any) -> None:
+    """Let runs proceed while one waits out a countdown (block_till_done would wait it out)."""
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if test():
+            return
+    raise AssertionError("never happened")
 
 
 async def test_runaway_response_trips_the_real_manager(
@@ -110,16 +126,64 @@ async def test_runaway_response_trips_the_real_manager(
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_runaway_response_after_a_real_runaway(hass: HomeAssistant, blueprints: None) -> None:
+async def test_runaway_response_follows_the_managers_own_trip(
+    hass: HomeAssistant, blueprints: None
+) -> None:
+    """A real runaway the manager trips at once: the blueprint announces it, says it tripped,
+    and neither counts down nor trips again."""
     entry = await setup(hass, make_entry(options=HOT_OPTIONS))
     notes = async_mock_service(hass, "persistent_notification", "create")
-    await automate(hass, "thermal_runaway_response.yaml", manager=entry.entry_id, countdown=0)
+    trips = async_mock_service(hass, "bacs", "trip_breaker")
+    await automate(hass, "thermal_runaway_response.yaml", manager=entry.entry_id, countdown=60)
     await heat_until_tripped(hass, entry)
     await hass.async_block_till_done()
-    titles = [n.data["title"] for n in notes]
-    assert "Battery thermal runaway pre-alert" in titles
-    assert "Battery THERMAL RUNAWAY detected" in titles
+    by_title = {n.data["title"]: n.data["message"] for n in notes}
+    assert "Battery thermal runaway pre-alert" in by_title
+    assert "The manager has tripped the breaker." in by_title["Battery THERMAL RUNAWAY detected"]
+    assert "latched until a person resets it" in by_title["Battery breaker TRIPPED"]
+    assert not [m for m in by_title.values() if "will be tripped" in m], by_title
+    assert trips == []
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_runaway_response_leaves_the_managers_countdown_alone(
+    hass: HomeAssistant, blueprints: None
+) -> None:
+    trips = async_mock_service(hass, "bacs", "trip_breaker")
+    notes = async_mock_service(hass, "persistent_notification", "create")
+    await automate(hass, "thermal_runaway_response.yaml", manager="entry1", countdown=600)
+    runaway_event(hass, "entry1", trip_state="countdown")
+    await hass.async_block_till_done()  # no countdown of its own to wait out
+    assert trips == []
+    assert "trips the breaker by itself" in notes[-1].data["message"]
+
+
+async def test_a_failed_trip_during_a_countdown_is_told_at_once(
+    hass: HomeAssistant, blueprints: None
+) -> None:
+    trips = async_mock_service(hass, "bacs", "trip_breaker")
+    notes = async_mock_service(hass, "persistent_notification", "create")
+    await automate(hass, "thermal_runaway_response.yaml", manager="entry1", countdown=600)
+    runaway_event(hass, "entry1")
+    await until(hass, lambda: notes)
+    assert "in 600 s unless" in notes[-1].data["message"]
+    runaway_event(hass, "entry1", "trip_failed", trip_state="failed")
+    await hass.async_block_till_done()  # the countdown ended: the manager acted
+    assert notes[-1].data["title"] == "Battery breaker DID NOT OPEN"
+    assert "by hand" in notes[-1].data["message"]
+    assert trips == []  # the manager commanded the trip; it is not repeated blindly
+
+
+async def test_the_managers_trip_ends_a_countdown(hass: HomeAssistant, blueprints: None) -> None:
+    trips = async_mock_service(hass, "bacs", "trip_breaker")
+    notes = async_mock_service(hass, "persistent_notification", "create")
+    await automate(hass, "thermal_runaway_response.yaml", manager="entry1", countdown=600)
+    runaway_event(hass, "entry1")
+    await until(hass, lambda: notes)
+    runaway_event(hass, "entry1", "tripped", trip_state="tripped")
+    await hass.async_block_till_done()
+    assert [n.data["title"] for n in notes][-1] == "Battery breaker TRIPPED"
+    assert trips == []
 
 
 async def test_runaway_countdown_can_be_cancelled(hass: HomeAssistant, blueprints: None) -> None:
@@ -127,10 +191,7 @@ async def test_runaway_countdown_can_be_cancelled(hass: HomeAssistant, blueprint
     notes = async_mock_service(hass, "persistent_notification", "create")
     await automate(hass, "thermal_runaway_response.yaml", manager="entry1", countdown=600)
     runaway_event(hass, "entry1")
-    for _ in range(100):  # the run now waits for a cancel; block_till_done would wait it out
-        await asyncio.sleep(0.01)
-        if notes:
-            break
+    await until(hass, lambda: notes)
     assert "in 600 s unless" in notes[-1].data["message"]
     hass.bus.async_fire("bacs_cancel_trip")
     await hass.async_block_till_done()
@@ -163,7 +224,7 @@ async def test_runaway_response_trip_on_and_escalation(
     runaway_event(hass, "entry1", "runaway_pre_alert")
     await hass.async_block_till_done()
     assert len(trips) == 1
-    runaway_event(hass, "entry1", "trip_failed")
+    runaway_event(hass, "entry1", "trip_failed", trip_state="failed")
     await hass.async_block_till_done()
     assert len(trips) == 1  # a failed trip is escalated to people, not retried blindly
     assert notes[-1].data["title"] == "Battery breaker DID NOT OPEN"
@@ -194,9 +255,12 @@ def alarm_event(hass: HomeAssistant, kind: str, severity: str) -> None:
 @pytest.mark.parametrize(
     ("inputs", "expected"),
     [
-        ({}, ["Battery warning", "Battery alarm"]),
-        ({"include_warnings": False}, ["Battery alarm"]),
-        ({"notify_cleared": True}, ["Battery warning", "Battery alarm", "Battery alarm cleared"]),
+        ({}, ["Battery warning", "Battery alarm", "Battery alarm"]),
+        ({"include_warnings": False}, ["Battery alarm", "Battery alarm"]),
+        (
+            {"notify_cleared": True},
+            ["Battery warning", "Battery alarm", "Battery alarm", "Battery alarm cleared"],
+        ),
     ],
 )
 async def test_alarm_notification_filters(
@@ -205,6 +269,7 @@ async def test_alarm_notification_filters(
     notes = async_mock_service(hass, "persistent_notification", "create")
     await automate(hass, "battery_alarm_notification.yaml", manager="entry1", **inputs)
     alarm_event(hass, "alarm_raised", "warning")
+    alarm_event(hass, "alarm_escalated", "alarm")  # that warning became an alarm
     alarm_event(hass, "alarm_raised", "alarm")
     alarm_event(hass, "alarm_cleared", "alarm")
     await hass.async_block_till_done()
@@ -294,3 +359,46 @@ async def test_weekly_summary_names_the_block_that_fell_in_the_last_discharge(
     await hass.services.async_call(
         "automation", "turn_off", {"entity_id": entity_id}, blocking=True
     )
+
+
+def _demo_module() -> Any:
+    import importlib.util
+    import sys
+
+    scripts = SOURCE.parents[2] / "scripts"
+    sys.path.insert(0, str(scripts))
+    try:
+        spec = importlib.util.spec_from_file_location("demo", scripts / "demo.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["demo"] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(scripts))
+
+
+async def test_the_demos_blueprints_are_found_by_home_assistant(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """The demo copies them (a symlinked folder, as before, is not searched by Home
+    Assistant's blueprint glob: nothing was listed)."""
+    from homeassistant.components.automation.helpers import async_get_blueprints
+
+    config_dir = hass.config.config_dir
+    try:
+        linked = tmp_path / "linked"
+        (linked / "blueprints" / "automation").mkdir(parents=True)
+        (linked / "blueprints" / "automation" / "bacs").symlink_to(SOURCE)
+        hass.config.config_dir = str(linked)
+        assert await async_get_blueprints(hass).async_get_blueprints() == {}
+
+        copied = tmp_path / "copied"
+        _demo_module().install_blueprints(copied)
+        _demo_module().install_blueprints(copied)  # again on the next start: refreshed
+        hass.config.config_dir = str(copied)
+        found = await async_get_blueprints(hass).async_get_blueprints()
+        assert sorted(found) == [f"bacs/{name}" for name in BLUEPRINTS]
+        assert all(type(b).__name__ == "Blueprint" for b in found.values()), found
+    finally:
+        hass.config.config_dir = config_dir

@@ -3,13 +3,14 @@ USB discovery, reconfigure and the options flow."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 import pytest
-from homeassistant.config_entries import SOURCE_USB, SOURCE_USER
+from homeassistant.config_entries import SOURCE_USB, SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
@@ -20,7 +21,11 @@ from bacs_core.sim.room import Room, RoomConfig
 from custom_components.bacs import bus as bus_helpers
 from custom_components.bacs.const import DOMAIN
 
-from .conftest import make_entry, setup
+from .conftest import OPTIONS, SIM_DATA, make_entry, setup
+
+TRANSLATIONS = json.loads(
+    (Path(__file__).parents[2] / "custom_components/bacs/translations/en.json").read_text()
+)
 
 pytestmark = pytest.mark.usefixtures("mock_ports")
 
@@ -68,10 +73,25 @@ async def _menu(hass: HomeAssistant, choice: str) -> dict[str, Any]:
     return result
 
 
+def _suggested(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        str(k): (k.description or {}).get("suggested_value", k.default())
+        if callable(k.default)
+        else (k.description or {}).get("suggested_value")
+        for k in result["data_schema"].schema
+    }
+
+
 async def _finish(hass: HomeAssistant, result: dict[str, Any], **strings: Any) -> dict[str, Any]:
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "strings"
-    form = {"string_count": 2, "capacity_ah": 150, "chemistry": "vrla", "auto_trip": True}
+    form = {
+        "name": "UPS room",
+        "string_count": 2,
+        "capacity_ah": 150,
+        "chemistry": "vrla",
+        "auto_trip": True,
+    }
     return await hass.config_entries.flow.async_configure(result["flow_id"], form | strings)
 
 
@@ -87,11 +107,11 @@ async def test_simulator_creates_entry(hass: HomeAssistant) -> None:
         "environment": "1",
         "per_string": "4",
     }
+    assert _suggested(result)["name"] == "Simulator demo"
     result = await _finish(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "BACS simulator demo"
+    assert result["title"] == "UPS room"
     entry = result["result"]
-    assert entry.unique_id == "sim:demo"
     assert entry.data["url"].startswith("sim://demo?strings=2&blocks=4&speed=1&seed=")
     assert entry.options == {
         "string_count": 2,
@@ -102,6 +122,11 @@ async def test_simulator_creates_entry(hass: HomeAssistant) -> None:
     }
     await hass.async_block_till_done()
     assert entry.runtime_data.manager.snapshot is not None
+    # Known by its hardware (the relay module's serial), not by its connection.
+    relay = entry.runtime_data.coordinator.index.relays
+    assert entry.unique_id == f"relay-{next(iter(relay.values())).info.serial}"
+    # Entities are named after the name given.
+    assert hass.states.get("sensor.ups_room_status") is not None
     # The same bus cannot be added twice.
     result = await _menu(hass, "simulator")
     result = await hass.config_entries.flow.async_configure(
@@ -173,7 +198,8 @@ async def test_no_devices_found_then_recover(hass: HomeAssistant) -> None:
             result["flow_id"], {"name": "empty", "strings": 1, "blocks": 1}
         )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "no_devices_found"}
+    assert result["errors"] == {"base": "silent_serial"}
+    assert result["description_placeholders"]["units"] == "16"
     with patch.object(bus_helpers, "make_transport", return_value=sim_transport()):
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"name": "empty", "strings": 1, "blocks": 1}
@@ -212,9 +238,9 @@ async def test_serial_missing_port_then_success(
         result = await _finish(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     link = str(by_id / "usb-FTDI_FT232R_A50285BI-if00-port0")
-    assert result["result"].unique_id == f"serial:{link}"
+    assert result["result"].unique_id.startswith("relay-")
     assert result["result"].data["url"] == f"serial://{link}?baudrate=38400&parity=E"
-    assert result["title"] == "BACS usb-FTDI_FT232R_A50285BI-if00-port0"
+    assert result["title"] == "UPS room"
 
 
 async def test_serial_busy_port_names_owner(
@@ -247,8 +273,9 @@ async def test_tcp_cannot_connect_then_success(hass: HomeAssistant, socket_enabl
     with patch("custom_components.bacs.async_setup_entry", return_value=True):
         result = await _finish(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["result"].unique_id == "tcp:gateway.local:4001"
-    assert result["title"] == "BACS Gateway.local"
+    assert result["result"].unique_id.startswith("relay-")
+    assert result["result"].data["host"] == "Gateway.local"
+    assert result["title"] == "UPS room"
 
 
 async def test_bad_url_is_cannot_connect(hass: HomeAssistant) -> None:
@@ -291,7 +318,7 @@ async def test_usb_discovery(hass: HomeAssistant, serial_on_sim: None) -> None:
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"baudrate": "19200", "parity": "none"}
         )
-    assert result["errors"] == {"base": "no_devices_found"}
+    assert result["errors"] == {"base": "silent_serial"}
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"baudrate": "9600", "parity": "odd"}
     )
@@ -309,7 +336,8 @@ async def test_usb_discovery(hass: HomeAssistant, serial_on_sim: None) -> None:
 
 async def test_reconfigure(hass: HomeAssistant) -> None:
     entry = await setup(hass, make_entry())
-    other = make_entry(unique_id="sim:taken")
+    taken = {**SIM_DATA, "name": "taken", "url": "sim://taken?strings=1&blocks=2&speed=1"}
+    other = make_entry(data=taken, unique_id="relay-1")
     other.add_to_hass(hass)
     result = await entry.start_reconfigure_flow(hass)
     assert result["type"] is FlowResultType.FORM
@@ -325,14 +353,17 @@ async def test_reconfigure(hass: HomeAssistant) -> None:
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"name": "test", "strings": 2, "blocks": 4}
         )
-    assert result["errors"] == {"base": "no_devices_found"}
+    assert result["errors"] == {"base": "silent_serial"}
+    # Unloaded for the probe, set up again on its old bus (empty here, hence a retry).
+    assert entry.state is ConfigEntryState.SETUP_RETRY
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"name": "renamed", "strings": 1, "blocks": 3}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
-    assert entry.unique_id == "sim:renamed"
+    relay = entry.runtime_data.coordinator.index.relays
+    assert entry.unique_id == f"relay-{next(iter(relay.values())).info.serial}"
     assert entry.data["url"].startswith("sim://renamed?strings=1&blocks=3")
     assert entry.state.recoverable
     await hass.config_entries.async_unload(entry.entry_id)
@@ -358,12 +389,12 @@ async def test_reconfigure_serial(hass: HomeAssistant, serial_on_sim: None) -> N
         )
     assert result["reason"] == "reconfigure_successful"
     assert entry.data["url"] == "serial:///dev/ttyUSB7?baudrate=115200&parity=N"
-    assert entry.unique_id == "serial:/dev/ttyUSB7"
+    assert entry.unique_id.startswith("relay-")
 
 
 def _options_form(**changes: Any) -> dict[str, Any]:
     form: dict[str, Any] = {
-        "poll_interval": 3600,
+        "poll_interval": 60,
         "string_count": 2,
         "capacity_ah": 100,
         "chemistry": "vrla",
@@ -433,18 +464,18 @@ async def test_options_flow(hass: HomeAssistant) -> None:
     assert values["channel"] == 2
     # A new poll interval reloads (the manager's loop reads it once).
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], _options_form(poll_interval=60)
+        result["flow_id"], _options_form(poll_interval=30)
     )
     await hass.async_block_till_done()
     assert entry.runtime_data.manager is not manager
-    assert entry.runtime_data.manager.config.poll_interval == 60
+    assert entry.runtime_data.manager.config.poll_interval == 30
     await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_options_keep_a_relay_not_on_the_bus(hass: HomeAssistant) -> None:
     options = {
         "string_count": 2,
-        "poll_interval": 3600.0,
+        "poll_interval": 60.0,
         "trip": {"breakers": [{"relay": "bus1/99", "channel": 1, "input": 1}]},
     }
     entry = await setup(hass, make_entry(options=options))
@@ -463,3 +494,210 @@ async def test_options_keep_a_relay_not_on_the_bus(hass: HomeAssistant) -> None:
     }
     await hass.async_block_till_done()
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.fixture
+async def silent_gateway(socket_enabled: None) -> Any:
+    """A TCP port that accepts connections and never answers (a wrong port, or a serial
+    server whose serial side is dead)."""
+    import asyncio
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(256):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.parametrize("framing", ["modbus_tcp", "rtu_over_tcp"])
+async def test_silent_gateway_gets_gateway_advice(
+    hass: HomeAssistant, silent_gateway: int, framing: str
+) -> None:
+    """Not baud-rate advice, and after 16 silent units (about 2.4 s), not 247 (37 s)."""
+    result = await _menu(hass, "tcp")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"host": "127.0.0.1", "tcp_port": silent_gateway, "framing": framing}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "silent_tcp"}
+    assert result["description_placeholders"]["units"] == "16"
+    assert result["description_placeholders"]["seconds"] == "2.4"
+    text = TRANSLATIONS["config"]["error"]["silent_tcp"]
+    assert "baud" not in text
+    assert "gateway" in text
+
+
+def _options(result: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): k for k in result["data_schema"].schema}
+
+
+async def test_options_say_the_range_and_the_unit(hass: HomeAssistant) -> None:
+    entry = await setup(hass, make_entry(options={**OPTIONS, "poll_interval": 10}))
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    placeholders = result["description_placeholders"]
+    # The worst-case detection time for the interval set (2 confirming cycles of 10 s).
+    assert placeholders["poll_interval"] == "10"
+    assert placeholders["detection"] == "20"
+    assert placeholders["poll_interval_range"] == "1 to 60 s"
+    assert placeholders["hydrogen_alarm_high_range"] == "0 to 40000 ppm"
+    # Every number shows its unit.
+    schema = result["data_schema"].schema
+    assert schema["poll_interval"].config["unit_of_measurement"] == "s"
+    thresholds = schema["thresholds"].schema.schema
+    units = {str(k): v.config.get("unit_of_measurement") for k, v in thresholds.items()}
+    assert units["hydrogen_alarm_high"] == "ppm"
+    assert units["resistance_alarm_high"] == "%"
+    assert units["cell_deviation_alarm_high"] == "V"
+    assert units["temperature_alarm_high"] == "°C"
+    assert all(units.values())
+    # Out of range: the error names the range (the poll interval and a threshold at once).
+    for interval in (0.5, 3600):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"],
+            _options_form(poll_interval=interval, thresholds={"hydrogen_alarm_high": 50000}),
+        )
+        assert result["errors"] == {
+            "poll_interval": "poll_interval_range",
+            "hydrogen_alarm_high": "hydrogen_alarm_high_range",
+        }
+    text = TRANSLATIONS["options"]["error"]["poll_interval_range"]
+    assert "{poll_interval_range}" in text
+    # The detection time follows the interval the user typed.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        _options_form(poll_interval=30, thresholds={"cell_voltage_warning_high": 2.5}),
+    )
+    assert result["errors"] == {"base": "invalid_config"}
+    assert result["description_placeholders"]["detection"] == "60"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_options_new_thresholds(hass: HomeAssistant) -> None:
+    entry = await setup(hass, make_entry())
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    suggested = {
+        str(k): k.description["suggested_value"]
+        for k in result["data_schema"].schema["thresholds"].schema.schema
+    }
+    assert suggested["resistance_alarm_high"] == 150.0  # % of the baseline (ratio 1.5)
+    assert suggested["hydrogen_alarm_high"] == 10000.0
+    assert suggested["cell_deviation_alarm_low"] == -0.04
+    assert suggested["deviation_grace"] == 6.0  # hours (6 h by default)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        _options_form(thresholds={**suggested, "deviation_grace": 200}),
+    )
+    assert result["errors"] == {"deviation_grace": "deviation_grace_range"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        _options_form(
+            thresholds={
+                **suggested,
+                "resistance_alarm_high": 140,
+                "hydrogen_warning_high": 2000,
+                "cell_deviation_alarm_high": 0.07,
+                "deviation_grace": 1.5,
+            }
+        ),
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.options["thresholds"] == {
+        "resistance_vs_baseline": {"alarm_high": 1.4},
+        "hydrogen": {"warning_high": 2000.0},
+        "cell_deviation": {"alarm_high": 0.07},
+        "deviation_grace": 5400.0,
+    }
+    thresholds = entry.runtime_data.manager.config.thresholds
+    assert thresholds.deviation_grace == 5400.0
+    assert thresholds.resistance_vs_baseline.alarm_high == 1.4
+    assert thresholds.hydrogen.warning_high == 2000.0
+    assert thresholds.cell_deviation.alarm_high == 0.07
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+def test_every_range_error_and_placeholder_exists() -> None:
+    from custom_components.bacs.options_flow import OPTION_FIELDS, range_placeholders
+
+    placeholders = range_placeholders()
+    errors = TRANSLATIONS["options"]["error"]
+    for _section, name in OPTION_FIELDS:
+        assert errors[f"{name}_range"] == f"Allowed: {{{name}_range}}."
+        assert f"{name}_range" in placeholders
+
+
+async def test_usb_adapter_moved_updates_its_entry(
+    hass: HomeAssistant, serial_on_sim: None
+) -> None:
+    """The same modules behind an adapter that now has another path: the entry follows."""
+    summary = await bus_helpers.async_probe("serial:///dev/ttyUSB3?baudrate=19200&parity=N")
+    hardware = summary.hardware_id
+    assert hardware is not None and hardware.startswith("relay-")
+    old = {
+        "kind": "serial",
+        "port": "/dev/ttyUSB3",
+        "baudrate": 19200,
+        "parity": "none",
+        "url": "serial:///dev/ttyUSB3?baudrate=19200&parity=N",
+    }
+    entry = make_entry(data=old, unique_id=hardware)
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USB}, data=USB
+    )
+    with patch("custom_components.bacs.async_setup_entry", return_value=True):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"baudrate": "19200", "parity": "none"}
+        )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data["port"] == "/dev/ttyUSB7"
+    assert entry.data["url"] == "serial:///dev/ttyUSB7?baudrate=19200&parity=N"
+
+
+async def test_reconfigure_onto_another_entrys_bus(hass: HomeAssistant) -> None:
+    """The new connection reaches modules another entry already has: refused after the
+    probe, and this entry is set up again on its own bus."""
+    entry = await setup(hass, make_entry())
+    summary = await bus_helpers.async_probe("sim://other?strings=1&blocks=2&speed=1&seed=7")
+    other = make_entry(
+        data={**SIM_DATA, "name": "elsewhere", "url": "sim://elsewhere?strings=1&blocks=2"},
+        unique_id=summary.hardware_id,
+    )
+    other.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    with patch.object(
+        bus_helpers,
+        "make_transport",
+        side_effect=lambda url: bus_helpers.open_transport(
+            "sim://other?strings=1&blocks=2&speed=1&seed=7"
+        ),
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"name": "other", "strings": 1, "blocks": 2}
+        )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.data == SIM_DATA
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_name_is_suggested_and_required(hass: HomeAssistant) -> None:
+    taken = {**SIM_DATA, "name": "x", "url": "sim://x?strings=1&blocks=1"}
+    make_entry(data=taken, unique_id="relay-1", title="Simulator named").add_to_hass(hass)
+    result = await _menu(hass, "simulator")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "named", "strings": 1, "blocks": 2}
+    )
+    assert _suggested(result)["name"] == "Simulator named 2"  # not the other entry's name
+    result = await _finish(hass, result, name="  ")
+    assert result["errors"] == {"name": "name_required"}
+    with patch("custom_components.bacs.async_setup_entry", return_value=True):
+        result = await _finish(hass, result, name="Shelter 4")
+    assert result["title"] == "Shelter 4"

@@ -46,9 +46,15 @@ async def test_tcp_host_is_redacted(hass: HomeAssistant) -> None:
         "url": "tcp://gw.example:502",
     }
     with patch.object(bus_helpers, "make_transport", return_value=open_transport(SIM_DATA["url"])):
-        entry = await setup(hass, make_entry(data=data, unique_id="tcp:gw.example:502"))
+        # Titled as entries made before the name field were.
+        entry = make_entry(data=data, unique_id="tcp:gw.example:502", title="BACS gw.example")
+        entry = await setup(hass, entry)
     diag = await async_get_config_entry_diagnostics(hass, entry)
     assert "gw.example" not in json.dumps(diag)
+    assert diag["entry"]["title"] == "**REDACTED**"
+    hub = dr.async_get(hass).async_get_device({(DOMAIN, entry.entry_id)})
+    device_diag = await async_get_device_diagnostics(hass, entry, hub)
+    assert "gw.example" not in json.dumps(device_diag)
     assert diag["entry"]["bus"] == "tcp://**REDACTED**:502"
     await hass.config_entries.async_unload(entry.entry_id)
 
@@ -67,9 +73,15 @@ async def test_serial_port_is_redacted(hass: HomeAssistant) -> None:
         "url": "serial:///dev/serial/by-id/usb-FTDI_A50285BI?baudrate=19200&parity=N",
     }
     with patch.object(bus_helpers, "make_transport", return_value=open_transport(SIM_DATA["url"])):
-        entry = await setup(hass, make_entry(data=data, unique_id="serial:x"))
+        entry = make_entry(data=data, unique_id="serial:x", title="BACS usb-FTDI_A50285BI")
+        entry = await setup(hass, entry)
     diag = await async_get_config_entry_diagnostics(hass, entry)
     assert "A50285BI" not in json.dumps(diag)
+    # Serial numbers are gone wherever they appear, not only under their keys.
+    serials = {str(i.serial) for i in entry.runtime_data.coordinator.index.infos.values()}
+    text = json.dumps(diag)
+    assert not [s for s in serials if s in text]
+    assert entry.unique_id not in text
     await hass.config_entries.async_unload(entry.entry_id)
 
 

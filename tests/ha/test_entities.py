@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -114,41 +113,6 @@ async def test_block_voltages_attribute_is_unrecorded(
     assert "voltages" in platform._state_info.get("unrecorded_attributes", set()) or (
         "*" in platform._unrecorded_attributes or "all" in platform._unrecorded_attributes
     )
-
-
-async def test_relay_switches(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.relay_module_11_relay_3"}, blocking=True
-    )
-    await cycle(hass, loaded_entry)
-    assert hass.states.get("switch.relay_module_11_relay_3").state == "on"
-    await hass.services.async_call(
-        "switch", "turn_off", {"entity_id": "switch.relay_module_11_relay_3"}, blocking=True
-    )
-    await cycle(hass, loaded_entry)
-    assert hass.states.get("switch.relay_module_11_relay_3").state == "off"
-    # Energising a breaker relay trips the breaker ...
-    breaker = "switch.relay_module_11_breaker_trip_relay_1"
-    await hass.services.async_call("switch", "turn_on", {"entity_id": breaker}, blocking=True)
-    await cycle(hass, loaded_entry, 2)
-    assert hass.states.get(breaker).state == "on"
-    assert hass.states.get("sensor.bacs_test_breaker_trip").state == "tripped"
-    # ... and it cannot be released from the switch: that is the reset action's job.
-    with pytest.raises(HomeAssistantError) as err:
-        await hass.services.async_call("switch", "turn_off", {"entity_id": breaker}, blocking=True)
-    assert err.value.translation_key == "breaker_relay_release"
-    assert "reset" in str(err.value)
-
-
-async def test_relay_command_fails_when_bus_lost(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry
-) -> None:
-    room(loaded_entry).buses[0].faults.vanished_until = 1e12
-    with pytest.raises(HomeAssistantError) as err:
-        await hass.services.async_call(
-            "switch", "turn_on", {"entity_id": "switch.relay_module_11_relay_4"}, blocking=True
-        )
-    assert err.value.translation_key == "command_failed"
 
 
 async def test_equalization_switch_and_float_voltage(

@@ -124,7 +124,7 @@ async def test_bus_lost_and_back(hass: HomeAssistant, caplog: pytest.LogCaptureF
     await cycle(hass, entry, 3)
     assert hass.states.get("sensor.string_1_block_1_voltage").state == STATE_UNAVAILABLE
     assert hass.states.get("sensor.string_1_voltage").state == STATE_UNAVAILABLE
-    assert hass.states.get("switch.relay_module_11_relay_3").state == STATE_UNAVAILABLE
+    assert hass.states.get("binary_sensor.relay_module_11_input_3").state == STATE_UNAVAILABLE
     assert hass.states.get("sensor.bacs_test_status").state == "bus_lost"
     sim.buses[0].faults.vanished_until = -1.0
     for _ in range(100):  # the bus client reconnects after its backoff (about 0.5 s)

@@ -83,6 +83,8 @@ async def test_port_vanishes_at_runtime_and_is_fixed(
     entry = await setup(hass, make_entry(data=SERIAL, unique_id=f"serial:{GONE}"))
     issues = ir.async_get(hass)
     issue_id = f"port_missing_{entry.entry_id}"
+    hardware = entry.unique_id  # the relay module's serial, not the port
+    assert hardware == f"relay-{room(entry).strings[0].relay.serial}"
     room(entry).buses[0].faults.vanished_until = 1e12  # unplugged: the node is gone too
     await cycle(hass, entry, 2)
     await hass.async_block_till_done()
@@ -109,7 +111,7 @@ async def test_port_vanishes_at_runtime_and_is_fixed(
         await hass.async_block_till_done()
         assert entry.data["port"] == new_port
         assert entry.data["url"] == f"serial://{new_port}?baudrate=19200&parity=N"
-        assert entry.unique_id == f"serial:{new_port}"
+        assert entry.unique_id == hardware
         assert entry.state is ConfigEntryState.LOADED
         assert issues.async_get_issue(DOMAIN, issue_id) is None
     finally:

@@ -89,7 +89,7 @@ async def test_manual_trip_then_reset(hass: HomeAssistant, loaded_entry: MockCon
 
 
 async def test_trip_without_relay(hass: HomeAssistant) -> None:
-    entry = await setup(hass, make_entry(options={"string_count": 2, "poll_interval": 3600}))
+    entry = await setup(hass, make_entry(options={"string_count": 2, "poll_interval": 60}))
     with pytest.raises(ServiceValidationError) as err:
         await _call(hass, "trip_breaker", {"config_entry_id": entry.entry_id})
     assert err.value.translation_key == "no_trip_relay"

@@ -24,7 +24,7 @@ async def _unknown_then_confirmed(hass: HomeAssistant) -> None:
     snap = manager.snapshot
     assert snap is not None
     assert snap.safety.trip_state is TripState.UNKNOWN
-    assert hass.states.get("sensor.bacs_test_breaker_trip").state == "unknown"
+    assert hass.states.get("sensor.bacs_test_breaker_trip").state == "state_unknown"
     unknown = [a for a in snap.alarms if a.key == "safety:state_unknown"]
     assert unknown and unknown[0].severity is Severity.CRITICAL
     await hass.services.async_call(
