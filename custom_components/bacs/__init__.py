@@ -110,7 +110,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
         raise
     data = entry.runtime_data
     data.unsubscribe.append(manager.add_snapshot_listener(coordinator.handle_snapshot))
-    data.unsubscribe.append(stop_buffering)
     notices = SafetyNotices(hass, entry)  # a trip: repair issue, notification, log line
     notices.update(coordinator.data)
     entry.async_on_unload(coordinator.async_add_listener(lambda: notices.update(coordinator.data)))

@@ -40,15 +40,14 @@ NOTIFY = [{"event": "bacs_test_notified", "event_data": {"title": "{{ title }}"}
 
 
 @pytest.fixture
-def blueprints(hass: HomeAssistant) -> Iterator[None]:
-    """Our blueprints where Home Assistant looks for them (its test config directory)."""
-    target = Path(hass.config.path("blueprints", "automation", "bacs"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(SOURCE, target)
+def blueprints(hass: HomeAssistant, tmp_path: Path) -> Iterator[None]:
+    """Our blueprints where Home Assistant looks for them: a config directory of this test's
+    own (the harness's shared one would be written to by every run at once)."""
+    config_dir = hass.config.config_dir
+    shutil.copytree(SOURCE, tmp_path / "blueprints" / "automation" / "bacs")
+    hass.config.config_dir = str(tmp_path)
     yield
-    shutil.rmtree(target)
+    hass.config.config_dir = config_dir
 
 
 async def automate(hass: HomeAssistant, blueprint: str, **inputs: Any) -> str:
