@@ -476,7 +476,8 @@ class Manager:
         if not 1 <= channel <= RELAY_CHANNELS:
             raise ValueError(f"relay channel {channel} is not 1..{RELAY_CHANNELS}")
         is_breaker = any(b.relay == ref and b.channel == channel for b in self.safety.breakers)
-        if is_breaker and not on and self.safety.state in (TripState.TRIPPED, TripState.FAILED):
+        latched = (TripState.TRIPPED, TripState.FAILED, TripState.COUNTDOWN, TripState.UNKNOWN)
+        if is_breaker and not on and self.safety.state in latched:
             raise SafetyRefusedError(
                 "use_reset",
                 "this relay holds the breaker trip: use the "

@@ -17,6 +17,7 @@ from bacs_core.sim.loopback import LoopbackTransport
 from bacs_core.sim.room import Fault, FaultKind, Room, RoomConfig
 from bacs_core.snapshot import (
     BreakerState,
+    DeviceRef,
     ManagerStatus,
     Severity,
     SystemSnapshot,
@@ -294,6 +295,10 @@ async def test_damaged_state_file_starts_unknown_and_leaves_the_relays(
     snap = await again.cycles(2)
     assert snap.safety.trip_state is TripState.UNKNOWN
     assert energised(room) is relay_on
+    relay = room.string(1).relay
+    with pytest.raises(SafetyRefusedError) as err:  # not by switching the relay off
+        await again.manager.set_relay(DeviceRef("bus1", relay.unit), 1, False)
+    assert err.value.code == "use_reset"
     await again.manager.reset_trip()  # a person confirms
     snap = await again.cycles(2)
     assert snap.safety.trip_state is TripState.ARMED

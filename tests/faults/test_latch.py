@@ -119,7 +119,7 @@ def write_config(tmp: Path, **trip: Any) -> Path:
         json.dumps(
             {
                 "string_count": 2,
-                "poll_interval": 0.5,
+                "poll_interval": 1.0,
                 "storage_path": str(tmp / "state" / "bacs.json"),
                 "runaway": HOT,
                 "trip": {"auto": True, **trip},
