@@ -190,6 +190,21 @@ async def test_relay_silent_at_first_start_is_searched_for_and_arms_the_trip(roo
     assert EventType.DEVICE_ADDED in site.types()
 
 
+async def test_configured_trip_relay_silent_at_start_is_probed_every_cycle(room: Room) -> None:
+    silence_relay(room)
+    unit = relay_unit(room)
+    breakers = [{"relay": f"bus1/{unit}", "channel": 1, "input": 1}]
+    site = await Site(room, FileStorageless(), trip={"breakers": breakers}).start()
+    snap = await site.cycles(2)
+    assert snap.safety.trip_state is TripState.ARMED
+    assert not snap.safety.breaker_path_available
+    assert f"bus1/{unit}" in alarm(snap, "safety:trip_path").message
+    silence_relay(room, False)
+    snap = await site.cycles(1)  # its address is known: found the next cycle
+    assert snap.safety.breaker_path_available
+    assert alarm(snap, "safety:trip_path") is None
+
+
 async def test_runaway_while_the_relay_is_silent_trips_when_it_answers(room: Room) -> None:
     silence_relay(room)
     site = await Site(room, FileStorageless(), **HOT).start()
