@@ -68,3 +68,23 @@ install_project() {
         echo "$want" > "$dir/.bacs-editable"
     fi
 }
+
+# ensure_debian_packages COMMAND:PACKAGE...: installs, through apt where it can, each package
+# whose command is missing; says so (and where the log is) when it cannot.
+ensure_debian_packages() {
+    local pair missing=()
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    [ "${#missing[@]}" -gt 0 ] || return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "   no apt-get here: ${missing[*]} not installed (their tests are skipped)" >&2
+        return 0
+    fi
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo -n"
+    echo "== installing Debian's ${missing[*]}" >&2
+    { $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
+        "${missing[@]}"; } >/tmp/bacs-apt.log 2>&1 ||
+        echo "   could not install ${missing[*]} (see /tmp/bacs-apt.log)" >&2
+}

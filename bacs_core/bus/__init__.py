@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from .client import BusClient, ScanResult
+from .client import BusClient, BusStats, ScanResult
 from .errors import (
     BadResponseError,
     BusConnectionError,
@@ -37,6 +38,8 @@ def open_transport(url: str, *, timeout: float = 0.5, retries: int = 1) -> Regis
         try:
             room = room_from_url(url)
             speed = float(parse_qs(urlsplit(url).query).get("speed", ["1"])[-1])
+            if not 0 <= speed < math.inf:  # 0: the room stands still (tests)
+                raise ValueError(f"speed must be a number ≥ 0, not {speed}")
         except ValueError as err:
             raise BusUrlError(f"{url!r}: {err}") from None
         return LoopbackTransport(room, 0, clock=time.monotonic, speed=speed)
@@ -51,6 +54,7 @@ __all__ = [
     "BusClient",
     "BusConnectionError",
     "BusError",
+    "BusStats",
     "BusTimeoutError",
     "BusUrl",
     "BusUrlError",

@@ -3,6 +3,12 @@
 One request per device per poll cycle (its measurement block, read whole). A device that
 fails yields a reading of quality MISSING; nothing one device does can raise out of a
 poll or delay the others beyond its own timeout.
+
+Answers are believed only when they hold up (``plausibility.py``): bits no device sets refuse
+the answer, and on a wire a value that moved more than a poll explains is read again first;
+one that the second read does not confirm is not passed on. A connection that drops in the
+middle of a cycle is reopened at once (up to ``cycle_reconnects`` times), so the units after
+the one that broke it are still read in that cycle.
 """
 
 from __future__ import annotations
@@ -10,52 +16,27 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .. import registers as reg
 from ..model import (
-    CURRENT_SENSOR_RANGE_A,
-    DIGITAL_INPUTS,
     FACTORY_UNIT_ID,
     MODULE_SPECS,
-    RELAY_CHANNELS,
     Command,
-    DeviceFamily,
     DeviceKind,
     Quality,
     Status,
 )
-from ..snapshot import MISSING, Value
-from .errors import BusConnectionError, BusError, DeviceMissingError
-from .readings import (
-    AnyReading,
-    CurrentReading,
-    DeviceIdentity,
-    EnvironmentReading,
-    ModuleReading,
-    RelayReading,
-    UnknownDevice,
-    missing_reading,
-)
+from ..snapshot import MISSING
+from .decode import build_reading
+from .errors import BadResponseError, BusConnectionError, BusError, DeviceMissingError
+from .plausibility import agree, implausible, needs_confirmation
+from .readings import AnyReading, DeviceIdentity, UnknownDevice, missing_reading
 from .transport import RegisterTransport
 
 _LOG = logging.getLogger(__name__)
-
-TEMPERATURE_RANGE = (-35.0, 85.0)
-HEATSINK_RANGE = (-35.0, 125.0)
-HUMIDITY_RANGE = (0.0, 100.0)
-HYDROGEN_RANGE = (0.0, 40000.0)
-ACID_RANGE = (0.0, 150.0)
-
-
-def _value(raw: float, lo: float, hi: float, valid: bool) -> Value:
-    if not valid:
-        return Value(None, Quality.MISSING)
-    if not lo <= raw <= hi:
-        return Value(raw, Quality.OUT_OF_RANGE)
-    return Value(raw)
 
 
 @dataclass
@@ -71,6 +52,19 @@ class ScanResult:
     unknown: tuple[UnknownDevice, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class BusStats:
+    """Counters since the client was made (diagnostics, the fault benchmark)."""
+
+    requests: int
+    failures: int
+    rejected: int  # answers refused: malformed, mismatched, implausible or unconfirmed
+    rejected_by_unit: Mapping[int, int]
+    confirmations: int  # second reads asked because a value jumped
+    reconnects: int  # connections reopened in the middle of a cycle or a scan
+    link_quality: float
+
+
 class BusClient:
     """The manager's handle on one bus. Not thread-safe; one asyncio owner."""
 
@@ -82,8 +76,14 @@ class BusClient:
         stale_polls: int = 3,
         window: int = 200,
         backoff_min_s: float = 0.5,
-        backoff_max_s: float = 30.0,
+        backoff_max_s: float = 5.0,
+        cycle_reconnects: int = 2,
+        confirm_changes: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``backoff_max_s`` stays below the poll interval, so a bus that returns is reopened
+        on the next cycle. ``confirm_changes`` defaults to the transport's own view (on for
+        a wire, off for the in-process simulator)."""
         self.transport = transport
         self.bus_id = bus_id
         self.stale_polls = stale_polls
@@ -95,6 +95,16 @@ class BusClient:
         self._backoff_max = backoff_max_s
         self._backoff = backoff_min_s
         self._next_attempt = 0.0
+        self.clock = clock  # backoff time; the manager's clock when it is simulated
+        self.cycle_reconnects = cycle_reconnects
+        if confirm_changes is None:
+            confirm_changes = bool(getattr(transport, "confirm_changes", False))
+        self.confirm_changes = confirm_changes
+        self._accepted: dict[int, dict[str, float]] = {}
+        self._rejected: Counter[int] = Counter()
+        self._seen_transport_rejections = 0
+        self.confirmations = 0
+        self.reconnects = 0
         self.last_cycle_s: float | None = None
         self.last_error: str | None = None
 
@@ -107,13 +117,14 @@ class BusClient:
         """Open the port now; raises BusConnectionError (or PortBusyError)."""
         await self.transport.connect()
         self._backoff = self._backoff_min
+        self._next_attempt = 0.0
         self.last_error = None
 
     async def ensure_connected(self) -> bool:
         """Reconnect with jittered exponential backoff; never raises."""
         if self.transport.connected:
             return True
-        now = time.monotonic()
+        now = self.clock()
         if now < self._next_attempt:
             return False
         try:
@@ -124,6 +135,14 @@ class BusClient:
             self._backoff = min(self._backoff * 2, self._backoff_max)
             return False
         return True
+
+    async def _reopen(self) -> bool:
+        """A connection lost mid-cycle: open it again at once (once per loss, no backoff)."""
+        self._next_attempt = 0.0
+        if await self.ensure_connected():
+            self.reconnects += 1
+            return True
+        return False
 
     async def close(self) -> None:
         await self.transport.close()
@@ -138,22 +157,61 @@ class BusClient:
     def consecutive_failures(self, unit: int) -> int:
         return self._states.get(unit, _DeviceState()).failures
 
+    def rejected_frames(self, unit: int | None = None) -> int:
+        """Answers refused (by the transport's frame checks or by plausibility)."""
+        counts = self._rejected_counts()
+        return sum(counts.values()) if unit is None else counts.get(unit, 0)
+
+    def _rejected_counts(self) -> Counter[int]:
+        counts = Counter(self._rejected)
+        counts.update(getattr(self.transport, "rejected", None) or {})
+        return counts
+
+    def stats(self) -> BusStats:
+        counts = self._rejected_counts()
+        return BusStats(
+            self.requests,
+            self.failures,
+            sum(counts.values()),
+            dict(counts),
+            self.confirmations,
+            self.reconnects,
+            self.link_quality,
+        )
+
     def _record(self, ok: bool) -> None:
+        # An answer the transport refused and retried is a bad exchange too.
+        seen = sum((getattr(self.transport, "rejected", None) or {}).values())
+        for _ in range(max(0, seen - self._seen_transport_rejections)):
+            self._window.append(False)
+            self.requests += 1
+            self.failures += 1
+        self._seen_transport_rejections = seen
         self.requests += 1
         self._window.append(ok)
         if not ok:
             self.failures += 1
+
+    def _refuse(self, unit: int, reason: str) -> BadResponseError:
+        self._rejected[unit] += 1
+        self._window.append(False)
+        _LOG.debug("bus %s unit %s: refused answer: %s", self.bus_id, unit, reason)
+        return BadResponseError(f"unit {unit}: {reason}")
 
     # -- discovery --------------------------------------------------------------------
     async def read_identity(
         self, unit: int, *, timeout: float | None = None, probe: bool = False
     ) -> DeviceIdentity:
         """``probe``: asking an address that may well be empty (a scan), so silence there is
-        no sign of a bad link and is not counted in the link quality."""
-        words = await self._read(
-            unit, reg.IDENTIFICATION.start, reg.IDENTIFICATION.count, timeout, record=not probe
-        )
-        values = reg.IDENTIFICATION.decode(words)
+        no sign of a bad link and is not counted in the link quality. On a wire the
+        identification is read twice and must agree: a kind or serial is never guessed."""
+        block = reg.IDENTIFICATION
+        words = await self._read(unit, block.start, block.count, timeout, record=not probe)
+        if self.confirm_changes:
+            again = await self._read(unit, block.start, block.count, timeout, record=not probe)
+            if again != words:
+                raise self._refuse(unit, "identification differs between two reads")
+        values = block.decode(words)
         code = int(values["device_type"])
         try:
             kind = DeviceKind(code)
@@ -190,19 +248,26 @@ class BusClient:
     async def scan(
         self, units: Iterable[int] = range(1, FACTORY_UNIT_ID + 1), *, timeout: float = 0.15
     ) -> ScanResult:
-        """Which units answer, and as what. Sequential: one owner per port."""
+        """Which units answer, and as what. Sequential: one owner per port. A connection
+        lost mid-scan is reopened (up to ``cycle_reconnects`` times) and the unit asked again."""
         found: list[DeviceIdentity] = []
         unknown: list[UnknownDevice] = []
+        reopen = self.cycle_reconnects
         for unit in units:
-            try:
-                found.append(await self.read_identity(unit, timeout=timeout, probe=True))
-            except DeviceMissingError as err:
-                code = int(str(err).rsplit("0x", 1)[-1], 16) if "0x" in str(err) else 0
-                unknown.append(UnknownDevice(unit, code))
-            except BusConnectionError:
-                raise
-            except BusError:
-                continue
+            for _ in range(2):
+                try:
+                    found.append(await self.read_identity(unit, timeout=timeout, probe=True))
+                except DeviceMissingError as err:
+                    code = int(str(err).rsplit("0x", 1)[-1], 16) if "0x" in str(err) else 0
+                    unknown.append(UnknownDevice(unit, code))
+                except BusConnectionError:
+                    if reopen <= 0 or not await self._reopen():
+                        raise
+                    reopen -= 1
+                    continue
+                except BusError:
+                    pass
+                break
         return ScanResult(tuple(found), tuple(unknown))
 
     async def assign_address(self, new_unit: int, *, timeout: float = 0.5) -> DeviceIdentity:
@@ -240,33 +305,59 @@ class BusClient:
 
     # -- polling ------------------------------------------------------------------------
     async def poll(self, devices: Sequence[DeviceIdentity]) -> dict[int, AnyReading]:
-        """One cycle: one request per device; never raises."""
+        """One cycle: one request per device (two when a value must be confirmed);
+        never raises."""
         started = time.monotonic()
         out: dict[int, AnyReading] = {}
-        if not await self.ensure_connected():
-            for dev in devices:
-                out[dev.unit] = self._failed(dev)
-            return out
+        down = not await self.ensure_connected()
+        reopen = self.cycle_reconnects
         for dev in devices:
-            if not self.transport.connected:
-                out[dev.unit] = self._failed(dev)
-                continue
-            block = reg.measurement_block(dev.kind)
-            try:
-                words = await self._read(dev.unit, block.start, block.count, None)
-                values = block.decode(words)
-            except BusConnectionError as err:
-                self.last_error = str(err)
-                _LOG.debug("bus %s lost: %s", self.bus_id, err)
-                out[dev.unit] = self._failed(dev)
-                continue
-            except (BusError, reg.RegisterError) as err:
-                _LOG.debug("bus %s unit %s: %s", self.bus_id, dev.unit, err)
-                out[dev.unit] = self._failed(dev)
-                continue
-            out[dev.unit] = self._decode(dev, values)
+            reading: AnyReading | None = None
+            for _ in range(2):
+                if down:
+                    break
+                if not self.transport.connected:
+                    if reopen <= 0 or not await self._reopen():
+                        down = True
+                        break
+                    reopen -= 1
+                try:
+                    reading = self._decode(dev, await self._measure(dev))
+                except BusConnectionError as err:
+                    self.last_error = str(err)
+                    _LOG.debug("bus %s lost at unit %s: %s", self.bus_id, dev.unit, err)
+                    continue  # reopen and ask this unit again
+                except (BusError, reg.RegisterError) as err:
+                    _LOG.debug("bus %s unit %s: %s", self.bus_id, dev.unit, err)
+                break
+            out[dev.unit] = reading if reading is not None else self._failed(dev)
         self.last_cycle_s = time.monotonic() - started
         return out
+
+    async def _measure(self, dev: DeviceIdentity) -> dict[str, float]:
+        """The device's measurement block, believed: plausible, and confirmed if it jumped."""
+        block = reg.measurement_block(dev.kind)
+        values = await self._read_block(dev.unit, block)
+        if not self.confirm_changes:
+            return values
+        previous = self._accepted.get(dev.unit)
+        moved = needs_confirmation(previous, values) if previous else "first answer"
+        if moved:
+            self.confirmations += 1
+            again = await self._read_block(dev.unit, block)
+            if not agree(values, again) and not (previous and agree(previous, again)):
+                raise self._refuse(dev.unit, f"{moved} not confirmed by a second read")
+            if not agree(values, again):
+                self._refuse(dev.unit, f"{moved} was a one-read glitch")
+            values = again
+        self._accepted[dev.unit] = values
+        return values
+
+    async def _read_block(self, unit: int, block: reg.Block) -> dict[str, float]:
+        values = block.decode(await self._read(unit, block.start, block.count, None))
+        if problem := implausible(values):
+            raise self._refuse(unit, problem)
+        return values
 
     def _failed(self, dev: DeviceIdentity) -> AnyReading:
         self._states.setdefault(dev.unit, _DeviceState()).failures += 1
@@ -281,61 +372,8 @@ class BusClient:
         else:
             state.unchanged = 0
         state.last_sequence = sequence
-        status = Status(int(values["status"]) & sum(int(s) for s in Status))
         quality = Quality.STALE if state.unchanged >= self.stale_polls else Quality.OK
-        valid = Status.MEASUREMENT_VALID in status
-        head = (dev.unit, dev.kind, quality, status, sequence)
-
-        def q(v: Value) -> Value:
-            if quality is Quality.STALE and v.quality is Quality.OK:
-                return Value(v.value, Quality.STALE)
-            return v
-
-        match dev.family:
-            case DeviceFamily.BATTERY_MODULE:
-                spec = MODULE_SPECS[dev.kind]
-                return ModuleReading(
-                    *head,
-                    voltage=q(_value(values["voltage"], spec.v_min, spec.v_max, valid)),
-                    resistance=q(
-                        _value(values["resistance"], spec.ri_min_mohm, spec.ri_max_mohm, valid)
-                    ),
-                    temperature=q(_value(values["temperature"], *TEMPERATURE_RANGE, valid)),
-                    balance_current=q(
-                        _value(values["balance_current"], 0.0, spec.shunt_max_a * 1.05, True)
-                    ),
-                    module_temperature=q(
-                        _value(values["module_temperature"], *HEATSINK_RANGE, True)
-                    ),
-                    ri_sequence=int(values["ri_sequence"]),
-                )
-            case DeviceFamily.CURRENT_SENSOR:
-                full = CURRENT_SENSOR_RANGE_A[dev.kind]
-                current = values["current"]
-                cur = _value(current, -full, full, valid)
-                if cur.quality is Quality.OK and abs(current) >= full:
-                    cur = Value(current, Quality.OUT_OF_RANGE)  # saturated
-                return CurrentReading(
-                    *head,
-                    current=q(cur),
-                    temperature=q(_value(values["temperature"], *TEMPERATURE_RANGE, valid)),
-                )
-            case DeviceFamily.RELAY:
-                relays = int(values["relays"])
-                inputs = int(values["inputs"])
-                return RelayReading(
-                    *head,
-                    relays=tuple(bool(relays >> n & 1) for n in range(RELAY_CHANNELS)),
-                    inputs=tuple(bool(inputs >> n & 1) for n in range(DIGITAL_INPUTS)),
-                )
-            case _:
-                return EnvironmentReading(
-                    *head,
-                    temperature=q(_value(values["temperature"], *TEMPERATURE_RANGE, valid)),
-                    humidity=q(_value(values["humidity"], *HUMIDITY_RANGE, valid)),
-                    hydrogen=q(_value(values["hydrogen"], *HYDROGEN_RANGE, valid)),
-                    acid_level=q(_value(values["acid_level"], *ACID_RANGE, valid)),
-                )
+        return build_reading(dev, values, quality)
 
     # -- commands -----------------------------------------------------------------------
     async def write_values(self, dev: DeviceIdentity, values: Mapping[str, float]) -> None:
@@ -379,4 +417,4 @@ class BusClient:
         await self.write_values(dev, {"command": int(command)})
 
 
-__all__ = ["MISSING", "BusClient", "ScanResult"]
+__all__ = ["MISSING", "BusClient", "BusStats", "ScanResult"]

@@ -14,6 +14,7 @@ import contextvars
 import fcntl
 import logging
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 from pymodbus.logging import Log
-from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu import DecodePDU, ModbusPDU
 
 from .errors import (
     BadResponseError,
@@ -30,6 +31,7 @@ from .errors import (
     DeviceExceptionError,
     PortBusyError,
 )
+from .frames import CheckedRtuFramer, CheckedSocketFramer, RejectedFrameError
 from .pymodbus_compat import unit_kwargs
 from .url import BusUrl, Scheme
 
@@ -86,7 +88,9 @@ def _is_connected(client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> boo
 
 
 class ModbusTransport:
-    """One bus over pymodbus."""
+    """One bus over pymodbus. Every answer is checked against its request (``frames.py``)."""
+
+    confirm_changes = True  # a wire: BusClient re-reads a value that jumps before it acts
 
     def __init__(self, url: BusUrl, *, timeout: float = 0.5, retries: int = 1) -> None:
         self.url = url
@@ -94,6 +98,22 @@ class ModbusTransport:
         self.retries = retries
         self._lock = asyncio.Lock()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self.rejected: Counter[int] = Counter()  # refused answers, by unit
+
+    def _install_checks(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> None:
+        """Swap pymodbus's framer for the same framing with the answer checks on top."""
+        framer = CheckedSocketFramer if self.url.scheme is Scheme.TCP else CheckedRtuFramer
+        ctx = client.ctx
+
+        def on_reject(err: RejectedFrameError, fail: bool) -> None:
+            self.rejected[err.unit] += 1
+            future = ctx.response_future
+            if fail and not future.done():
+                future.set_exception(err)
+
+        ctx.framer = framer(
+            DecodePDU(False), on_reject=on_reject, waiting=lambda: not ctx.response_future.done()
+        )
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         url = self.url
@@ -128,6 +148,7 @@ class ModbusTransport:
         if self.url.is_serial:
             await self._probe_port_owner()
         client = self._make_client()
+        self._install_checks(client)
         try:
             ok = await client.connect()
         except (OSError, ModbusException) as err:
@@ -181,6 +202,7 @@ class ModbusTransport:
                 raise BusConnectionError(f"{self.url.redacted()} is not connected")
             client.ctx.comm_params.timeout_connect = timeout or self.timeout
             last: Exception | None = None
+            rejected: RejectedFrameError | None = None
             tries = 1 if timeout else self.retries + 1  # a probe (scan) tries once
             for _ in range(tries):
                 try:
@@ -189,6 +211,9 @@ class ModbusTransport:
                 except ConnectionException as err:
                     await self.close()
                     raise BusConnectionError(str(err)) from err
+                except RejectedFrameError as err:
+                    rejected = err  # refused at once; the retry asks again
+                    continue
                 except ModbusIOException as err:
                     if not _is_connected(client):
                         await self.close()
@@ -200,7 +225,9 @@ class ModbusTransport:
                 if response.isError():
                     raise DeviceExceptionError(unit, response.exception_code)
                 return response
-            raise BusTimeoutError(f"unit {unit}: no answer ({last})")
+            if rejected is not None and last is None:
+                raise BadResponseError(str(rejected))
+            raise BusTimeoutError(f"unit {unit}: no answer ({last or rejected})")
 
     async def read(
         self, unit: int, address: int, count: int, *, timeout: float | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +18,27 @@ class Scheme(StrEnum):
     RTU_TCP = "rtu+tcp"  # RTU framing over TCP to a serial server
     SERIAL = "serial"  # RS-485 adapter
     SIM = "sim"  # the in-process simulator
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+MAX_HOST = 253
+
+
+def check_host(host: str) -> str | None:
+    """Why ``host`` cannot be a host name or IP address (None when it can)."""
+    if not host:
+        return "a host is required"
+    if len(host) > MAX_HOST:
+        return f"the host name is {len(host)} characters long (at most {MAX_HOST})"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    if not all(_LABEL.match(label) for label in host.rstrip(".").split(".")):
+        return f"{host!r} is not a host name or IP address"
+    return None
 
 
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
@@ -45,13 +68,21 @@ class BusUrl:
         return self.raw
 
 
+def short_repr(url: str) -> str:
+    """The URL as a message quotes it: short enough for one line."""
+    return repr(url if len(url) <= 60 else url[:57] + "...")
+
+
 def parse_bus_url(url: str) -> BusUrl:
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as err:  # e.g. "Invalid IPv6 URL" for tcp://[::1
+        raise BusUrlError(f"{short_repr(url)}: {err}") from None
     try:
         scheme = Scheme(parts.scheme)
     except ValueError:
         raise BusUrlError(
-            f"unsupported bus URL {url!r}: use tcp://host:port, rtu+tcp://host:port, "
+            f"unsupported bus URL {short_repr(url)}: use tcp://host:port, rtu+tcp://host:port, "
             "serial:///dev/ttyUSB0?baudrate=19200 or sim://demo"
         ) from None
     if scheme is Scheme.SIM:
@@ -60,31 +91,39 @@ def parse_bus_url(url: str) -> BusUrl:
         try:
             port = parts.port
         except ValueError:
-            raise BusUrlError(f"{url!r}: the port must be a number 1..65535") from None
-        if not parts.hostname:
-            raise BusUrlError(f"{url!r}: a host is required")
+            port = 0
+        if port == 0:
+            raise BusUrlError(f"{short_repr(url)}: the port must be a number 1..65535")
+        if problem := check_host(parts.hostname or ""):
+            raise BusUrlError(f"{short_repr(url)}: {problem}")
+        if parts.query or parts.path not in ("", "/"):
+            raise BusUrlError(f"{short_repr(url)}: write {scheme}://host:port (no path or options)")
         if port is None:
             port = 502 if scheme is Scheme.TCP else 4001
-        return BusUrl(scheme, url, host=parts.hostname, port=port)
+        return BusUrl(scheme, url, host=parts.hostname or "", port=port)
     if not parts.path or parts.netloc:
-        raise BusUrlError(f"{url!r}: write serial:///dev/ttyUSB0 (three slashes, a device path)")
+        raise BusUrlError(
+            f"{short_repr(url)}: write serial:///dev/ttyUSB0 (three slashes, a device path)"
+        )
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     unknown = set(query) - {"baudrate", "parity", "stopbits", "bytesize"}
     if unknown:
-        raise BusUrlError(f"{url!r}: unknown option(s) {', '.join(sorted(unknown))}")
+        raise BusUrlError(f"{short_repr(url)}: unknown option(s) {', '.join(sorted(unknown))}")
     try:
         baudrate = int(query.get("baudrate", "19200"))
         stopbits = int(query.get("stopbits", "1"))
         bytesize = int(query.get("bytesize", "8"))
     except ValueError:
-        raise BusUrlError(f"{url!r}: baudrate, stopbits and bytesize are numbers") from None
+        raise BusUrlError(
+            f"{short_repr(url)}: baudrate, stopbits and bytesize are numbers"
+        ) from None
     parity = query.get("parity", "N").upper()
     if baudrate not in BAUD_RATES:
-        raise BusUrlError(f"{url!r}: baud rate {baudrate} is not one of {BAUD_RATES}")
+        raise BusUrlError(f"{short_repr(url)}: baud rate {baudrate} is not one of {BAUD_RATES}")
     if parity not in PARITIES:
-        raise BusUrlError(f"{url!r}: parity must be N, E or O")
+        raise BusUrlError(f"{short_repr(url)}: parity must be N, E or O")
     if stopbits not in (1, 2) or bytesize not in (7, 8):
-        raise BusUrlError(f"{url!r}: stopbits 1 or 2, bytesize 7 or 8")
+        raise BusUrlError(f"{short_repr(url)}: stopbits 1 or 2, bytesize 7 or 8")
     return BusUrl(
         scheme,
         url,

@@ -11,12 +11,16 @@ SUBCOMMANDS = ("simulate", "scan", "monitor", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .common import Parser
+
+    parser = Parser(
         prog="bacs",
         description="Battery Analysis & Care System: battery bus tools, manager and simulator. "
         "Units are SI (V, A, °C, mΩ); positive current means charging.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"bacs_core.cli.{name}")
         module.register(sub)

@@ -8,17 +8,26 @@ import sys
 
 from ..bus import BusClient, CurrentReading, DeviceIdentity, ModuleReading
 from ..model import FACTORY_UNIT_ID, DeviceFamily
-from .common import CliError, connect
+from .common import CliError, connect, integer, number
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("monitor", help="live table of a bus, per string")
     p.add_argument("url")
-    p.add_argument("--strings", type=int, default=1, help="modules split evenly, in unit order")
-    p.add_argument("--interval", type=float, default=2.0)
+    p.add_argument(
+        "--strings", type=integer(1, 64), default=1, help="modules split evenly, in unit order"
+    )
+    p.add_argument("--interval", type=number(0, 3600, above=True), default=2.0)
     p.add_argument("--once", action="store_true", help="print one table and exit")
-    p.add_argument("--count", type=int, default=0, help="stop after N tables (0 = never)")
-    p.add_argument("--last", type=int, default=FACTORY_UNIT_ID, help="highest unit to scan")
+    p.add_argument(
+        "--count", type=integer(0, 10**9), default=0, help="stop after N tables (0 = never)"
+    )
+    p.add_argument(
+        "--last",
+        type=integer(1, FACTORY_UNIT_ID),
+        default=FACTORY_UNIT_ID,
+        help="highest unit to scan",
+    )
     p.set_defaults(handler=run)
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from ..events import Event
 from ..manager import ConfigError, Manager, validate_config
+from ..manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from ..snapshot import SystemSnapshot
-from .common import quiet_pymodbus
+from .common import integer, number, quiet_pymodbus
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,20 +27,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("urls", nargs="*", metavar="URL", help="bus URLs (bus1, bus2, … in order)")
     p.add_argument("--config", type=Path, help="a JSON file with the manager settings")
-    p.add_argument("--strings", type=int, help="split the modules into this many strings")
-    p.add_argument("--interval", type=float, help="poll interval in seconds")
+    p.add_argument(
+        "--strings", type=integer(1, 64), help="split the modules into this many strings"
+    )
+    p.add_argument(
+        "--interval",
+        type=number(POLL_INTERVAL_MIN, POLL_INTERVAL_MAX),
+        help="poll interval in seconds",
+    )
     p.add_argument("--auto-trip", action="store_true", help="relay k channel n trips string n")
     p.add_argument("--json", action="store_true", help="events as JSON lines")
-    p.add_argument("--cycles", type=int, default=0, help="stop after N cycles (0 = never)")
+    p.add_argument(
+        "--cycles", type=integer(0, 10**9), default=0, help="stop after N cycles (0 = never)"
+    )
     p.set_defaults(handler=run)
 
 
 def load_settings(args: argparse.Namespace) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if args.config:
-        data = json.loads(args.config.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError(f"{args.config}: a JSON object is expected")
+        data = read_config_file(args.config)
     if args.urls:
         data["buses"] = [{"id": f"bus{i + 1}", "url": u} for i, u in enumerate(args.urls)]
     if args.strings is not None:
@@ -48,6 +55,31 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
         data["poll_interval"] = args.interval
     if args.auto_trip:
         data.setdefault("trip", {})["auto"] = True
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings file as a dict, or a ValueError that says in one line what is wrong."""
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a settings file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ValueError(f"{path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a JSON object is expected")
     return data
 
 

@@ -9,20 +9,25 @@ import sys
 
 from ..bus import BusConnectionError
 from ..model import FACTORY_UNIT_ID
-from .common import CliError, connect
+from .common import CliError, connect, integer, number
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("scan", help="list the devices on a bus")
     p.add_argument("url", help="tcp://host:port, rtu+tcp://host:port or serial:///dev/ttyUSB0")
     p.add_argument("--json", action="store_true", help="print a JSON array")
-    p.add_argument("--first", type=int, default=1)
-    p.add_argument("--last", type=int, default=FACTORY_UNIT_ID)
-    p.add_argument("--timeout", type=float, default=0.1, help="seconds to wait per unit")
+    p.add_argument("--first", type=integer(1, FACTORY_UNIT_ID), default=1)
+    p.add_argument("--last", type=integer(1, FACTORY_UNIT_ID), default=FACTORY_UNIT_ID)
+    p.add_argument(
+        "--timeout", type=number(0, 10, above=True), default=0.1, help="seconds to wait per unit"
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.first > args.last:
+        print(f"bacs scan: --first {args.first} is above --last {args.last}", file=sys.stderr)
+        return 2
     try:
         devices = asyncio.run(_scan(args))
     except CliError as err:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import sys
 
 from ..bus.timing import LineTiming
+from ..bus.url import BAUD_RATES
 from ..model import MODULE_SPECS, DeviceKind
 from ..sim.control import serve_control
 from ..sim.room import Fault, Room, RoomConfig, Scenario
 from ..sim.server import BusServer, make_server
+from .common import LOCALHOST, host_port, integer, listen_url, number
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,16 +27,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "relay module wired to each string's breaker and an environment sensor, and serve "
         "them over Modbus TCP, RTU over TCP or RTU on a pseudo-terminal.",
     )
-    p.add_argument("--strings", type=int, default=2)
-    p.add_argument("--blocks", type=int, default=32, help="blocks per string")
+    p.add_argument("--strings", type=integer(1, 64), default=2)
+    p.add_argument("--blocks", type=integer(1, 240), default=32, help="blocks per string")
     p.add_argument(
         "--kind", default="C20", choices=[k.name for k in MODULE_SPECS], help="module kind"
     )
-    p.add_argument("--capacity", type=float, default=100.0, help="block capacity (Ah)")
-    p.add_argument("--spread", type=float, default=0.6, help="σ of ln(float current)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
-    p.add_argument("--settle-days", type=float, default=2.0, help="float days before start")
+    p.add_argument(
+        "--capacity", type=number(0, 20000, above=True), default=100.0, help="block capacity (Ah)"
+    )
+    p.add_argument("--spread", type=number(0, 5), default=0.6, help="σ of ln(float current)")
+    p.add_argument("--seed", type=integer(0, 2**31 - 1), default=1)
+    p.add_argument(
+        "--speed",
+        type=number(0, 100000, above=True),
+        default=1.0,
+        help="simulated seconds per second",
+    )
+    p.add_argument(
+        "--settle-days", type=number(0, 3650), default=2.0, help="float days before start"
+    )
     p.add_argument("--scenario", default="float", choices=[s.value for s in Scenario])
     p.add_argument(
         "--fault",
@@ -47,11 +60,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         default=[],
         metavar="URL",
+        type=listen_url,
         help="one per bus: tcp://127.0.0.1:5020, rtu+tcp://127.0.0.1:5021 or pty:///tmp/bacs0",
     )
-    p.add_argument("--control", metavar="URL", help="JSON control channel, tcp://127.0.0.1:5030")
-    p.add_argument("--baud", type=int, help="emulate an RS-485 line at this baud rate")
-    p.add_argument("--turnaround-ms", type=float, default=5.0, help="module answer delay")
+    p.add_argument(
+        "--control",
+        metavar="[HOST:]PORT",
+        type=host_port,
+        help="JSON control channel; on 127.0.0.1 unless a host is given (e.g. 5030)",
+    )
+    p.add_argument(
+        "--baud",
+        type=integer(BAUD_RATES[0], BAUD_RATES[-1]),
+        help="emulate an RS-485 line at this baud rate",
+    )
+    p.add_argument("--turnaround-ms", type=number(0, 1000), default=5.0, help="module answer delay")
     p.add_argument("--auto-reclose", action="store_true", help="breakers close when relays drop")
     p.add_argument("--print-units", action="store_true", help="list the unit ids and exit")
     p.set_defaults(handler=run)
@@ -75,10 +98,13 @@ def build_room(args: argparse.Namespace) -> Room:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.baud is not None and args.baud not in BAUD_RATES:
+        print(f"bacs simulate: --baud {args.baud} is not one of {BAUD_RATES}", file=sys.stderr)
+        return 2
     try:
         room = build_room(args)
     except ValueError as err:
-        print(f"bacs simulate: {err}")
+        print(f"bacs simulate: {err}", file=sys.stderr)
         return 2
     if args.print_units:
         for bus in room.buses:
@@ -87,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     listen = args.listen or ["tcp://127.0.0.1:5020"]
     if len(listen) != len(room.buses):
-        print(f"bacs simulate: this room has {len(room.buses)} bus(es); give one --listen per bus")
+        print(
+            f"bacs simulate: this room has {len(room.buses)} bus(es); give one --listen per bus",
+            file=sys.stderr,
+        )
         return 2
     logging.basicConfig(level=logging.WARNING)
     timing = LineTiming(args.baud, turnaround_s=args.turnaround_ms / 1000) if args.baud else None
@@ -95,26 +124,38 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    room: Room, listen: list[str], control: str | None, timing: LineTiming | None, speed: float
+    room: Room,
+    listen: list[str],
+    control: tuple[str, int] | None,
+    timing: LineTiming | None,
+    speed: float,
 ) -> int:
     servers: list[BusServer] = []
+    control_server = None
+    where = ""
     try:
         for index, url in enumerate(listen):
+            where = url
             server = make_server(room, index, url, timing)
             await server.start()
             servers.append(server)
             units = len(room.buses[index].devices)
             print(f"bus {index + 1}: {units} devices on {server.url}", flush=True)
+        if control:
+            host, port = control
+            where = f"control channel {host}:{port}"
+            control_server = await serve_control(room, host or LOCALHOST, port)
+            port = control_server.sockets[0].getsockname()[1]
+            print(f"control: tcp://{host}:{port}", flush=True)
     except (ValueError, OSError) as err:
-        print(f"bacs simulate: {err}")
+        if isinstance(err, OSError) and err.errno == errno.EADDRINUSE:
+            reason = f"{where} is already in use"
+        else:
+            reason = f"cannot listen on {where}: {err}"
+        print(f"bacs simulate: {reason}", file=sys.stderr)
         for server in servers:
             await server.stop()
         return 2
-    control_server = None
-    if control:
-        host, _, port = control.removeprefix("tcp://").rpartition(":")
-        control_server = await serve_control(room, host, int(port))
-        print(f"control: {control}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

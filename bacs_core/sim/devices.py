@@ -156,8 +156,16 @@ class SimDevice:
                 ):
                     raise ModbusDeviceError(ILLEGAL_VALUE, f"{r.name}={value} refused")
                 updates[r.name] = value
+        command = int(updates.get("command", Command.NONE))
+        if command not in self.supported_commands():
+            # Refused whole: a device never half-applies a write it answers with an exception.
+            raise ModbusDeviceError(ILLEGAL_VALUE, f"{self.kind.name} has no command {command}")
         self.apply_control(updates)
         return None
+
+    def supported_commands(self) -> frozenset[int]:
+        """What the ``command`` register accepts on this kind (registers.py descriptions)."""
+        return frozenset({Command.NONE, Command.IDENTIFY, Command.CLEAR_FAULTS})
 
     def apply_control(self, updates: dict[str, float]) -> None:
         command = int(updates.pop("command", 0))
@@ -167,7 +175,7 @@ class SimDevice:
             self.identify_until = self.now + IDENTIFY_S
         elif command == Command.CLEAR_FAULTS:
             self.status &= ~(Status.WIRING_FAULT | Status.WATCHDOG_EXPIRED)
-        elif command not in (Command.NONE, Command.MEASURE_RI):
+        elif command not in self.supported_commands():
             raise ModbusDeviceError(ILLEGAL_VALUE, f"unknown command {command}")
         self.on_command(command)
 
@@ -227,6 +235,9 @@ class BatteryModuleDevice(SimDevice):
             self.setpoint_written_at = self.now
             self.status &= ~Status.WATCHDOG_EXPIRED
         super().apply_control(updates)
+
+    def supported_commands(self) -> frozenset[int]:
+        return super().supported_commands() | {Command.MEASURE_RI}
 
     def on_command(self, command: int) -> None:
         if command == Command.MEASURE_RI:

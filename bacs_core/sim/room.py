@@ -70,25 +70,38 @@ class Fault:
     @classmethod
     def parse(cls, text: str) -> Fault:
         """``kind[:string[:block]][=value][@seconds]``, e.g. ``runaway:1:12=2@600``."""
+        spec = text
         at = 0.0
         if "@" in text:
             text, at_text = text.rsplit("@", 1)
-            at = float(at_text)
+            at = _finite(at_text, spec, "@seconds")
         value = 0.0
         if "=" in text:
             text, value_text = text.split("=", 1)
-            value = float(value_text)
+            value = _finite(value_text, spec, "=value")
         parts = text.split(":")
         try:
             kind = FaultKind(parts[0])
         except ValueError:
             choices = ", ".join(k.value for k in FaultKind)
             raise ValueError(f"unknown fault {parts[0]!r}; choose from {choices}") from None
+        if len(parts) > 3 or not all(p.isdigit() and int(p) >= 1 for p in parts[1:]):
+            raise ValueError(f"fault {spec!r}: write kind[:string[:block]] with numbers from 1")
         string = int(parts[1]) if len(parts) > 1 else 1
         block = int(parts[2]) if len(parts) > 2 else 1
         if kind in BUS_FAULTS and not value:
             value = {FaultKind.VANISH: 5.0}.get(kind, 0.05)
         return cls(kind, string, block, value, at)
+
+
+def _finite(text: str, spec: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"fault {spec!r}: {what} must be a number ≥ 0, not {text!r}")
+    return value
 
 
 class Scenario(StrEnum):

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer import FramerRTU, FramerSocket
 from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
 from pymodbus.pdu.register_message import (
@@ -26,13 +25,40 @@ from pymodbus.pdu.register_message import (
     WriteSingleRegisterResponse,
 )
 
-from ..bus.pymodbus_compat import decode_frame
 from ..bus.timing import LineTiming
-from .devices import ILLEGAL_FUNCTION, ModbusDeviceError
+from .devices import ILLEGAL_FUNCTION, ILLEGAL_VALUE, ModbusDeviceError
 from .room import NoAnswer, Room, SimBus
 
 _LOG = logging.getLogger(__name__)
 MAX_BUFFER = 512
+GATEWAY_TARGET_FAILED = 11
+MAX_READ = 125  # registers per FC03/FC04 (Modbus application protocol v1.1b3, 6.3)
+MAX_WRITE = 123  # registers per FC16 (6.12)
+
+
+def request_problem(pdu: bytes) -> int | None:
+    """The exception code a request's raw PDU earns before any device sees it (None: fine).
+
+    Quantity and byte count are checked as the Modbus specification says (exception 3), so a
+    request pymodbus could not even re-encode never reaches the devices.
+    """
+    fc = pdu[0]
+    if fc in (3, 4):
+        if len(pdu) != 5:
+            return ILLEGAL_VALUE
+        count = int.from_bytes(pdu[3:5], "big")
+        return None if 1 <= count <= MAX_READ else ILLEGAL_VALUE
+    if fc == 6:
+        return None if len(pdu) == 5 else ILLEGAL_VALUE
+    if fc == 16:
+        if len(pdu) < 6:
+            return ILLEGAL_VALUE
+        count = int.from_bytes(pdu[3:5], "big")
+        byte_count = pdu[5]
+        if not 1 <= count <= MAX_WRITE or byte_count != 2 * count or len(pdu) != 6 + byte_count:
+            return ILLEGAL_VALUE
+        return None
+    return ILLEGAL_FUNCTION
 
 
 @dataclass
@@ -46,11 +72,17 @@ class ServerStats:
 class BusProtocolHandler:
     """Turns request bytes into answer bytes for one simulated bus (one connection)."""
 
-    def __init__(self, bus: SimBus, *, rtu: bool, timing: LineTiming | None) -> None:
+    def __init__(
+        self, bus: SimBus, *, rtu: bool, timing: LineTiming | None, gateway: bool = False
+    ) -> None:
+        """``gateway``: answer for an absent unit with exception 11 (gateway target device
+        failed to respond), as a Modbus TCP gateway does, instead of silence."""
         self.bus = bus
+        self.gateway = gateway
         self.rtu = rtu
         self.timing = timing
-        self.framer = (FramerRTU if rtu else FramerSocket)(DecodePDU(is_server=True))
+        self.decoder = DecodePDU(is_server=True)
+        self.framer = (FramerRTU if rtu else FramerSocket)(self.decoder)
         self.buffer = b""
         self.stats = ServerStats()
         self._line_free_at = 0.0
@@ -79,39 +111,64 @@ class BusProtocolHandler:
         except ModbusDeviceError as err:
             return ExceptionResponse(fc, err.code, unit)
 
+    def _respond(self, unit: int, pdu: bytes) -> ModbusPDU | None:
+        """The answer to one request PDU; None when nothing answers (no such unit)."""
+        fc = pdu[0]
+        try:
+            self.bus.device(unit)
+        except NoAnswer:
+            if self.gateway and not self.bus.vanished:
+                return ExceptionResponse(fc & 0x7F, GATEWAY_TARGET_FAILED, unit)
+            return None
+        if (code := request_problem(pdu)) is not None:
+            return ExceptionResponse(fc & 0x7F, code, unit)
+        try:
+            request = self.decoder.decode(pdu)
+        except Exception:  # pymodbus raises struct.error on a PDU shorter than its kind
+            request = None
+        if request is None:
+            return ExceptionResponse(fc, ILLEGAL_VALUE, unit)
+        request.dev_id = unit
+        return self._answer(request)
+
     def feed(self, data: bytes, now: float) -> list[tuple[float, bytes]]:
-        """Requests in ``data`` -> (deliver_at, bytes) answers; faults decided per exchange."""
+        """Requests in ``data`` -> (deliver_at, bytes) answers; faults decided per exchange.
+
+        Never raises: undecodable bytes are dropped (an RTU slave resyncs on the next
+        silence), a malformed request gets the Modbus exception the specification names.
+        """
         self.buffer += data
         out: list[tuple[float, bytes]] = []
         while self.buffer:
             try:
-                used, request = decode_frame(self.framer, self.buffer)
-            except ModbusIOException:
-                self.buffer = b""  # undecodable: an RTU slave resyncs on the next silence
-                break
-            if request is None:
+                used, unit, tid, pdu = self.framer.decode(self.buffer)
+            except Exception:
+                used, unit, tid, pdu = len(self.buffer), 0, 0, b""
+            if not used:
                 if len(self.buffer) > MAX_BUFFER:
                     self.buffer = b""
                 break
             self.buffer = self.buffer[used:]
+            if not pdu:
+                continue
             self.stats.requests += 1
-            request_len = len(self.framer.buildFrame(request))
             if self.bus.vanished:
                 self.stats.dropped += 1
                 continue
             fate = self.bus.wire_fault()
-            answer = self._answer(request)
+            answer = self._respond(unit, pdu)
             if answer is None or fate == "timeout":
                 self.stats.dropped += 1
                 if self.timing:  # the line stays busy for the request and a timeout
                     self._line_free_at = max(now, self._line_free_at)
                 continue
-            answer.transaction_id = request.transaction_id
+            answer.dev_id = unit
+            answer.transaction_id = tid
             frame = self.framer.buildFrame(answer)
             deliver = now
             if self.timing:
                 start = max(now, self._line_free_at)
-                deliver = start + self.timing.transaction_s(request_len, len(frame))
+                deliver = start + self.timing.transaction_s(used, len(frame))
                 self._line_free_at = deliver + self.timing.gap_s
             if fate == "crc":
                 self.stats.corrupted += 1
@@ -168,6 +225,7 @@ class TcpBusServer:
         *,
         rtu: bool = False,
         timing: LineTiming | None = None,
+        gateway: bool = False,
     ) -> None:
         self.room = room
         self.bus = room.buses[bus_index]
@@ -175,6 +233,7 @@ class TcpBusServer:
         self.port = port
         self.rtu = rtu
         self.timing = timing
+        self.gateway = gateway
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._watch: asyncio.Task[None] | None = None
@@ -213,7 +272,9 @@ class TcpBusServer:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handler = BusProtocolHandler(self.bus, rtu=self.rtu, timing=self.timing)
+        handler = BusProtocolHandler(
+            self.bus, rtu=self.rtu, timing=self.timing, gateway=self.gateway
+        )
         self.handlers.append(handler)
         sender = _Sender(writer.write)
         self._writers.add(writer)

@@ -118,7 +118,7 @@ def test_simulate_prints_units_and_refuses_bad_options() -> None:
         check=False,
     )
     assert bad.returncode == 2
-    assert "unknown fault" in bad.stdout
+    assert "unknown fault" in bad.stderr
 
 
 def test_help_lists_every_command() -> None:
