@@ -66,8 +66,14 @@ class PersistedState:
             raise StateFormatError(
                 f"version: {version!r} is not a known state format {_KNOWN_VERSIONS}"
             )
+        # The trip state is never assumed: a store without it is damaged, not "armed".
+        if "safety" not in data:
+            raise StateFormatError("safety: missing (the trip state is not in the store)")
         safety = _mapping(data, "safety")
-        state = _text(safety, "safety.state", "state", required=False) or TripState.ARMED.value
+        if "state" not in safety:
+            raise StateFormatError("safety.state: missing")
+        state = _text(safety, "safety.state", "state", required=True)
+        assert state is not None
         try:
             trip_state = TripState(state)
         except ValueError:

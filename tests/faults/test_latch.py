@@ -134,7 +134,8 @@ def seen_before(tmp: Path, room: Room) -> None:
     units = [f"bus1/{u}" for u in sorted(room.buses[0].devices)]
     state = tmp / "state" / "bacs.json"
     state.parent.mkdir()
-    state.write_text(json.dumps({"version": 2, "topology": {"units": units}}))
+    stored = {"version": 2, "safety": {"state": "armed"}, "topology": {"units": units}}
+    state.write_text(json.dumps(stored))
 
 
 def stored_state(tmp: Path) -> str:
