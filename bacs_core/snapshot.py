@@ -59,7 +59,10 @@ class TripState(StrEnum):
     COUNTDOWN = "countdown"  # runaway confirmed, pre-trip delay running
     TRIPPED = "tripped"  # relay commanded and the breaker reported open; latched
     FAILED = "failed"  # relay commanded but the breaker did not report open; escalated
-    UNKNOWN = "unknown"  # the saved trip state could not be read: treated as tripped
+    # The stored trip state could not be read (damaged, unreadable or mistyped state file, or
+    # a trip relay found energised with no record): the relays are left as they are, a
+    # confirmed runaway still trips, and only a person's reset returns to ARMED.
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ class DeviceInfo:
     firmware: str
     online: bool
     last_seen: datetime | None = None
+    stale: bool = False  # it answers, but its measurement sequence stopped: values frozen
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +210,16 @@ class BusSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class UnwatchedBlock:
+    """A block the thermal-runaway detector cannot watch this cycle, and why."""
+
+    string: int  # 1-based
+    position: int  # 1-based, in the string
+    device: DeviceRef | None
+    reason: str  # "stale", "missing", "out_of_range", "implausible"
+
+
+@dataclass(frozen=True, slots=True)
 class SafetySnapshot:
     trip_state: TripState
     breaker: BreakerState
@@ -214,6 +228,11 @@ class SafetySnapshot:
     countdown_s: float | None
     reason: str | None
     tripped_at: datetime | None
+    # False while a trip is configured but a breaker relay module is missing or silent: the
+    # trip (armed or latched) cannot reach the breaker until it answers.
+    breaker_path_available: bool = True
+    unwatched_blocks: tuple[UnwatchedBlock, ...] = ()
+    state_note: str | None = None  # why the trip state is UNKNOWN, or was recovered
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from .config import ConfigError, ManagerConfig, validate_config
 from .safety import SafetyRefusedError
 from .service import Manager
-from .storage import FileStorage, MemoryStorage, Storage
+from .storage import FileStorage, MemoryStorage, StateUnreadableError, Storage
 
 __all__ = [
     "ConfigError",
@@ -12,6 +12,7 @@ __all__ = [
     "ManagerConfig",
     "MemoryStorage",
     "SafetyRefusedError",
+    "StateUnreadableError",
     "Storage",
     "validate_config",
 ]

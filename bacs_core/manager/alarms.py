@@ -30,10 +30,15 @@ class Level(IntEnum):
     NONE = 0
     WARNING = 1
     ALARM = 2
+    CRITICAL = 3  # the manager's own conditions only (see Condition)
 
 
-_SEVERITY = {Level.WARNING: Severity.WARNING, Level.ALARM: Severity.ALARM}
-_LEVEL_WORD = {Level.WARNING: "warning", Level.ALARM: "alarm"}
+_SEVERITY = {
+    Level.WARNING: Severity.WARNING,
+    Level.ALARM: Severity.ALARM,
+    Level.CRITICAL: Severity.CRITICAL,
+}
+_LEVEL_WORD = {Level.WARNING: "warning", Level.ALARM: "alarm", Level.CRITICAL: "critical alarm"}
 # The equalizer is steering the block towards its target (not paused, not beyond its reach).
 _EQUALIZING = frozenset({BalancingState.ACTIVE, BalancingState.IDLE})
 _SOURCE_NAMES = {
@@ -79,11 +84,34 @@ class SensorObservation:
     values: Mapping[str, Value] = field(default_factory=dict)
 
 
+# -- conditions the manager judges itself (trip path, state file, stale devices) ------------
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """An alarm whose rule lives in the manager (safety, state file, stale data). Pass every
+    known key each cycle, with ``severity=None`` when it does not hold: it then clears."""
+
+    key: str
+    code: str
+    severity: Severity | None
+    message: str
+    source: str = "safety"
+    device: DeviceRef | None = None
+    string: int | None = None
+
+
+_LEVEL = {
+    Severity.WARNING: Level.WARNING,
+    Severity.ALARM: Level.ALARM,
+    Severity.CRITICAL: Level.CRITICAL,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Observation:
     strings: Sequence[StringObservation]
     sensors: Sequence[SensorObservation]
     buses: Mapping[str, bool]  # bus id -> answering
+    conditions: Sequence[Condition] = ()
 
 
 @dataclass
@@ -268,6 +296,18 @@ class AlarmEngine:
                         label,
                     )
         self._comm(now, obs)
+        for c in obs.conditions:
+            self._set(
+                now,
+                c.key,
+                c.code,
+                _LEVEL[c.severity] if c.severity else Level.NONE,
+                None,
+                None,
+                c.message,
+                {"device": c.device, "string": c.string, "source": c.source},
+                Limit(),
+            )
         return self._finish()
 
     @staticmethod

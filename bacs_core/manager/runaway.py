@@ -54,6 +54,9 @@ class RunawayStatus:
     confirmed: bool  # held for confirm_cycles consecutive cycles
     strings: frozenset[int]  # strings where the criteria hold
     reason: str | None
+    # (string, position) of the blocks it cannot watch this cycle: no temperature of quality
+    # OK (stale, missing, out of range) or one set aside as implausible.
+    unwatched: frozenset[tuple[int, int]] = frozenset()
 
 
 @dataclass
@@ -83,6 +86,7 @@ class RunawayDetector:
         holding: set[int] = set()
         reasons: list[str] = []
         confirmed = False
+        unwatched: set[tuple[int, int]] = set()
         for st in strings:
             state = self._strings.setdefault(st.index, _String())
             while len(state.blocks) < len(st.temperatures):
@@ -90,6 +94,7 @@ class RunawayDetector:
             temps = [
                 self._plausible(now_s, state.blocks[i], t) for i, t in enumerate(st.temperatures)
             ]
+            unwatched.update((st.index, i + 1) for i, t in enumerate(temps) if t is None)
             usable = [t for t in temps if t is not None]
             if not usable:
                 continue  # nothing trustworthy: neither trip nor clear a confirmation
@@ -135,6 +140,7 @@ class RunawayDetector:
             confirmed,
             frozenset(holding),
             "; ".join(reasons) or None,
+            frozenset(unwatched),
         )
 
     def _plausible(self, now_s: float, block: _Block, t: float | None) -> float | None:

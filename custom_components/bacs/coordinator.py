@@ -14,11 +14,13 @@ display precision (see entity.py), which is what keeps the recorder budget.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
@@ -27,7 +29,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from bacs_core.bus import RegisterTransport
 from bacs_core.bus.errors import BusError
 from bacs_core.events import Event
-from bacs_core.manager import Manager
+from bacs_core.manager import Manager, StateUnreadableError
 from bacs_core.snapshot import (
     CurrentSensorSnapshot,
     DeviceInfo,
@@ -55,7 +57,22 @@ class StoreStorage:
         self.store: Store[dict[str, Any]] = Store(hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}")
 
     async def load(self) -> dict[str, Any] | None:
-        return await self.store.async_load()
+        """A store that exists but cannot be read is "unreadable", never "empty": Home
+        Assistant sets a corrupt file aside and answers None, which would release a latched
+        trip. bacs_core then starts with the trip state unknown and raises a critical alarm."""
+        path = self.store.path
+        existed = await self.store.hass.async_add_executor_job(os.path.exists, path)
+        try:
+            data = await self.store.async_load()
+        except (HomeAssistantError, OSError, ValueError, KeyError, TypeError) as err:
+            raise StateUnreadableError(f"{path}: {err}") from err
+        if data is None and existed:
+            raise StateUnreadableError(
+                f"{path} is damaged (Home Assistant kept it as {path}.corrupt.*)"
+            )
+        if data is not None and not isinstance(data, dict):
+            raise StateUnreadableError(f"{path} holds {type(data).__name__}, not an object")
+        return data
 
     async def save(self, data: dict[str, Any]) -> None:
         await self.store.async_save(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -26,6 +27,7 @@ from bacs_core.manager.safety import (
     SafetyRefusedError,
     TripSettings,
 )
+from bacs_core.manager.storage import BACKUP_NOTE_KEY, StateUnreadableError
 from bacs_core.manager.thresholds import Chemistry, thresholds_for
 from bacs_core.manager.trend import ResistanceTrend
 from bacs_core.model import Quality
@@ -189,6 +191,8 @@ def test_trip_verify_and_failure_escalation() -> None:
     assert any(e.type is EventType.TRIP_FAILED for e in seen)
     assert d.outputs[DeviceRef("bus1", 67)][1] is True  # keep commanding
     s.update(T0, 5, True, "hot", True, relays(False), False)
+    assert s.state is TripState.FAILED  # one poll reading "open" is confirmed first
+    s.update(T0, 6, True, "hot", True, relays(False), False)
     assert s.state is TripState.TRIPPED
     assert s.breaker is BreakerState.OPEN
 
@@ -214,7 +218,7 @@ def test_reset_refuses_while_unsafe_and_the_trip_survives_a_restart() -> None:
         s.reset(T0, runaway_active=False, breaker_readable=False)
     assert err.value.code == "state_unknown"
     again = safety()
-    again.restore(s.state_dict())
+    again.restore(s.record())
     assert again.state is TripState.TRIPPED
     events = again.reset(T0, runaway_active=False, breaker_readable=True)
     assert events[0].type is EventType.TRIP_RESET
@@ -283,9 +287,14 @@ def test_file_storage_is_atomic_and_keeps_a_corrupt_file(tmp_path: Path) -> None
     store = FileStorage(path)
     asyncio.run(store.save({"a": 1}))
     assert asyncio.run(store.load()) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left
+    # No temp file left; the second good copy beside the main one.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.bak"]
     path.write_text("{half a file")
-    assert asyncio.run(store.load()) is None
+    assert asyncio.run(store.load()) == {"a": 1, BACKUP_NOTE_KEY: ANY}  # the copy is read
+    path.write_text("{half a file")
+    (tmp_path / "state.json.bak").unlink()
+    with pytest.raises(StateUnreadableError, match="not valid JSON.*no backup copy"):
+        asyncio.run(store.load())  # damaged is not empty: the manager starts UNKNOWN
     assert any(p.name.startswith("state.json.corrupt-") for p in tmp_path.iterdir())
 
 

@@ -1,9 +1,6 @@
 """The fault suite: a representative subset of the benchmark's scenarios (scripts/bench_faults.py
 runs them all). Each must end with no defect: no crash, no traceback, no false or missed trip,
 no lost latch, no wrong value accepted, no lost alarm event, and the bus back within two cycles.
-
-Scenarios that depend on the latch fix of branch h/latch are expected to fail until it is
-merged (marked xfail, not strict: they turn XPASS then and the mark can go).
 """
 
 from __future__ import annotations
@@ -12,16 +9,7 @@ import pytest
 
 from tests.faults.scenarios import Scenario, representative, run
 
-CASES = [
-    pytest.param(
-        sc,
-        id=sc.name,
-        marks=[pytest.mark.xfail(reason="needs the latch fix (branch h/latch)", strict=False)]
-        if sc.latch
-        else [],
-    )
-    for sc in representative()
-]
+CASES = [pytest.param(sc, id=sc.name) for sc in representative()]
 
 
 @pytest.mark.parametrize("scenario", CASES)

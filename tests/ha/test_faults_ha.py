@@ -2,9 +2,8 @@
 
 Each reload builds a new simulated room from the sim:// URL (relays off, breakers closed), as
 if the relay module had lost power with Home Assistant: the latch must come back from the
-store and be applied to the relays again. The damaged-store cases need the latch fix of branch
-h/latch (a store that cannot be read gives the trip state "unknown" and a critical alarm,
-never "armed"): marked xfail until it is merged.
+store and be applied to the relays again. A store that cannot be read gives the trip state
+"unknown" (shown as state_unknown) and a critical alarm, never "armed".
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from custom_components.bacs.const import DOMAIN
 
 from .conftest import cycle, make_entry, room, setup
 
-LATCHED = ("tripped", "failed", "unknown")
+LATCHED = ("tripped", "failed", "state_unknown")  # Home Assistant shows UNKNOWN so
 
 
 async def _trip(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -61,7 +60,6 @@ def _damage(hass_storage: dict[str, Any], key: str, how: str) -> None:
         hass_storage[key]["data"].pop("safety", None)
 
 
-@pytest.mark.xfail(reason="needs the latch fix (branch h/latch)", strict=False)
 @pytest.mark.parametrize("how", ["not_an_object", "wrong_types", "safety_missing"])
 async def test_damaged_store_never_releases_the_latch(
     hass: HomeAssistant, hass_storage: dict[str, Any], how: str
