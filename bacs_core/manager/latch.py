@@ -84,9 +84,18 @@ class StringLatch:
         return TripRecord(self.state, self.reason, self.tripped_at, self.note)
 
 
-def strings_text(strings: Iterable[int]) -> str:
-    listed = sorted(strings)
+def strings_text(strings: Iterable[int], among: Iterable[int]) -> str:
+    """Which strings, in words: "string 2", "strings 1, 3", "every string" — or "" in a room
+    of one string, where naming it says nothing."""
+    listed, every = sorted(set(strings)), sorted(set(among))
+    if listed == every:
+        return "" if len(every) <= 1 else "every string"
     return ("string " if len(listed) == 1 else "strings ") + ", ".join(map(str, listed))
+
+
+def affix(text: str, before: str = " ", after: str = "") -> str:
+    """``text`` with its joining words, or nothing when there is no text."""
+    return f"{before}{text}{after}" if text else ""
 
 
 def reset_refusal(
@@ -112,7 +121,8 @@ def reset_refusal(
     if hot:
         return SafetyRefusedError(
             "runaway_active",
-            f"the thermal-runaway condition still holds on {strings_text(hot)}: let "
+            "the thermal-runaway condition still holds"
+            f"{affix(strings_text(hot, latches), ' on ')}: let "
             "the battery cool and find the cause before closing the breaker",
         )
     unread = [
@@ -128,8 +138,8 @@ def reset_refusal(
     if unread:
         return SafetyRefusedError(
             "state_unknown",
-            f"the relay module does not answer, so the breaker state of "
-            f"{strings_text(unread)} is unknown",
+            "the relay module does not answer, so the breaker state"
+            f"{affix(strings_text(unread, latches), ' of ')} is unknown",
         )
     return None
 

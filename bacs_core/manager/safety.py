@@ -21,7 +21,7 @@ is announced whether or not a trip can follow.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,7 @@ from .latch import (
     SafetyRefusedError,
     StringLatch,
     TripRecord,
+    affix,
     reset_refusal,
     safety_snapshot,
     strings_text,
@@ -124,6 +125,9 @@ class Safety:
     def string_state(self, string: int) -> TripState | None:
         t = self._trips.get(string)
         return t.state if t else None
+
+    def _which(self, strings: Iterable[int]) -> str:
+        return strings_text(strings, self._visible())
 
     def _group(self, string: int) -> list[int]:
         """The strings a runaway on ``string`` trips."""
@@ -247,7 +251,7 @@ class Safety:
         self._emit(
             now,
             EventType.TRIP_COUNTDOWN,
-            f"breaker of {strings_text(start)} opens in {delay:.0f} s: {reasons}",
+            f"breaker{affix(self._which(start), ' of ')} opens in {delay:.0f} s: {reasons}",
             {"seconds": delay, "strings": ",".join(map(str, sorted(start)))},
             string=next(iter(start)) if len(start) == 1 else None,
         )
@@ -271,7 +275,7 @@ class Safety:
             self._emit(
                 now,
                 EventType.TRIP_COUNTDOWN,
-                f"breaker of {strings_text(strings)} opens in {remaining:.0f} s",
+                f"breaker{affix(self._which(strings), ' of ')} opens in {remaining:.0f} s",
                 {"seconds": round(remaining, 1), "strings": ",".join(map(str, strings))},
                 string=strings[0] if len(strings) == 1 else None,
             )
@@ -310,7 +314,7 @@ class Safety:
         self._emit(
             now,
             EventType.TRIPPED,
-            f"breaker trip, {strings_text(strings)}: {reasons}",
+            f"breaker trip{affix(self._which(strings), ', ')}: {reasons}",
             {"strings": ",".join(map(str, sorted(strings))), "scope": self.settings.scope.value},
             string=next(iter(strings)) if len(strings) == 1 else None,
         )
@@ -426,7 +430,7 @@ class Safety:
             Event(
                 EventType.TRIP_RESET,
                 now,
-                f"{said} ({strings_text(todo)})",
+                f"{said}{affix(self._which(todo), ' (', ')')}",
                 string=string,
                 data={"from": was.value, "strings": ",".join(map(str, sorted(todo)))},
             )

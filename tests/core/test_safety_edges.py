@@ -552,16 +552,14 @@ def test_the_words_a_person_reads() -> None:
     with pytest.raises(SafetyRefusedError) as err:
         s.reset(T0, runaway_active=True, breaker_readable=True)
     assert str(err.value) == (
-        "the thermal-runaway condition still holds on string 1: let the battery cool and find "
-        "the cause before closing the breaker"
+        "the thermal-runaway condition still holds: let the battery cool and find the cause "
+        "before closing the breaker"
     )
     with pytest.raises(SafetyRefusedError) as err:
         s.reset(T0, runaway_active=False, breaker_readable=False)
-    assert str(err.value) == (
-        "the relay module does not answer, so the breaker state of string 1 is unknown"
-    )
+    assert str(err.value) == "the relay module does not answer, so the breaker state is unknown"
     (reset,) = s.reset(T0, runaway_active=False, breaker_readable=True)
-    assert reset.message == "breaker trip reset by a person (string 1)"
+    assert reset.message == "breaker trip reset by a person"
     run = Run(make(verify=1))
     d = run.cycle(runaway=True, reason=None)
     assert d.snapshot.reason == "thermal runaway"
