@@ -9,6 +9,8 @@ migration of a state file that knew one trip for the whole room.
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,16 @@ import pytest
 from bacs_core.events import Event, EventType
 from bacs_core.manager import FileStorage, Manager, SafetyRefusedError, validate_config
 from bacs_core.manager.config import ConfigError
+from bacs_core.manager.persisted import PersistedState, StateFormatError
+from bacs_core.manager.safety import (
+    Breaker,
+    RelayState,
+    Safety,
+    SafetyDecision,
+    SafetyRecord,
+    TripRecord,
+    TripSettings,
+)
 from bacs_core.manager.storage import Storage
 from bacs_core.sim.control import handle_command, serve_control
 from bacs_core.sim.loopback import LoopbackTransport
@@ -24,6 +36,7 @@ from bacs_core.sim.room import Fault, FaultKind, Room, RoomConfig
 from bacs_core.snapshot import (
     Alarm,
     BreakerState,
+    DeviceRef,
     ManagerStatus,
     Severity,
     SystemSnapshot,
@@ -502,3 +515,96 @@ def _demo_module() -> Any:
         return module
     finally:
         sys.path.remove(str(scripts))
+
+
+# -- the engine alone: countdowns per string, an unrecorded energised relay ------------------
+R = DeviceRef("bus1", 40)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _engine(scope: TripScope = TripScope.STRING, delay: float = 0.0) -> Safety:
+    breakers = (Breaker(R, 1, 1, 1), Breaker(R, 2, 2, 2))
+    return Safety(TripSettings(breakers, delay, scope=scope, strings=(1, 2)))
+
+
+def _relays(outputs: tuple[bool, ...] = (False,) * 4) -> dict[DeviceRef, RelayState]:
+    return {R: RelayState(outputs, (True,) * 4)}
+
+
+def _cycle(s: Safety, t: float, runaway: dict[int, str], relays: Any = None) -> SafetyDecision:
+    return s.update(
+        T0 + timedelta(seconds=t),
+        t,
+        bool(runaway),
+        None,
+        bool(runaway),
+        relays or _relays(),
+        False,
+        runaway_strings=runaway,
+        pre_alert_strings=set(runaway),
+    )
+
+
+def test_a_countdown_runs_for_the_runaways_string_only() -> None:
+    s = _engine(delay=30.0)
+    d = _cycle(s, 10, {2: "string 2: block 1 hot"})
+    assert s.string_state(2) is TripState.COUNTDOWN and s.string_state(1) is TripState.ARMED
+    (_detected, countdown) = d.events
+    assert countdown.type is EventType.TRIP_COUNTDOWN and countdown.string == 2
+    assert countdown.data == {"seconds": 30.0, "strings": "2"}
+    assert "string 2" in countdown.message
+    assert d.outputs == {R: {1: False, 2: False}}
+    assert d.snapshot.countdown_s == 30.0
+    d = _cycle(s, 40, {})
+    assert d.outputs == {R: {1: False, 2: True}}
+    assert [e.type for e in d.events] == [EventType.TRIPPED]
+
+
+def test_with_scope_all_one_countdown_for_every_string() -> None:
+    s = _engine(TripScope.ALL, delay=30.0)
+    d = _cycle(s, 10, {2: "string 2: block 1 hot"})
+    assert [t.state for t in d.snapshot.strings] == [TripState.COUNTDOWN] * 2
+    countdown = d.events[1]
+    assert countdown.string is None and countdown.data["strings"] == "1,2"
+    assert "every string" in countdown.message
+    d = _cycle(s, 40, {})
+    assert d.outputs == {R: {1: True, 2: True}}
+    (tripped,) = d.events
+    assert tripped.data == {"strings": "1,2", "scope": "all"}
+
+
+def test_an_energised_relay_with_no_record_makes_its_string_unknown() -> None:
+    s = _engine()
+    d = _cycle(s, 10, {}, _relays((False, True, False, False)))
+    assert s.string_state(2) is TripState.UNKNOWN and s.string_state(1) is TripState.ARMED
+    assert d.outputs == {R: {1: False}}  # string 2's relay is left as it is
+    assert d.snapshot.trip_state is TripState.UNKNOWN
+    assert "channel 2" in (d.snapshot.string(2).note or "")  # type: ignore[union-attr]
+    s.reset(T0, string=2)
+    assert s.string_state(2) is TripState.ARMED
+
+
+@pytest.mark.parametrize(
+    ("safety", "named"),
+    [
+        ({"strings": {}}, "safety.others: missing"),
+        ({"strings": {"x": {"state": "armed"}}, "others": {"state": "armed"}}, "safety.strings.x"),
+        ({"strings": {"0": {"state": "armed"}}, "others": {"state": "armed"}}, "safety.strings.0"),
+        ({"strings": {"1": []}, "others": {"state": "armed"}}, "safety.strings.1: an object"),
+        ({"strings": [], "others": {"state": "armed"}}, "strings: an object"),
+        ({"strings": {}, "others": {"state": "armed", "reason": 5}}, "safety.others.reason"),
+        ({"strings": {"2": {"reason": "x"}}, "others": {"state": "armed"}}, "strings.2.state"),
+    ],
+)
+def test_a_wrong_per_string_field_is_named(safety: dict[str, Any], named: str) -> None:
+    with pytest.raises(StateFormatError, match=re.escape(named)):
+        PersistedState.from_dict({"version": 3, "safety": safety})
+
+
+def test_the_state_round_trips_per_string() -> None:
+    record = SafetyRecord(
+        {1: TripRecord(TripState.ARMED), 2: TripRecord(TripState.FAILED, "hot", T0)},
+        TripRecord(TripState.ARMED),
+    )
+    data = json.loads(json.dumps(PersistedState(record).as_dict()))
+    assert PersistedState.from_dict(data).safety == record
