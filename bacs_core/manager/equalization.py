@@ -1,16 +1,27 @@
 """Equalization: steer each module's shunt so every block's float voltage meets its target.
 
-Physics (battery-domain.md §3.5, docs/simulator.md): the charger holds the string voltage, so a
-shunt can only lower its own block; the others rise because the string current rises. The
-block that needs the most current (the lowest) must end with its shunt off, and current common
-to all shunts is pure heat, so it is removed every cycle.
+Physics (battery-domain.md §3.5, docs/equalization.md): the charger holds the string voltage,
+so a shunt can only lower its own block; the others rise because the string current rises.
+The block that needs the most current (the lowest) must end with its shunt off, and current
+common to all shunts is pure heat.
 
-Control law, per block, a PI controller on the deviation from target, normalised by the
-block's small-signal conductance (Tafel: dI/dV = I/b), so one set of gains fits every block
-size and float current. The integral time matches the polarisation lag (10–30 min), which
-gives a well-damped loop instead of the limit cycling a plain integrator shows. Anti-windup
-stops integrating into a clamp. A block the shunts cannot bring in is reported
-``OUT_OF_RANGE`` and excluded from the target instead of burning power forever.
+The controller knows none of the battery's constants. It works on block *currents* in a
+logarithmic scale, where a float block is close to linear (V ≈ a_i + b·ln I_i behind a lag
+τ_i = θ/I_i); b and θ are identified online from the controller's own moves
+(``plant_estimate.py``). Per block, a PI controller on the filtered deviation sets the
+block's log-current relative to the string; the block that wants the most current gets
+shunt 0 and every other shunt carries exactly the difference, so no current is common to
+all. The integral time is the block's identified lag (the PI zero cancels it), the gain is
+normalised by the identified slope, anti-windup stops integrating into the module maximum.
+
+A block is ``OUT_OF_RANGE`` only on evidence: its own shunt at the maximum (too high) or
+the others' shunts used up (too low), for several of its identified lags, while its
+deviation is not closing. It leaves the target, its shunt goes off, and it is tried again
+after ``retry_after_s``.
+
+What sensing can and cannot do: noise and ripple are filtered; a module's offset or gain
+error looks exactly like a real deviation, so the controller holds the *measured* voltages
+on target and each block's true voltage ends off by that module's error (docs).
 """
 
 from __future__ import annotations
@@ -22,8 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ..snapshot import BalancingState, ChargeState
-
-B_PER_CELL = 0.043  # V per e-fold of float current per cell (Tafel slope, §4.1)
+from .plant_estimate import BlockWindow, PlantEstimate, PlantEstimator
 
 
 class TargetMode(StrEnum):
@@ -38,16 +48,19 @@ class EqualizationSettings:
     float_voltage_per_cell: float = 2.27
     temperature_compensation: float = -3.0  # mV/°C/cell
     reference_temperature: float = 25.0
-    deadband_per_cell: float = 0.0005  # V/cell: 3 mV on a 12 V block
-    proportional_gain: float = 1.0  # share of the remaining step taken per time constant
-    integral_time_s: float = 120.0  # s: how fast commands move to their steady state
-    polarisation_time_s: float = 1200.0  # τ of the float polarisation at 1 mA/Ah (§4.3)
-    slope_window_s: float = 120.0
-    settle_time_s: float = 600.0  # s to move a block's double-layer charge onto target
+    deadband_per_cell: float = 0.0003  # V/cell the integral ignores: 1.8 mV on a 12 V block
+    proportional_gain: float = 3.0  # closed loop ≈ the block's lag ÷ this
+    filter_time_s: float = 60.0  # measurement filter (noise, ripple)
+    slope_window_s: float = 600.0  # window of the identification's slope
+    prior_slope_per_cell: float = 0.06  # V per e-fold: a rough start, replaced when identified
+    prior_lag_s: float = 1800.0  # at the design float current; replaced when identified
+    design_float_current_per_ah: float = 0.001  # A/Ah, used only without a current sensor
     max_block_temperature: float = 40.0  # °C: pause (shunt heat raises float current)
     max_module_temperature: float = 70.0  # °C heatsink
-    out_of_range_after_s: float = 3600.0  # s the model must call a block beyond reach
+    out_of_range_lags: float = 4.0  # evidence: this many identified lags at the limit…
+    out_of_range_min_s: float = 1800.0  # …and never less than this
     out_of_range_deviation: float = 0.010  # V still off target then (the ±10 mV promise)
+    retry_after_s: float = 12 * 3600.0  # an out-of-range block is tried again after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,34 +86,36 @@ class StringInputs:
 class StringCommands:
     shunt: tuple[float, ...]  # A per block
     target: tuple[float | None, ...]
-    deviation: tuple[float | None, ...]
+    deviation: tuple[float | None, ...]  # filtered measured deviation, V
     state: tuple[BalancingState, ...]
     out_of_range: frozenset[int]  # 0-based block indices
     paused_reason: str | None
+    plant: PlantEstimate | None = None  # what the controller has identified
+
+
+ERROR_HISTORY_S = 60.0  # spacing of the remembered deviations ("is it closing?")
 
 
 @dataclass
 class _Block:
     command: float = 0.0  # A, the shunt commanded last cycle
-    beyond_s: float = 0.0  # leaky time the model has called this block beyond reach
-    samples: deque[tuple[float, float]] = field(default_factory=deque)  # (s, V)
-
-    def slope(self, now_s: float, window_s: float, voltage: float) -> float:
-        """dV/dt (V/s) by least squares over the recent window; 0 until it has data."""
-        self.samples.append((now_s, voltage))
-        while self.samples and self.samples[0][0] < now_s - window_s:
-            self.samples.popleft()
-        n = len(self.samples)
-        if n < 4:
-            return 0.0
-        mt = sum(t for t, _ in self.samples) / n
-        mv = sum(v for _, v in self.samples) / n
-        den = sum((t - mt) ** 2 for t, _ in self.samples)
-        if den <= 0:
-            return 0.0
-        return sum((t - mt) * (v - mv) for t, v in self.samples) / den
-
+    filtered: float | None = None  # V
+    integral: float = 0.0  # relative ln(current), the PI's integral part
+    beyond_s: float = 0.0  # time the evidence has said "beyond reach"
     out_of_range: bool = False
+    retry_at: float = 0.0
+    history: deque[float] = field(default_factory=lambda: deque(maxlen=1500))  # |e| per minute
+    history_at: float = -1e18
+    window: BlockWindow = field(default_factory=lambda: BlockWindow(300.0))
+
+    def forget(self) -> None:
+        self.command = 0.0
+        self.filtered = None
+        self.integral = 0.0
+        self.beyond_s = 0.0
+        self.history.clear()
+        self.history_at = -1e18
+        self.window.clear()
 
 
 @dataclass
@@ -111,12 +126,13 @@ class EqualizationController:
     float_voltage_override: float | None = None  # V per block, from the user
     _blocks: list[_Block] = field(default_factory=list)
     _last_s: float | None = None
+    _estimator: PlantEstimator | None = None
+    _cycle: int = 0
 
     def reset(self) -> None:
+        """After a pause: commands and filters start again; what was identified stays."""
         for b in self._blocks:
-            b.command = 0.0
-            b.beyond_s = 0.0
-            b.samples.clear()
+            b.forget()
 
     def clear_out_of_range(self, index: int | None = None) -> None:
         """After a block was replaced or repaired, let the controller try it again."""
@@ -124,14 +140,14 @@ class EqualizationController:
             if index is None or i == index:
                 b.out_of_range = False
                 b.beyond_s = 0.0
+                b.integral = 0.0
+
+    @property
+    def plant(self) -> PlantEstimate | None:
+        return None if self._estimator is None else self._estimator.current
 
     def _targets(self, inputs: StringInputs) -> list[float | None]:
         s = self.settings
-        active = [
-            i
-            for i, b in enumerate(inputs.blocks)
-            if b.voltage is not None and b.comms_ok and not self._blocks[i].out_of_range
-        ]
         if self.float_voltage_override is not None or s.target is TargetMode.FIXED:
             out: list[float | None] = []
             for b in inputs.blocks:
@@ -147,23 +163,51 @@ class EqualizationController:
                     )
                 out.append(per_cell * b.cells)
             return out
-        if not active:
+        total = 0.0
+        cells = 0
+        for i, b in enumerate(inputs.blocks):
+            block = self._blocks[i]
+            if b.comms_ok and block.filtered is not None and not block.out_of_range:
+                total += block.filtered
+                cells += b.cells
+        if not cells:
             return [None] * len(inputs.blocks)
-        total = sum(inputs.blocks[i].voltage or 0.0 for i in active)
-        cells = sum(inputs.blocks[i].cells for i in active)
-        per_cell = total / cells
-        return [per_cell * b.cells for b in inputs.blocks]
+        return [total / cells * b.cells for b in inputs.blocks]
+
+    def _filter(self, dt: float, inputs: StringInputs) -> None:
+        alpha = 1.0 if dt <= 0 else 1.0 - math.exp(-dt / self.settings.filter_time_s)
+        for i, b in enumerate(inputs.blocks):
+            block = self._blocks[i]
+            if b.voltage is None or not b.comms_ok:
+                block.filtered = None
+                block.window.clear()
+            elif block.filtered is None:
+                block.filtered = b.voltage
+            else:
+                block.filtered += alpha * (b.voltage - block.filtered)
 
     def update(self, now_s: float, inputs: StringInputs) -> StringCommands:
         n = len(inputs.blocks)
+        s = self.settings
         while len(self._blocks) < n:
-            self._blocks.append(_Block())
+            self._blocks.append(_Block(window=BlockWindow(s.slope_window_s)))
         dt = 0.0 if self._last_s is None else max(0.0, min(now_s - self._last_s, 120.0))
         self._last_s = now_s
+        self._cycle += 1
+        design = s.design_float_current_per_ah * inputs.capacity_ah
+        if self._estimator is None:
+            self._estimator = PlantEstimator(s.prior_slope_per_cell, s.prior_lag_s, design)
+        for i, block in enumerate(self._blocks[:n]):
+            if block.out_of_range and now_s >= block.retry_at:
+                block.out_of_range = False  # tried again: the evidence must build anew
+                block.beyond_s = 0.0
+                block.integral = 0.0
+                block.history.clear()
+        self._filter(dt, inputs)
         targets = self._targets(inputs)
         deviation = [
-            None if b.voltage is None or t is None else b.voltage - t
-            for b, t in zip(inputs.blocks, targets, strict=True)
+            None if b.voltage is None or t is None or blk.filtered is None else blk.filtered - t
+            for b, t, blk in zip(inputs.blocks, targets, self._blocks, strict=False)
         ]
         reason = self._pause_reason(inputs)
         if reason is not None:
@@ -175,11 +219,11 @@ class EqualizationController:
                 for i in range(n)
             )
             return StringCommands(
-                (0.0,) * n, tuple(targets), tuple(deviation), paused, self._oor(), reason
+                (0.0,) * n, tuple(targets), tuple(deviation), paused, self._oor(), reason, self.plant
             )
-
-        shunt, beyond = self._solve(now_s, inputs, targets, deviation, dt)
-        self._track_reach(now_s, beyond, deviation, inputs, dt)
+        current = inputs.string_current
+        string_current = current if current is not None and current > 0 else None
+        shunt = self._solve(now_s, dt, inputs, deviation, string_current, design)
         states: list[BalancingState] = []
         for i in range(n):
             if self._blocks[i].out_of_range:
@@ -191,71 +235,120 @@ class EqualizationController:
             else:
                 states.append(BalancingState.IDLE)
         return StringCommands(
-            tuple(shunt), tuple(targets), tuple(deviation), tuple(states), self._oor(), None
+            tuple(shunt),
+            tuple(targets),
+            tuple(deviation),
+            tuple(states),
+            self._oor(),
+            None,
+            self.plant,
+        )
+
+    def _hot(self, b: BlockInput) -> bool:
+        s = self.settings
+        return (b.temperature is not None and b.temperature > s.max_block_temperature) or (
+            b.module_temperature is not None and b.module_temperature > s.max_module_temperature
         )
 
     def _solve(
         self,
         now_s: float,
-        inputs: StringInputs,
-        targets: Sequence[float | None],
-        deviation: Sequence[float | None],
         dt: float,
-    ) -> tuple[list[float], set[int]]:
-        """The steady state the shunts should reach, and a damped step towards it.
+        inputs: StringInputs,
+        deviation: Sequence[float | None],
+        measured_current: float | None,
+        design_current: float,
+    ) -> list[float]:
+        """PI per block on ln(block current), relative to the block that wants the most.
 
-        Tafel: a block's float current changes by a factor e per b volts, so the current it
-        needs at its target is I·exp((V_tgt − V)/b). The string then needs the largest of
-        those (that block's shunt is 0); every other shunt carries the difference. When a
-        high block's shunt cannot carry it, the string current is capped there and the
-        blocks that need more are beyond reach. The lag is taken out with the double layer:
-        the reaction current now is I − C_dl·dV/dt, where C_dl = τ·I_float/b (§4.3), so the
-        step is computed from where each block is heading, not where it was.
+        Without a current sensor the string current is taken as the design float current
+        plus what the shunts add (an assumption, documented; with a sensor, measured).
         """
         s = self.settings
+        assert self._estimator is not None
         n = len(inputs.blocks)
-        string_current = max(
-            inputs.string_current if inputs.string_current is not None else 0.0,
-            0.001 * inputs.capacity_ah,  # 1 mA/Ah: float-current floor (§0)
-        )
-        need: dict[int, float] = {}
-        excess: dict[int, float] = {}
+        shunt = [0.0] * n
+        active: list[int] = []
         for i, b in enumerate(inputs.blocks):
             block = self._blocks[i]
-            e = deviation[i]
-            hot = (b.temperature is not None and b.temperature > s.max_block_temperature) or (
-                b.module_temperature is not None and b.module_temperature > s.max_module_temperature
-            )
-            if e is None or not b.comms_ok or block.out_of_range or hot:
+            if deviation[i] is None or not b.comms_ok or block.out_of_range or self._hot(b):
                 block.command = 0.0
                 continue
-            if abs(e) < s.deadband_per_cell * b.cells:
-                e = 0.0
-            b_v = B_PER_CELL * b.cells
-            c_dl = s.polarisation_time_s * 0.001 * inputs.capacity_ah / b_v
-            slope = block.slope(now_s, s.slope_window_s, b.voltage or 0.0)
-            current = string_current - block.command - c_dl * slope
-            current = max(current, 0.05 * string_current)
-            need[i] = current * math.exp(-e / b_v)
-            excess[i] = c_dl * e / s.settle_time_s  # A that moves the polarisation charge
-        shunt = [0.0] * n
-        beyond: set[int] = set()
-        if not need:
-            return shunt, beyond
-        window = _largest_feasible_set(need, min(inputs.blocks[i].shunt_max for i in need))
-        beyond = set(need) - window
-        wanted = max(need[i] for i in window)
-        alpha = min(1.0, dt / s.integral_time_s) if dt > 0 else 0.0
-        for i, v in need.items():
+            active.append(i)
+        if not active:
+            return shunt
+        if measured_current is not None:
+            i_str = measured_current
+        else:
+            i_str = design_current + sum(self._blocks[i].command for i in active) / len(active)
+        i_str = max(i_str, 1e-6)
+        self._identify(dt, inputs, deviation, active, i_str)
+        plant = self._estimator.current
+        b_hat = plant.b_per_cell
+        kp = s.proportional_gain
+        wanted: dict[int, float] = {}
+        for i in active:
             block = self._blocks[i]
-            goal = min(max(wanted - v + excess[i], 0.0), inputs.blocks[i].shunt_max)
-            block.command += s.proportional_gain * alpha * (goal - block.command)
-            shunt[i] = block.command
-        low = min(shunt[i] for i in need)  # no common-mode waste
-        for i in need:
-            shunt[i] -= low
-            self._blocks[i].command = shunt[i]
-        return shunt, beyond
+            b = inputs.blocks[i]
+            e = (deviation[i] or 0.0) / b.cells
+            i_block = max(i_str - block.command, 0.01 * i_str)
+            lag = plant.lag_s(i_block)
+            # Far above target the block falls at the pace its reaction allows whatever is
+            # commanded: an integral would wind up into an overshoot as slow as its lag, so
+            # there only the proportional part acts; below target the integral runs, at a
+            # bounded rate (it is also what unwinds an overshoot).
+            if abs(e) < s.deadband_per_cell or e > 0.5 * b_hat:
+                e_int = 0.0
+            else:
+                e_int = max(e, -0.5 * b_hat)
+            saturated = block.command >= 0.99 * b.shunt_max
+            if not (saturated and e_int > 0):
+                block.integral -= kp / b_hat * e_int * dt / lag
+            wanted[i] = block.integral - kp * e / b_hat
+        top_integral = max(self._blocks[i].integral for i in active)
+        top = max(wanted.values())
+        for i in active:
+            block = self._blocks[i]
+            b = inputs.blocks[i]
+            floor = math.log(max(1.0 - b.shunt_max / i_str, 1e-3)) - 1.0
+            block.integral = max(block.integral - top_integral, floor)
+            amps = i_str * (1.0 - math.exp(wanted[i] - top))
+            block.command = shunt[i] = min(max(amps, 0.0), b.shunt_max)
+        self._track_reach(now_s, dt, inputs, deviation, active, plant, i_str)
+        for i in range(n):
+            if self._blocks[i].out_of_range:
+                shunt[i] = self._blocks[i].command = 0.0
+        return shunt
+
+    def _identify(
+        self,
+        dt: float,
+        inputs: StringInputs,
+        deviation: Sequence[float | None],
+        active: list[int],
+        i_str: float,
+    ) -> None:
+        """Feed the estimator with excited samples: the block is off target or just moved."""
+        assert self._estimator is not None
+        s = self.settings
+        fed = False
+        for i in active:
+            block = self._blocks[i]
+            b = inputs.blocks[i]
+            if b.voltage is None:
+                continue
+            i_block = max(i_str - block.command, 1e-6)
+            block.window.push(self._last_s or 0.0, b.voltage, i_block)
+            if dt <= 0 or not block.window.full() or self._cycle % 3:
+                continue
+            samples = block.window.samples
+            moved = abs(math.log(samples[-1][2] / samples[0][2])) > 0.05
+            off = abs((deviation[i] or 0.0) / b.cells) > 4 * s.deadband_per_cell
+            if moved or off:
+                self._estimator.add(i, b.cells, block.window, 3 * dt)
+                fed = True
+        if fed:
+            self._estimator.solve()
 
     def _pause_reason(self, inputs: StringInputs) -> str | None:
         if not self.settings.enabled:
@@ -274,50 +367,46 @@ class EqualizationController:
     def _track_reach(
         self,
         now_s: float,
-        beyond: set[int],
-        deviation: Sequence[float | None],
+        dt: float,
         inputs: StringInputs,
-        block_dt: float | None = None,
+        deviation: Sequence[float | None],
+        active: list[int],
+        plant: PlantEstimate,
+        i_str: float,
     ) -> None:
-        """Out of range: the shunts' authority says "beyond reach" without a break for
-        ``out_of_range_after_s`` and the block is still off target (battery-domain.md §3.6)."""
+        """Out of range on evidence (battery-domain.md §3.6, made relative to the lag).
+
+        Too high: its own shunt at the maximum. Too low: its shunt off and the median of
+        the others' shunts at ≥ 90 % of their maximum (no authority left to raise the
+        string current). Either for ``out_of_range_lags`` identified lags, while the
+        deviation has not closed by a third over the last lag.
+        """
         s = self.settings
-        dt = 0.0 if block_dt is None else block_dt
-        for i, block in enumerate(self._blocks):
-            # A leaky tally, so noise that flips a block in and out of reach cannot reset it.
-            if i in beyond:
+        limit = s.out_of_range_deviation
+        use = sorted(self._blocks[i].command / inputs.blocks[i].shunt_max for i in active)
+        others_used = use[len(use) // 2] if use else 0.0
+        window = max(s.out_of_range_lags * plant.lag_s(i_str), s.out_of_range_min_s)
+        back = round(window / 2 / ERROR_HISTORY_S)
+        for i in active:
+            block = self._blocks[i]
+            b = inputs.blocks[i]
+            e = deviation[i] or 0.0
+            if now_s - block.history_at >= ERROR_HISTORY_S:
+                block.history.append(abs(e))
+                block.history_at = now_s
+            high = e > limit and block.command >= 0.98 * b.shunt_max
+            low = e < -limit and block.command <= 1e-4 and others_used >= 0.9
+            if not (high or low) or not plant.identified or len(block.history) <= back:
+                block.beyond_s = max(0.0, block.beyond_s - dt)
+                continue
+            then = block.history[-1 - back]
+            if abs(e) - limit > 0.8 * (then - limit):  # not closing over half the window
                 block.beyond_s += dt
-            else:
-                block.beyond_s = max(0.0, block.beyond_s - dt / 4)
-            if block.beyond_s >= s.out_of_range_after_s:
-                e = deviation[i] if i < len(deviation) else None
-                if e is not None and abs(e) > s.out_of_range_deviation:
-                    block.out_of_range = True
-                    block.command = 0.0
+            if block.beyond_s >= window:
+                block.out_of_range = True
+                block.retry_at = now_s + s.retry_after_s
+                block.command = 0.0
+                block.integral = 0.0
 
     def _oor(self) -> frozenset[int]:
         return frozenset(i for i, b in enumerate(self._blocks) if b.out_of_range)
-
-
-def _largest_feasible_set(need: dict[int, float], shunt_max: float) -> set[int]:
-    """The most blocks whose needed currents lie within one shunt's authority of each other.
-
-    Every block of the set can sit on target at once: the string carries the largest need
-    and each shunt carries the difference, which must not exceed its maximum. Blocks outside
-    (too high or too low) are beyond reach.
-    """
-    order = sorted(need, key=need.__getitem__)
-    best = (0, 0, 0)  # size, left, right
-    left = 0
-    for right, i in enumerate(order):
-        while need[i] - need[order[left]] > shunt_max:
-            left += 1
-        size = right - left + 1
-        if size >= best[0]:
-            best = (size, left, right)
-    return set(order[best[1] : best[2] + 1])
-
-
-def reachable_limit_a(float_current_a: float, deficit_v: float, cells: int) -> float:
-    """String-current rise needed to lift a block by ``deficit_v`` (Tafel: ×e per b volts)."""
-    return float_current_a * (math.exp(deficit_v / (B_PER_CELL * cells)) - 1.0)
