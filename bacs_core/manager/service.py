@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -75,6 +76,12 @@ SCAN_TIMEOUT_S = 0.1
 SAMPLE_FLOAT_S = 20 * 60.0  # history: every 20 min on float
 HISTORY_SAMPLES = 2000
 REDISCOVER_S = 60.0
+WATCHDOG_CYCLES = 3  # [issue 10 watchdog]
+
+
+def watchdog_for(poll_interval_s: float) -> int:
+    """[issue 10 watchdog] Module watchdog (s) for a poll interval: 3 cycles, register 1–600."""
+    return max(1, min(600, math.ceil(WATCHDOG_CYCLES * poll_interval_s)))
 PRE_ALERT_REPEAT_S = 3600.0  # a standing pre-alert is announced once, not every cycle
 
 type SnapshotListener = Callable[[SystemSnapshot], None]
@@ -273,7 +280,10 @@ class Manager:
                 await self.poll_once()
             except Exception:  # the loop must outlive any one bad cycle
                 _LOG.exception("poll cycle failed")
-            await asyncio.sleep(max(0.0, interval - (self._clock() - started)))
+            # [issue 10 clock] the interval is on the manager's clock; a clock that runs
+            # faster than real time (a simulator's, ``rate``) is slept in real seconds.
+            rate = float(getattr(self._clock, "rate", 1.0)) or 1.0
+            await asyncio.sleep(max(0.0, interval - (self._clock() - started)) / rate)
 
     # -- discovery --------------------------------------------------------------------------
     async def discover(self) -> list[DeviceRef]:
@@ -670,7 +680,12 @@ class Manager:
                 if not blocks[i].comms_ok:
                     continue
                 try:
-                    await client.set_balance(self._devices[ref], amps)
+                    # [issue 10 watchdog] setpoint and watchdog are adjacent registers: one
+                    # write refreshes the shunt and re-asserts a watchdog of ≥ 3 intervals.
+                    await client.write_values(
+                        self._devices[ref],
+                        {"balance_setpoint": amps, "watchdog": self._watchdog_s()},
+                    )
                 except BusError as err:
                     _LOG.debug("shunt write to %s failed: %s", ref, err)
         active = any(st is BalancingState.ACTIVE for st in commands.state)
@@ -699,6 +714,10 @@ class Manager:
             )
         s.out_of_range = commands.out_of_range
         return events
+
+    def _watchdog_s(self) -> int:
+        """[issue 10 watchdog] A module's shunt stops by itself after 3 missed cycles."""
+        return watchdog_for(self.config.poll_interval)
 
     def _observation(
         self, strings: list[StringObservation], readings: Mapping[DeviceRef, AnyReading]

@@ -219,6 +219,7 @@ class Room:
         self.rng = random.Random(config.seed)
         calibration_rng = random.Random(config.seed * 31 + 17)  # leaves the noise draws alone
         self.time_s = 0.0
+        self.speed = 1.0  # simulated seconds per real second while ``run`` drives it
         self._next_tick = 0.0
         self._serial = 100000 + config.seed * 1000
         n_buses = config.buses or self._buses_needed()
@@ -480,6 +481,7 @@ class Room:
 
     async def run(self, speed: float = 1.0, tick_s: float = 0.2) -> None:
         """Step in real time × speed until cancelled."""
+        self.speed = speed
         loop = asyncio.get_running_loop()
         last = loop.time()
         while True:
