@@ -13,11 +13,12 @@ what the modules would report (to 1 mV) and its commands become the shunt curren
 Judged on the TRUE block voltages, never on what the controller believes:
 - reach: which blocks any controller could hold, from the block parameters alone (the
   largest set whose needed float currents at the common target lie within one module's
-  shunt maximum of each other, battery-domain.md §3.5);
+  shunt maximum of each other, battery-domain.md §3.5). Blocks within 90 % of the maximum
+  must be held; blocks beyond 100 % must be reported; in between (``grey``) either is right;
 - held: at the end, every reachable block within ±10 mV of the reachable blocks' mean, for
   the whole last hour; converge_h: the start of that final in-band stretch;
 - false out of range: blocks the controller reported out of range (at any time) that the
-  reach criterion calls reachable; missed: unreachable blocks not reported at the end.
+  criterion says must be held; missed: blocks beyond reach not reported at the end.
 Percentiles count a string that never holds as +inf (reported as null when it decides them).
 """
 
@@ -149,7 +150,11 @@ def _voltage_at(s: StringPhysics, i: int, amps: float) -> float:
 
 
 def reachable(s: StringPhysics, shunt_max: float) -> set[int]:
-    """The largest set of blocks every shunt can hold at one common voltage (§3.5)."""
+    """The largest set of blocks every shunt can hold at one common voltage (§3.5).
+
+    Called with 0.9 × the maximum for the blocks that must be held, and with the full
+    maximum for those a controller may not call out of range: in between is a grey band
+    where both answers are right (temperature and noise decide)."""
     v_chg = s._float_setpoint()  # noqa: SLF001
     inside = set(range(s.n))
     for _ in range(6):
@@ -189,7 +194,8 @@ def run(family: Family, start: StringPhysics, controller: str, seed: int) -> dic
     cal_rng = random.Random(seed * 31 + 7)
     cal = [ModuleCalibration.draw(family.sensing, cal_rng) for _ in range(s.n)]
     ctrl: Any = EqualizationController() if controller == "adaptive" else LegacyController()
-    reach = reachable(s, spec.shunt_max_a)
+    reach = reachable(s, 0.9 * spec.shunt_max_a)  # must be held
+    reach_any = reachable(s, spec.shunt_max_a)  # may not be called out of range
     steps = round(family.hours * 3600 / DT)
     energy_wh = 0.0
     reported: set[int] = set()
@@ -234,6 +240,7 @@ def run(family: Family, start: StringPhysics, controller: str, seed: int) -> dic
                 worst_last_hour = max(worst_last_hour, worst)
     held = in_band_since is not None and in_band_since <= family.hours * 3600 - HELD_FOR_S
     unreachable = set(range(s.n)) - reach
+    beyond = set(range(s.n)) - reach_any  # beyond even the full maximum
     row: dict[str, Any] = {
         "family": family.name,
         "controller": controller,
@@ -241,9 +248,10 @@ def run(family: Family, start: StringPhysics, controller: str, seed: int) -> dic
         "converge_h": round(in_band_since / 3600, 3) if held and in_band_since else None,
         "held": held,
         "worst_last_hour_v": round(worst_last_hour, 4),
-        "unreachable": len(unreachable),
+        "unreachable": len(beyond),
+        "grey": len(unreachable - beyond),
         "false_out_of_range": len(reported - unreachable),
-        "missed_out_of_range": len(unreachable - out_now),
+        "missed_out_of_range": len(beyond - out_now),
         "shunt_energy_wh": round(energy_wh, 2),
         "cpu_s": round(time.process_time() - cpu, 1),
     }

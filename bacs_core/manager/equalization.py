@@ -49,7 +49,8 @@ class EqualizationSettings:
     temperature_compensation: float = -3.0  # mV/°C/cell
     reference_temperature: float = 25.0
     deadband_per_cell: float = 0.0003  # V/cell the integral ignores: 1.8 mV on a 12 V block
-    proportional_gain: float = 3.0  # closed loop ≈ the block's lag ÷ this
+    proportional_gain: float = 2.0  # overdrive beyond the steady need, per e-fold of error
+    smoothing_s: float = 120.0  # commands move towards their goal with this time constant
     filter_time_s: float = 60.0  # measurement filter (noise, ripple)
     slope_window_s: float = 600.0  # window of the identification's slope
     prior_slope_per_cell: float = 0.06  # V per e-fold: a rough start, replaced when identified
@@ -93,6 +94,7 @@ class StringCommands:
     plant: PlantEstimate | None = None  # what the controller has identified
 
 
+MIN_INTEGRAL_S = 300.0  # the integral never outruns the measurement filter and the sampling
 ERROR_HISTORY_S = 60.0  # spacing of the remembered deviations ("is it closing?")
 
 
@@ -100,22 +102,27 @@ ERROR_HISTORY_S = 60.0  # spacing of the remembered deviations ("is it closing?"
 class _Block:
     command: float = 0.0  # A, the shunt commanded last cycle
     filtered: float | None = None  # V
-    integral: float = 0.0  # relative ln(current), the PI's integral part
+    level: float | None = None  # ln(A): the block current steered towards, smoothed
     beyond_s: float = 0.0  # time the evidence has said "beyond reach"
     out_of_range: bool = False
+    pinned: bool = False  # at its maximum and still above target: not in the target's mean
     retry_at: float = 0.0
     history: deque[float] = field(default_factory=lambda: deque(maxlen=1500))  # |e| per minute
     history_at: float = -1e18
     window: BlockWindow = field(default_factory=lambda: BlockWindow(300.0))
+    settled_current: float | None = None  # A: the block current since ``settled_since``
+    settled_since: float = -1e18  # untouched by us: as settled as its slope says
 
     def forget(self) -> None:
         self.command = 0.0
         self.filtered = None
-        self.integral = 0.0
+        self.level = None
         self.beyond_s = 0.0
         self.history.clear()
         self.history_at = -1e18
         self.window.clear()
+        self.settled_current = None
+        self.settled_since = -1e18
 
 
 @dataclass
@@ -128,11 +135,13 @@ class EqualizationController:
     _last_s: float | None = None
     _estimator: PlantEstimator | None = None
     _cycle: int = 0
+    _observed: bool = False
 
     def reset(self) -> None:
         """After a pause: commands and filters start again; what was identified stays."""
         for b in self._blocks:
             b.forget()
+        self._observed = False
 
     def clear_out_of_range(self, index: int | None = None) -> None:
         """After a block was replaced or repaired, let the controller try it again."""
@@ -140,7 +149,7 @@ class EqualizationController:
             if index is None or i == index:
                 b.out_of_range = False
                 b.beyond_s = 0.0
-                b.integral = 0.0
+                b.level = None
 
     @property
     def plant(self) -> PlantEstimate | None:
@@ -168,11 +177,27 @@ class EqualizationController:
         for i, b in enumerate(inputs.blocks):
             block = self._blocks[i]
             if b.comms_ok and block.filtered is not None and not block.out_of_range:
+                if block.pinned:
+                    continue
                 total += block.filtered
                 cells += b.cells
         if not cells:
             return [None] * len(inputs.blocks)
         return [total / cells * b.cells for b in inputs.blocks]
+
+    def _pin(self, inputs: StringInputs, targets: Sequence[float | None]) -> None:
+        """Blocks held above target at their shunt maximum leave the target's mean.
+
+        They fall only as fast as their own reaction lets them; counted in the mean, they
+        would make every other block look low, the low ones would ask for more string
+        current, and that current would keep the pinned blocks up: a trap.
+        """
+        limit = self.settings.out_of_range_deviation
+        for i, b in enumerate(inputs.blocks):
+            block = self._blocks[i]
+            t = targets[i]
+            above = block.filtered is not None and t is not None and block.filtered - t > limit
+            block.pinned = above and block.command >= 0.98 * b.shunt_max
 
     def _filter(self, dt: float, inputs: StringInputs) -> None:
         alpha = 1.0 if dt <= 0 else 1.0 - math.exp(-dt / self.settings.filter_time_s)
@@ -201,9 +226,11 @@ class EqualizationController:
             if block.out_of_range and now_s >= block.retry_at:
                 block.out_of_range = False  # tried again: the evidence must build anew
                 block.beyond_s = 0.0
-                block.integral = 0.0
+                block.level = None
                 block.history.clear()
         self._filter(dt, inputs)
+        targets = self._targets(inputs)
+        self._pin(inputs, targets)
         targets = self._targets(inputs)
         deviation = [
             None if b.voltage is None or t is None or blk.filtered is None else blk.filtered - t
@@ -283,42 +310,65 @@ class EqualizationController:
             i_str = design_current + sum(self._blocks[i].command for i in active) / len(active)
         i_str = max(i_str, 1e-6)
         self._identify(dt, inputs, deviation, active, i_str)
+        if not self._observed:
+            # Measure before acting: one slope window with every shunt as it is gives each
+            # block's undisturbed operating point, the first point of the slope fit.
+            self._observed = sum(self._blocks[i].window.full() for i in active) * 2 > len(active)
+            if not self._observed:
+                for i in active:
+                    self._blocks[i].command = 0.0
+                return shunt
         plant = self._estimator.current
         b_hat = plant.b_per_cell
-        kp = s.proportional_gain
-        wanted: dict[int, float] = {}
+        kappa = self._estimator.kappa
+        smooth = 1.0 - math.exp(-dt / s.smoothing_s) if dt > 0 else 1.0
         for i in active:
             block = self._blocks[i]
             b = inputs.blocks[i]
             e = (deviation[i] or 0.0) / b.cells
-            i_block = max(i_str - block.command, 0.01 * i_str)
-            lag = plant.lag_s(i_block)
-            # Far above target the block falls at the pace its reaction allows whatever is
-            # commanded: an integral would wind up into an overshoot as slow as its lag, so
-            # there only the proportional part acts; below target the integral runs, at a
-            # bounded rate (it is also what unwinds an overshoot).
-            if abs(e) < s.deadband_per_cell or e > 0.5 * b_hat:
-                e_int = 0.0
-            else:
-                e_int = max(e, -0.5 * b_hat)
-            saturated = block.command >= 0.99 * b.shunt_max
-            if not (saturated and e_int > 0):
-                block.integral -= kp / b_hat * e_int * dt / lag
-            wanted[i] = block.integral - kp * e / b_hat
-        top_integral = max(self._blocks[i].integral for i in active)
-        top = max(wanted.values())
+            if abs(e) < s.deadband_per_cell:
+                e = 0.0
+            goal = self._steady_need(block, b, i_str, kappa, b_hat, deviation[i] or 0.0)
+            goal -= s.proportional_gain * e / b_hat
+            block.level = goal if block.level is None else block.level + smooth * (
+                goal - block.level
+            )
+        top = max(self._blocks[i].level or 0.0 for i in active)
         for i in active:
             block = self._blocks[i]
             b = inputs.blocks[i]
-            floor = math.log(max(1.0 - b.shunt_max / i_str, 1e-3)) - 1.0
-            block.integral = max(block.integral - top_integral, floor)
-            amps = i_str * (1.0 - math.exp(wanted[i] - top))
+            amps = i_str * (1.0 - math.exp((block.level or 0.0) - top))
             block.command = shunt[i] = min(max(amps, 0.0), b.shunt_max)
         self._track_reach(now_s, dt, inputs, deviation, active, plant, i_str)
         for i in range(n):
             if self._blocks[i].out_of_range:
                 shunt[i] = self._blocks[i].command = 0.0
         return shunt
+
+    @staticmethod
+    def _steady_need(
+        block: _Block,
+        b: BlockInput,
+        i_str: float,
+        kappa: float,
+        b_hat: float,
+        deviation: float,
+    ) -> float:
+        """ln of the current the block would carry in steady state on target.
+
+        Its reaction carries f = I − κ·dV/dt now (the double layer takes the rest), at its
+        present voltage; on target it needs f·exp(−deviation/b). Both from the slope
+        window, at its mean time, so the deviation there is the window's mean's.
+        """
+        i_block = max(i_str - block.command, 0.01 * i_str)
+        if not block.window.full() or block.filtered is None:
+            return math.log(i_block) - deviation / b.cells / b_hat
+        volts, amps, slope = block.window.means_and_slope()
+        # The double layer's share is bounded to an e-fold either way: beyond, a wrong κ or
+        # a noisy slope would swing the command more than any real block needs.
+        f = min(max(amps - kappa * slope / b.cells, amps / math.e, 1e-6), amps * math.e)
+        then = deviation + volts - block.filtered  # the deviation at the window's mean time
+        return math.log(f) - then / b.cells / b_hat
 
     def _identify(
         self,
@@ -338,15 +388,24 @@ class EqualizationController:
             if b.voltage is None:
                 continue
             i_block = max(i_str - block.command, 1e-6)
-            block.window.push(self._last_s or 0.0, b.voltage, i_block)
+            now_s = self._last_s or 0.0
+            if block.settled_current is None:
+                block.settled_current = i_block
+            elif abs(math.log(i_block / block.settled_current)) > 0.05:
+                block.settled_current = i_block
+                block.settled_since = now_s
+            block.window.push(now_s, b.voltage, i_block)
             if dt <= 0 or not block.window.full() or self._cycle % 3:
                 continue
             samples = block.window.samples
             moved = abs(math.log(samples[-1][2] / samples[0][2])) > 0.05
             off = abs((deviation[i] or 0.0) / b.cells) > 4 * s.deadband_per_cell
-            if moved or off:
-                self._estimator.add(i, b.cells, block.window, 3 * dt)
-                fed = True
+            lag = self._estimator.current.lag_s(i_block)
+            settled = now_s - block.settled_since >= 3 * lag + s.slope_window_s
+            self._estimator.add(
+                i, b.cells, block.window, 3 * dt, excited=moved or off, settled=settled
+            )
+            fed = True
         if fed:
             self._estimator.solve()
 
@@ -376,7 +435,7 @@ class EqualizationController:
     ) -> None:
         """Out of range on evidence (battery-domain.md §3.6, made relative to the lag).
 
-        Too high: its own shunt at the maximum. Too low: its shunt off and the median of
+        Too high: its own shunt at the maximum (and no low block starved of string current). Too low: its shunt off and the median of
         the others' shunts at ≥ 90 % of their maximum (no authority left to raise the
         string current). Either for ``out_of_range_lags`` identified lags, while the
         deviation has not closed by a third over the last lag.
@@ -385,8 +444,12 @@ class EqualizationController:
         limit = s.out_of_range_deviation
         use = sorted(self._blocks[i].command / inputs.blocks[i].shunt_max for i in active)
         others_used = use[len(use) // 2] if use else 0.0
-        window = max(s.out_of_range_lags * plant.lag_s(i_str), s.out_of_range_min_s)
+        lag = plant.lag_s(i_str) if plant.identified else s.prior_lag_s
+        window = max(s.out_of_range_lags * lag, s.out_of_range_min_s)
         back = round(window / 2 / ERROR_HISTORY_S)
+        starved = others_used >= 0.9 and any(
+            (deviation[i] or 0.0) < -limit and self._blocks[i].command <= 1e-4 for i in active
+        )
         for i in active:
             block = self._blocks[i]
             b = inputs.blocks[i]
@@ -394,19 +457,29 @@ class EqualizationController:
             if now_s - block.history_at >= ERROR_HISTORY_S:
                 block.history.append(abs(e))
                 block.history_at = now_s
-            high = e > limit and block.command >= 0.98 * b.shunt_max
+            # While the others' shunts are used up raising a low block, a high block at its
+            # maximum says nothing about itself: the low block is judged first.
+            high = e > limit and block.command >= 0.98 * b.shunt_max and not starved
             low = e < -limit and block.command <= 1e-4 and others_used >= 0.9
-            if not (high or low) or not plant.identified or len(block.history) <= back:
-                block.beyond_s = max(0.0, block.beyond_s - dt)
+            if not (high or low) or len(block.history) <= back:
+                # A leaky tally: a noisy cycle that breaks the condition does not reset it.
+                block.beyond_s = max(0.0, block.beyond_s - dt / 4)
                 continue
             then = block.history[-1 - back]
             if abs(e) - limit > 0.8 * (then - limit):  # not closing over half the window
                 block.beyond_s += dt
-            if block.beyond_s >= window:
-                block.out_of_range = True
-                block.retry_at = now_s + s.retry_after_s
-                block.command = 0.0
-                block.integral = 0.0
+        # One block at a time, the farthest: excluding it changes what the others can reach,
+        # so their evidence starts again.
+        ripe = [i for i in active if self._blocks[i].beyond_s >= window]
+        if ripe:
+            worst = max(ripe, key=lambda i: abs(deviation[i] or 0.0))
+            for i in active:
+                self._blocks[i].beyond_s = 0.0
+            block = self._blocks[worst]
+            block.out_of_range = True
+            block.retry_at = now_s + s.retry_after_s
+            block.command = 0.0
+            block.level = None
 
     def _oor(self) -> frozenset[int]:
         return frozenset(i for i, b in enumerate(self._blocks) if b.out_of_range)

@@ -110,22 +110,33 @@ class _Moments:
         return sxx - sx * sx / n, sxy - sx * sy / n, syy - sy * sy / n, n
 
 
-GRID = 17  # κ values, log-spaced over the bounds below
+GRID = 25  # κ values, log-spaced over the bounds below
+STEADY = 0.1  # a window is quasi-steady when κ·dV/dt is below this share of the current
 
 
 @dataclass
 class PlantEstimator:
-    """Grid over κ, pooled forgetting least squares for b; see the module docstring."""
+    """Two fits from the same windows; see the module docstring.
+
+    b comes from quasi-steady windows only (κ·dV/dt small against I, so ln I is known to
+    the precision of the current measurement and the fit is not attenuated by slope
+    noise): the operating points the controller has moved each block through. κ comes
+    from every excited window, with b fixed: the κ on a log grid whose model leaves the
+    least residual.
+    """
 
     prior_b_per_cell: float
     prior_lag_s: float
     prior_current_a: float
-    forget_s: float = 12 * 3600.0
+    forget_s: float = 24 * 3600.0
     estimate: PlantEstimate | None = None
     kappas: list[float] = field(default_factory=list)
-    moments: list[list[_Moments]] = field(default_factory=list)  # [κ][block]
+    moments: list[list[_Moments]] = field(default_factory=list)  # [κ][block], excited
+    steady: list[_Moments] = field(default_factory=list)  # [block], quasi-steady
     refused: list[float] = field(default_factory=list)  # weight of samples κ cannot explain
     weight: float = 0.0
+    b_fit: float | None = None
+    kappa_fit: float | None = None
 
     def __post_init__(self) -> None:
         self.estimate = PlantEstimate(
@@ -142,13 +153,36 @@ class PlantEstimator:
         assert self.estimate is not None
         return self.estimate
 
-    def add(self, index: int, cells: int, window: BlockWindow, dt_s: float) -> None:
-        """One excited sample of block ``index`` (its window's means and slope)."""
+    @property
+    def kappa(self) -> float:
+        est = self.current
+        return self.kappa_fit or est.theta_as / est.b_per_cell
+
+    def add(
+        self,
+        index: int,
+        cells: int,
+        window: BlockWindow,
+        dt_s: float,
+        *,
+        excited: bool,
+        settled: bool,
+    ) -> None:
+        """One window of block ``index``: its means and slope. ``settled``: its current
+        has not moved for several lags (the caller knows its own commands)."""
         v, amps, slope = window.means_and_slope()
+        if amps <= 0:
+            return
         keep = math.exp(-dt_s / self.forget_s)
-        self.weight = self.weight * keep + 1.0
         y = v / cells
         rate = slope / cells
+        while len(self.steady) <= index:
+            self.steady.append(_Moments())
+        if settled and abs(self.kappa * rate) < STEADY * amps:
+            self.steady[index].add(math.log(amps), y, keep)
+        if not excited:
+            return
+        self.weight = self.weight * keep + 1.0
         for k, kappa in enumerate(self.kappas):
             self.refused[k] *= keep
             row = self.moments[k]
@@ -160,34 +194,53 @@ class PlantEstimator:
                 continue
             row[index].add(math.log(f), y, keep)
 
+    @staticmethod
+    def _pool(row: list[_Moments]) -> tuple[float, float, float, float, int]:
+        cxx = cxy = cyy = n_eff = 0.0
+        groups = 0
+        for m in row:
+            a, b, c, n = m.centred()
+            if n < 2:
+                continue
+            cxx += a
+            cxy += b
+            cyy += c
+            n_eff += n
+            groups += 1
+        return cxx, cxy, cyy, n_eff, groups
+
     def solve(self) -> PlantEstimate:
         """Refit; keep the last belief when the data cannot pin the fit down."""
-        best: tuple[float, float, float] | None = None  # rss per dof, b, κ
-        for k, kappa in enumerate(self.kappas):
-            if self.refused[k] > 0.05 * self.weight:
-                continue
-            cxx = cxy = cyy = n_eff = 0.0
-            groups = 0
-            for m in self.moments[k]:
-                a, b, c, n = m.centred()
-                if n < 3:
-                    continue
-                cxx += a
-                cxy += b
-                cyy += c
-                n_eff += n
-                groups += 1
-            dof = n_eff - groups - 1
-            if groups < 2 or dof < 30 or cxx <= 0.02 * n_eff:
-                continue  # too little movement of ln I to see a slope
+        cxx, cxy, cyy, n_eff, groups = self._pool(self.steady)
+        dof = n_eff - groups - 1
+        if groups >= 2 and dof >= 30 and cxx > 0:
             slope = cxy / cxx
-            rss = max(cyy - slope * cxy, 0.0) / dof
-            se = math.sqrt(rss / cxx)
-            if not MIN_B_PER_CELL <= slope <= MAX_B_PER_CELL or se > 0.1 * slope:
-                continue
-            if best is None or rss < best[0]:
-                best = (rss, slope, kappa)
-        if best is not None:
-            _, b, kappa = best
-            self.estimate = PlantEstimate(b, kappa * b, True)
+            se = math.sqrt(max(cyy - slope * cxy, 0.0) / dof / cxx)
+            if MIN_B_PER_CELL <= slope <= MAX_B_PER_CELL and se < 0.05 * slope:
+                self.b_fit = slope
+        b = self.b_fit or self.prior_b_per_cell
+        rss: list[float | None] = []
+        for k in range(len(self.kappas)):
+            cxx, cxy, cyy, n_eff, groups = self._pool(self.moments[k])
+            if (
+                self.refused[k] > 0.05 * self.weight
+                or groups < 2
+                or n_eff < 30
+                or cxx <= 0.002 * n_eff  # too little movement to see a lag
+            ):
+                rss.append(None)
+            else:
+                rss.append((cyy - 2 * b * cxy + b * b * cxx) / n_eff)
+        valid = [k for k, r in enumerate(rss) if r is not None]
+        if valid:
+            k = min(valid, key=lambda j: rss[j] or 0.0)
+            # Only a minimum with a worse fit on both sides says anything: at the edge of
+            # what the data allow, the lag is not identified.
+            left, right = rss[k - 1] if k > 0 else None, rss[k + 1] if k + 1 < GRID else None
+            if left is not None and right is not None:
+                self.kappa_fit = self.kappas[k]
+        if self.b_fit is not None and self.kappa_fit is not None:
+            self.estimate = PlantEstimate(self.b_fit, self.kappa_fit * self.b_fit, True)
+        elif self.kappa_fit is not None:
+            self.estimate = PlantEstimate(b, self.kappa_fit * b, False)
         return self.current
