@@ -447,9 +447,13 @@ class EqualizationController:
         lag = plant.lag_s(i_str) if plant.identified else s.prior_lag_s
         window = max(s.out_of_range_lags * lag, s.out_of_range_min_s)
         back = round(window / 2 / ERROR_HISTORY_S)
-        starved = others_used >= 0.9 and any(
-            (deviation[i] or 0.0) < -limit and self._blocks[i].command <= 1e-4 for i in active
-        )
+        # The shunts' authority is used up: every other module near its maximum to give the
+        # block(s) with the shunt off the string current they ask for. Then the block that
+        # asks is the one beyond reach if it is still low, or if it is on target only at
+        # the price of a block pinned above at its maximum (a soft short or a charge deficit
+        # draws current from the whole string); a pinned block is not judged meanwhile.
+        starved = others_used >= 0.9
+        pinned = any(self._blocks[i].pinned for i in active)
         for i in active:
             block = self._blocks[i]
             b = inputs.blocks[i]
@@ -460,13 +464,14 @@ class EqualizationController:
             # While the others' shunts are used up raising a low block, a high block at its
             # maximum says nothing about itself: the low block is judged first.
             high = e > limit and block.command >= 0.98 * b.shunt_max and not starved
-            low = e < -limit and block.command <= 1e-4 and others_used >= 0.9
+            low = block.command <= 1e-4 and starved and (e < -limit or pinned)
             if not (high or low) or len(block.history) <= back:
                 # A leaky tally: a noisy cycle that breaks the condition does not reset it.
                 block.beyond_s = max(0.0, block.beyond_s - dt / 4)
                 continue
             then = block.history[-1 - back]
-            if abs(e) - limit > 0.8 * (then - limit):  # not closing over half the window
+            held_on_target = low and e >= -limit  # its price is the pinned block
+            if held_on_target or abs(e) - limit > 0.8 * (then - limit):  # not closing
                 block.beyond_s += dt
         # One block at a time, the farthest: excluding it changes what the others can reach,
         # so their evidence starts again.

@@ -45,12 +45,12 @@ def run(controller: EqualizationController, string: StringInputs, cycles: int) -
 
 def test_high_blocks_shunt_and_the_lowest_does_not() -> None:
     ctrl = EqualizationController()
-    shunt = run(ctrl, inputs([block(v) for v in SPREAD]), 30)
-    assert shunt[0] == max(shunt) > 0.05  # the highest block shunts most
+    shunt = run(ctrl, inputs([block(v) for v in SPREAD]), 90)
+    assert shunt[0] == max(shunt) > 0.02  # the highest block shunts most (of 0.04 A)
     assert shunt[5] == 0.0  # the lowest needs every mA the string carries
 
 
-@pytest.mark.parametrize("cycles", [2, 5, 50])
+@pytest.mark.parametrize("cycles", [62, 65, 120])
 def test_no_common_mode_current_is_wasted(cycles: int) -> None:
     """A fixed target below every block: lowering them all at once is the charger's job;
     shunt current that every block would carry alike is pure heat."""
@@ -83,7 +83,7 @@ def test_pauses_stop_every_shunt_and_forget_the_commands(
 ) -> None:
     ctrl = EqualizationController()
     blocks = [block(v) for v in SPREAD]
-    assert max(run(ctrl, inputs(blocks), 30)) > 0.05
+    assert max(run(ctrl, inputs(blocks), 90)) > 0.02
     paused = ctrl.update(400.0, inputs(blocks, **change))
     assert paused.paused_reason == reason
     assert paused.shunt == (0.0,) * 8
@@ -107,7 +107,7 @@ def test_a_hot_block_or_module_stops_only_its_own_shunt(hot: dict[str, float]) -
     ctrl = EqualizationController()
     blocks = [block(v) for v in SPREAD]
     blocks[0] = block(SPREAD[0], **hot)
-    shunt = run(ctrl, inputs(blocks), 30)
+    shunt = run(ctrl, inputs(blocks), 90)
     assert shunt[0] == 0.0
     assert shunt[4] > 0.0  # string 1's next-highest block still balances
 
@@ -175,8 +175,8 @@ def test_closed_loop_converges_and_holds_without_oscillating() -> None:
 def test_closed_loop_reports_a_block_beyond_reach() -> None:
     string = settled_string(seed=4)
     string.soft_short(3, 0.4)  # more self-discharge than any shunt window can make up
-    ctrl, worst = closed_loop(string, hours=3.0)
-    commands = ctrl.update(3 * 3600.0 + 10, inputs([block(v) for v in string.voltages]))
+    ctrl, worst = closed_loop(string, hours=5.0)
+    commands = ctrl.update(5 * 3600.0 + 10, inputs([block(v) for v in string.voltages]))
     assert 3 in commands.out_of_range
     assert commands.state[3] is BalancingState.OUT_OF_RANGE
     assert worst[-1] <= 0.010  # the others are on target without it
