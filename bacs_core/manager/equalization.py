@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ..snapshot import BalancingState, ChargeState
-from .plant_estimate import BlockWindow, PlantEstimate, PlantEstimator
+from .plant_estimate import MAX_LAG_S, BlockWindow, PlantEstimate, PlantEstimator
 
 
 class TargetMode(StrEnum):
@@ -107,7 +107,7 @@ class _Block:
     out_of_range: bool = False
     pinned: bool = False  # at its maximum and still above target: not in the target's mean
     retry_at: float = 0.0
-    history: deque[float] = field(default_factory=lambda: deque(maxlen=1500))  # |e| per minute
+    history: deque[float] = field(default_factory=lambda: deque(maxlen=1500))  # 25 h  # |e| per minute
     history_at: float = -1e18
     window: BlockWindow = field(default_factory=lambda: BlockWindow(300.0))
     settled_current: float | None = None  # A: the block current since ``settled_since``
@@ -444,9 +444,15 @@ class EqualizationController:
         limit = s.out_of_range_deviation
         use = sorted(self._blocks[i].command / inputs.blocks[i].shunt_max for i in active)
         others_used = use[len(use) // 2] if use else 0.0
-        lag = plant.lag_s(i_str) if plant.identified else s.prior_lag_s
-        window = max(s.out_of_range_lags * lag, s.out_of_range_min_s)
-        back = round(window / 2 / ERROR_HISTORY_S)
+        design = s.design_float_current_per_ah * inputs.capacity_ah
+
+        def window_for(i: int) -> float:
+            # The block's own lag at its own current: a block shunted to a trickle answers
+            # slowly, and slow is not "beyond reach".
+            amps = max(i_str - self._blocks[i].command, 0.01 * i_str)
+            lag = plant.lag_s(amps) if plant.identified else s.prior_lag_s * design / amps
+            return max(s.out_of_range_lags * min(lag, MAX_LAG_S), s.out_of_range_min_s)
+
         # The shunts' authority is used up: every other module near its maximum to give the
         # block(s) with the shunt off the string current they ask for. Then the block that
         # asks is the one beyond reach if it is still low, or if it is on target only at
@@ -465,6 +471,8 @@ class EqualizationController:
             # maximum says nothing about itself: the low block is judged first.
             high = e > limit and block.command >= 0.98 * b.shunt_max and not starved
             low = block.command <= 1e-4 and starved and (e < -limit or pinned)
+            window = window_for(i)
+            back = round(window / 2 / ERROR_HISTORY_S)
             if not (high or low) or len(block.history) <= back:
                 # A leaky tally: a noisy cycle that breaks the condition does not reset it.
                 block.beyond_s = max(0.0, block.beyond_s - dt / 4)
@@ -475,7 +483,7 @@ class EqualizationController:
                 block.beyond_s += dt
         # One block at a time, the farthest: excluding it changes what the others can reach,
         # so their evidence starts again.
-        ripe = [i for i in active if self._blocks[i].beyond_s >= window]
+        ripe = [i for i in active if self._blocks[i].beyond_s >= window_for(i)]
         if ripe:
             worst = max(ripe, key=lambda i: abs(deviation[i] or 0.0))
             for i in active:
