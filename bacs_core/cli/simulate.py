@@ -11,6 +11,7 @@ import signal
 from ..bus.timing import LineTiming
 from ..model import MODULE_SPECS, DeviceKind
 from ..sim.control import serve_control
+from ..sim.physics import PlantOptions
 from ..sim.room import Fault, Room, RoomConfig, Scenario
 from ..sim.server import BusServer, make_server
 
@@ -53,6 +54,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--baud", type=int, help="emulate an RS-485 line at this baud rate")
     p.add_argument("--turnaround-ms", type=float, default=5.0, help="module answer delay")
     p.add_argument("--auto-reclose", action="store_true", help="breakers close when relays drop")
+    p.add_argument("--noise", type=float, default=0.002, help="module voltage noise σ (V)")
+    p.add_argument("--offset", type=float, default=0.0, help="module offsets, uniform ±V")
+    p.add_argument("--gain-error", type=float, default=0.0, help="module gain errors, uniform ±")
+    p.add_argument("--ripple", type=float, default=0.0, help="charger ripple seen (V amplitude)")
+    p.add_argument("--lag-min", type=float, default=20.0, help="float polarisation lag (min)")
+    p.add_argument("--tafel", type=float, default=1.0, help="Tafel slope factor")
     p.add_argument("--print-units", action="store_true", help="list the unit ids and exit")
     p.set_defaults(handler=run)
 
@@ -70,6 +77,11 @@ def build_room(args: argparse.Namespace) -> Room:
             faults=tuple(Fault.parse(f) for f in args.fault),
             auto_reclose=args.auto_reclose,
             settle_days=args.settle_days,
+            noise_v=args.noise,
+            offset_v=args.offset,
+            gain_error=args.gain_error,
+            ripple_v=args.ripple,
+            plant=PlantOptions(lag_s=args.lag_min * 60.0, tafel_factor=args.tafel),
         )
     )
 
