@@ -41,17 +41,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eq_legacy import EqualizationController as LegacyController  # noqa: E402
+from eq_legacy import EqualizationController as LegacyController
 
-from bacs_core.manager.equalization import (  # noqa: E402
+from bacs_core.manager.equalization import (
     BlockInput,
     EqualizationController,
     StringInputs,
 )
-from bacs_core.model import MODULE_SPECS, DeviceKind  # noqa: E402
-from bacs_core.sim.physics import PlantOptions, StringPhysics, make_string  # noqa: E402
-from bacs_core.sim.sensing import ModuleCalibration, SensingOptions, measure  # noqa: E402
-from bacs_core.snapshot import ChargeState  # noqa: E402
+from bacs_core.model import MODULE_SPECS, DeviceKind
+from bacs_core.sim.physics import PlantOptions, StringPhysics, make_string
+from bacs_core.sim.sensing import ModuleCalibration, SensingOptions, measure
+from bacs_core.snapshot import ChargeState
 
 DT = 10.0
 BAND = 0.010
@@ -125,10 +125,10 @@ def prepare(family: Family, seed: int) -> tuple[StringPhysics, PlantOptions]:
 def _current_at(s: StringPhysics, i: int, volts: float) -> float:
     """Float current block i carries in steady state at terminal voltage ``volts``."""
     b = s.blocks[i]
-    e = s._e(i)  # noqa: SLF001 - the judge reads the plant's truth
-    r = s._r(i) + b.slow_r_ohm  # noqa: SLF001
-    bv = s._b(i)  # noqa: SLF001
-    i0 = s._i0(i)  # noqa: SLF001
+    e = s._e(i)
+    r = s._r(i) + b.slow_r_ohm
+    bv = s._b(i)
+    i0 = s._i0(i)
     lo, hi = 0.0, 50.0
     for _ in range(60):
         mid = 0.5 * (lo + hi)
@@ -142,11 +142,7 @@ def _voltage_at(s: StringPhysics, i: int, amps: float) -> float:
     b = s.blocks[i]
     i_sd = (b.i_sd_a + s.i_sd_extra[i]) * 2 ** ((s.temperatures[i] - 25.0) / 10.0)
     side = max(amps - i_sd, 1e-9)
-    return (
-        s._e(i)  # noqa: SLF001
-        + (s._r(i) + b.slow_r_ohm) * amps  # noqa: SLF001
-        + s._b(i) * math.asinh(side / (2 * s._i0(i)))  # noqa: SLF001
-    )
+    return s._e(i) + (s._r(i) + b.slow_r_ohm) * amps + s._b(i) * math.asinh(side / (2 * s._i0(i)))
 
 
 def reachable(s: StringPhysics, shunt_max: float) -> set[int]:
@@ -155,7 +151,7 @@ def reachable(s: StringPhysics, shunt_max: float) -> set[int]:
     Called with 0.9 × the maximum for the blocks that must be held, and with the full
     maximum for those a controller may not call out of range: in between is a grey band
     where both answers are right (temperature and noise decide)."""
-    v_chg = s._float_setpoint()  # noqa: SLF001
+    v_chg = s._float_setpoint()
     inside = set(range(s.n))
     for _ in range(6):
         target = _common_target(s, inside, v_chg)

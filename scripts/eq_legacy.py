@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bacs_core.manager.equalization import BlockInput, StringInputs
+from bacs_core.manager.equalization import StringInputs
 from bacs_core.snapshot import BalancingState, ChargeState
 
 B_PER_CELL = 0.043  # V per e-fold of float current per cell (Tafel slope, §4.1)

@@ -5,19 +5,20 @@ so a shunt can only lower its own block; the others rise because the string curr
 The block that needs the most current (the lowest) must end with its shunt off, and current
 common to all shunts is pure heat.
 
-The controller knows none of the battery's constants. It works on block *currents* in a
-logarithmic scale, where a float block is close to linear (V ≈ a_i + b·ln I_i behind a lag
-τ_i = θ/I_i); b and θ are identified online from the controller's own moves
-(``plant_estimate.py``). Per block, a PI controller on the filtered deviation sets the
-block's log-current relative to the string; the block that wants the most current gets
-shunt 0 and every other shunt carries exactly the difference, so no current is common to
-all. The integral time is the block's identified lag (the PI zero cancels it), the gain is
-normalised by the identified slope, anti-windup stops integrating into the module maximum.
+The controller knows none of the battery's constants. It steers block *currents* on a
+logarithmic scale. A float block is a double layer charged through a reaction whose current
+grows exponentially with voltage, so each cycle it computes, per block, the current the
+block's reaction carries now (I − κ·dV/dt) and the current it would need on target
+(that × exp(−deviation/b)), plus an overdrive proportional to the deviation; b (V per e-fold)
+and κ (the double layer) are identified online from the controller's own moves
+(``plant_estimate.py``), from a deliberately rough prior. The block that wants the most
+current gets shunt 0 and every other shunt carries exactly the difference, so no current is
+common to all. Before its first move it observes one slope window: the undisturbed
+operating points are the first data of the identification. Blocks pinned above target at
+their maximum leave the target's mean.
 
-A block is ``OUT_OF_RANGE`` only on evidence: its own shunt at the maximum (too high) or
-the others' shunts used up (too low), for several of its identified lags, while its
-deviation is not closing. It leaves the target, its shunt goes off, and it is tried again
-after ``retry_after_s``.
+A block is ``OUT_OF_RANGE`` only on evidence (``equalization_reach.py``). It leaves the
+target, its shunt goes off, and it is tried again after ``retry_after_s``.
 
 What sensing can and cannot do: noise and ripple are filtered; a module's offset or gain
 error looks exactly like a real deviation, so the controller holds the *measured* voltages
@@ -27,102 +28,28 @@ on target and each block's true voltage ends off by that module's error (docs).
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from ..snapshot import BalancingState, ChargeState
-from .plant_estimate import MAX_LAG_S, BlockWindow, PlantEstimate, PlantEstimator
+from .equalization_reach import BlockState, track_reach
+from .equalization_types import (
+    BlockInput,
+    EqualizationSettings,
+    StringCommands,
+    StringInputs,
+    TargetMode,
+)
+from .plant_estimate import BlockWindow, PlantEstimate, PlantEstimator
 
-
-class TargetMode(StrEnum):
-    STRING_SHARE = "string_share"  # measured string voltage shared among the active blocks
-    FIXED = "fixed"  # a configured float voltage per cell (temperature compensated)
-
-
-@dataclass(frozen=True, slots=True)
-class EqualizationSettings:
-    enabled: bool = True
-    target: TargetMode = TargetMode.STRING_SHARE
-    float_voltage_per_cell: float = 2.27
-    temperature_compensation: float = -3.0  # mV/°C/cell
-    reference_temperature: float = 25.0
-    deadband_per_cell: float = 0.0003  # V/cell the integral ignores: 1.8 mV on a 12 V block
-    proportional_gain: float = 2.0  # overdrive beyond the steady need, per e-fold of error
-    smoothing_s: float = 120.0  # commands move towards their goal with this time constant
-    filter_time_s: float = 60.0  # measurement filter (noise, ripple)
-    slope_window_s: float = 600.0  # window of the identification's slope
-    prior_slope_per_cell: float = 0.06  # V per e-fold: a rough start, replaced when identified
-    prior_lag_s: float = 1800.0  # at the design float current; replaced when identified
-    design_float_current_per_ah: float = 0.001  # A/Ah, used only without a current sensor
-    max_block_temperature: float = 40.0  # °C: pause (shunt heat raises float current)
-    max_module_temperature: float = 70.0  # °C heatsink
-    out_of_range_lags: float = 4.0  # evidence: this many identified lags at the limit…
-    out_of_range_min_s: float = 1800.0  # …and never less than this
-    out_of_range_deviation: float = 0.010  # V still off target then (the ±10 mV promise)
-    retry_after_s: float = 12 * 3600.0  # an out-of-range block is tried again after this
-
-
-@dataclass(frozen=True, slots=True)
-class BlockInput:
-    voltage: float | None  # None: missing
-    temperature: float | None
-    module_temperature: float | None
-    cells: int
-    shunt_max: float  # A, the module kind's maximum
-    comms_ok: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class StringInputs:
-    blocks: Sequence[BlockInput]
-    charge_state: ChargeState
-    string_current: float | None  # A, None without a current sensor
-    capacity_ah: float
-    pause: bool = False  # thermal-runaway pre-alert or alarm
-
-
-@dataclass(frozen=True, slots=True)
-class StringCommands:
-    shunt: tuple[float, ...]  # A per block
-    target: tuple[float | None, ...]
-    deviation: tuple[float | None, ...]  # filtered measured deviation, V
-    state: tuple[BalancingState, ...]
-    out_of_range: frozenset[int]  # 0-based block indices
-    paused_reason: str | None
-    plant: PlantEstimate | None = None  # what the controller has identified
-
-
-MIN_INTEGRAL_S = 300.0  # the integral never outruns the measurement filter and the sampling
-ERROR_HISTORY_S = 60.0  # spacing of the remembered deviations ("is it closing?")
-
-
-@dataclass
-class _Block:
-    command: float = 0.0  # A, the shunt commanded last cycle
-    filtered: float | None = None  # V
-    level: float | None = None  # ln(A): the block current steered towards, smoothed
-    beyond_s: float = 0.0  # time the evidence has said "beyond reach"
-    out_of_range: bool = False
-    pinned: bool = False  # at its maximum and still above target: not in the target's mean
-    retry_at: float = 0.0
-    history: deque[float] = field(default_factory=lambda: deque(maxlen=1500))  # 25 h  # |e| per minute
-    history_at: float = -1e18
-    window: BlockWindow = field(default_factory=lambda: BlockWindow(300.0))
-    settled_current: float | None = None  # A: the block current since ``settled_since``
-    settled_since: float = -1e18  # untouched by us: as settled as its slope says
-
-    def forget(self) -> None:
-        self.command = 0.0
-        self.filtered = None
-        self.level = None
-        self.beyond_s = 0.0
-        self.history.clear()
-        self.history_at = -1e18
-        self.window.clear()
-        self.settled_current = None
-        self.settled_since = -1e18
+__all__ = [
+    "BlockInput",
+    "EqualizationController",
+    "EqualizationSettings",
+    "StringCommands",
+    "StringInputs",
+    "TargetMode",
+]
 
 
 @dataclass
@@ -131,7 +58,7 @@ class EqualizationController:
 
     settings: EqualizationSettings = field(default_factory=EqualizationSettings)
     float_voltage_override: float | None = None  # V per block, from the user
-    _blocks: list[_Block] = field(default_factory=list)
+    _blocks: list[BlockState] = field(default_factory=list)
     _last_s: float | None = None
     _estimator: PlantEstimator | None = None
     _cycle: int = 0
@@ -215,14 +142,14 @@ class EqualizationController:
         n = len(inputs.blocks)
         s = self.settings
         while len(self._blocks) < n:
-            self._blocks.append(_Block(window=BlockWindow(s.slope_window_s)))
+            self._blocks.append(BlockState(window=BlockWindow(s.slope_window_s)))
         dt = 0.0 if self._last_s is None else max(0.0, min(now_s - self._last_s, 120.0))
         self._last_s = now_s
         self._cycle += 1
         design = s.design_float_current_per_ah * inputs.capacity_ah
         if self._estimator is None:
             self._estimator = PlantEstimator(s.prior_slope_per_cell, s.prior_lag_s, design)
-        for i, block in enumerate(self._blocks[:n]):
+        for block in self._blocks[:n]:
             if block.out_of_range and now_s >= block.retry_at:
                 block.out_of_range = False  # tried again: the evidence must build anew
                 block.beyond_s = 0.0
@@ -246,7 +173,13 @@ class EqualizationController:
                 for i in range(n)
             )
             return StringCommands(
-                (0.0,) * n, tuple(targets), tuple(deviation), paused, self._oor(), reason, self.plant
+                (0.0,) * n,
+                tuple(targets),
+                tuple(deviation),
+                paused,
+                self._oor(),
+                reason,
+                self.plant,
             )
         current = inputs.string_current
         string_current = current if current is not None and current > 0 else None
@@ -330,8 +263,8 @@ class EqualizationController:
                 e = 0.0
             goal = self._steady_need(block, b, i_str, kappa, b_hat, deviation[i] or 0.0)
             goal -= s.proportional_gain * e / b_hat
-            block.level = goal if block.level is None else block.level + smooth * (
-                goal - block.level
+            block.level = (
+                goal if block.level is None else block.level + smooth * (goal - block.level)
             )
         top = max(self._blocks[i].level or 0.0 for i in active)
         for i in active:
@@ -339,7 +272,7 @@ class EqualizationController:
             b = inputs.blocks[i]
             amps = i_str * (1.0 - math.exp((block.level or 0.0) - top))
             block.command = shunt[i] = min(max(amps, 0.0), b.shunt_max)
-        self._track_reach(now_s, dt, inputs, deviation, active, plant, i_str)
+        track_reach(self._blocks, s, now_s, dt, inputs, deviation, active, plant, i_str)
         for i in range(n):
             if self._blocks[i].out_of_range:
                 shunt[i] = self._blocks[i].command = 0.0
@@ -347,7 +280,7 @@ class EqualizationController:
 
     @staticmethod
     def _steady_need(
-        block: _Block,
+        block: BlockState,
         b: BlockInput,
         i_str: float,
         kappa: float,
@@ -422,77 +355,6 @@ class EqualizationController:
         ):
             return "string discharging"
         return None
-
-    def _track_reach(
-        self,
-        now_s: float,
-        dt: float,
-        inputs: StringInputs,
-        deviation: Sequence[float | None],
-        active: list[int],
-        plant: PlantEstimate,
-        i_str: float,
-    ) -> None:
-        """Out of range on evidence (battery-domain.md §3.6, made relative to the lag).
-
-        Too high: its own shunt at the maximum (and no low block starved of string current). Too low: its shunt off and the median of
-        the others' shunts at ≥ 90 % of their maximum (no authority left to raise the
-        string current). Either for ``out_of_range_lags`` identified lags, while the
-        deviation has not closed by a third over the last lag.
-        """
-        s = self.settings
-        limit = s.out_of_range_deviation
-        use = sorted(self._blocks[i].command / inputs.blocks[i].shunt_max for i in active)
-        others_used = use[len(use) // 2] if use else 0.0
-        design = s.design_float_current_per_ah * inputs.capacity_ah
-
-        def window_for(i: int) -> float:
-            # The block's own lag at its own current: a block shunted to a trickle answers
-            # slowly, and slow is not "beyond reach".
-            amps = max(i_str - self._blocks[i].command, 0.01 * i_str)
-            lag = plant.lag_s(amps) if plant.identified else s.prior_lag_s * design / amps
-            return max(s.out_of_range_lags * min(lag, MAX_LAG_S), s.out_of_range_min_s)
-
-        # The shunts' authority is used up: every other module near its maximum to give the
-        # block(s) with the shunt off the string current they ask for. Then the block that
-        # asks is the one beyond reach if it is still low, or if it is on target only at
-        # the price of a block pinned above at its maximum (a soft short or a charge deficit
-        # draws current from the whole string); a pinned block is not judged meanwhile.
-        starved = others_used >= 0.9
-        pinned = any(self._blocks[i].pinned for i in active)
-        for i in active:
-            block = self._blocks[i]
-            b = inputs.blocks[i]
-            e = deviation[i] or 0.0
-            if now_s - block.history_at >= ERROR_HISTORY_S:
-                block.history.append(abs(e))
-                block.history_at = now_s
-            # While the others' shunts are used up raising a low block, a high block at its
-            # maximum says nothing about itself: the low block is judged first.
-            high = e > limit and block.command >= 0.98 * b.shunt_max and not starved
-            low = block.command <= 1e-4 and starved and (e < -limit or pinned)
-            window = window_for(i)
-            back = round(window / 2 / ERROR_HISTORY_S)
-            if not (high or low) or len(block.history) <= back:
-                # A leaky tally: a noisy cycle that breaks the condition does not reset it.
-                block.beyond_s = max(0.0, block.beyond_s - dt / 4)
-                continue
-            then = block.history[-1 - back]
-            held_on_target = low and e >= -limit  # its price is the pinned block
-            if held_on_target or abs(e) - limit > 0.8 * (then - limit):  # not closing
-                block.beyond_s += dt
-        # One block at a time, the farthest: excluding it changes what the others can reach,
-        # so their evidence starts again.
-        ripe = [i for i in active if self._blocks[i].beyond_s >= window_for(i)]
-        if ripe:
-            worst = max(ripe, key=lambda i: abs(deviation[i] or 0.0))
-            for i in active:
-                self._blocks[i].beyond_s = 0.0
-            block = self._blocks[worst]
-            block.out_of_range = True
-            block.retry_at = now_s + s.retry_after_s
-            block.command = 0.0
-            block.level = None
 
     def _oor(self) -> frozenset[int]:
         return frozenset(i for i, b in enumerate(self._blocks) if b.out_of_range)

@@ -82,6 +82,8 @@ WATCHDOG_CYCLES = 3  # [issue 10 watchdog]
 def watchdog_for(poll_interval_s: float) -> int:
     """[issue 10 watchdog] Module watchdog (s) for a poll interval: 3 cycles, register 1–600."""
     return max(1, min(600, math.ceil(WATCHDOG_CYCLES * poll_interval_s)))
+
+
 PRE_ALERT_REPEAT_S = 3600.0  # a standing pre-alert is announced once, not every cycle
 
 type SnapshotListener = Callable[[SystemSnapshot], None]

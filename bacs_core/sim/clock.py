@@ -80,9 +80,7 @@ class SimClock:
             except (OSError, SimClockError, TimeoutError):
                 # Keep extrapolating at the last rate; the next refresh may reconnect.
                 with contextlib.suppress(OSError):
-                    self._reader, self._writer = await asyncio.open_connection(
-                        self.host, self.port
-                    )
+                    self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -75,9 +75,7 @@ class PlantOptions:
     rack_gradient_c: float = 0.0
 
 
-def block_preset(
-    cells: int, capacity_ah: float, plant: PlantOptions | None = None
-) -> BlockParams:
+def block_preset(cells: int, capacity_ah: float, plant: PlantOptions | None = None) -> BlockParams:
     """Typical healthy block of this size (§4.3 scaling)."""
     plant = plant or PlantOptions()
     if cells == 1:
