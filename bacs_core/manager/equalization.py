@@ -274,8 +274,14 @@ class EqualizationController:
             block.command = shunt[i] = min(max(amps, 0.0), b.shunt_max)
         track_reach(self._blocks, s, now_s, dt, inputs, deviation, active, plant, i_str)
         for i in range(n):
-            if self._blocks[i].out_of_range:
-                shunt[i] = self._blocks[i].command = 0.0
+            block = self._blocks[i]
+            if block.out_of_range:
+                # Too high: its maximum still moves it towards target (and lowers its
+                # overcharge); too low: nothing a shunt does helps it.
+                b = inputs.blocks[i]
+                hot = self._hot(b) or not b.comms_ok or deviation[i] is None
+                amps = min(inputs.blocks[i].shunt_max, i_str) if block.too_high else 0.0
+                shunt[i] = block.command = 0.0 if hot else amps
         return shunt
 
     @staticmethod
@@ -324,7 +330,7 @@ class EqualizationController:
             now_s = self._last_s or 0.0
             if block.settled_current is None:
                 block.settled_current = i_block
-            elif abs(math.log(i_block / block.settled_current)) > 0.05:
+            elif abs(math.log(i_block / block.settled_current)) > 0.1:
                 block.settled_current = i_block
                 block.settled_since = now_s
             block.window.push(now_s, b.voltage, i_block)
@@ -334,9 +340,10 @@ class EqualizationController:
             moved = abs(math.log(samples[-1][2] / samples[0][2])) > 0.05
             off = abs((deviation[i] or 0.0) / b.cells) > 4 * s.deadband_per_cell
             lag = self._estimator.current.lag_s(i_block)
-            settled = now_s - block.settled_since >= 3 * lag + s.slope_window_s
+            settled = now_s - block.settled_since >= lag + s.slope_window_s
+            stretch = block.settled_since if settled else None
             self._estimator.add(
-                i, b.cells, block.window, 3 * dt, excited=moved or off, settled=settled
+                i, b.cells, block.window, 3 * dt, excited=moved or off, stretch=stretch
             )
             fed = True
         if fed:

@@ -27,6 +27,7 @@ class BlockState:
     level: float | None = None  # ln(A): the block current steered towards, smoothed
     beyond_s: float = 0.0  # time the evidence has said "beyond reach"
     out_of_range: bool = False
+    too_high: bool = False  # out of range above target (it keeps its maximum shunt)
     pinned: bool = False  # at its maximum and still above target: not in the target's mean
     retry_at: float = 0.0
     history: deque[float] = field(
@@ -77,7 +78,10 @@ def track_reach(
         # The block's own lag at its own current: a block shunted to a trickle answers
         # slowly, and slow is not "beyond reach".
         amps = max(i_str - blocks[i].command, 0.01 * i_str)
-        lag = plant.lag_s(amps) if plant.identified else s.prior_lag_s * design / amps
+        if plant.lag_identified:
+            lag = plant.lag_s(amps)
+        else:  # no evidence of the lag yet: assume the slowest plausible one
+            lag = s.unidentified_lag_s * design / amps
         return max(s.out_of_range_lags * min(lag, MAX_LAG_S), s.out_of_range_min_s)
 
     # The shunts' authority is used up: every other module near its maximum to give the
@@ -117,6 +121,7 @@ def track_reach(
             blocks[i].beyond_s = 0.0
         block = blocks[worst]
         block.out_of_range = True
+        block.too_high = (deviation[worst] or 0.0) > 0
         block.retry_at = now_s + s.retry_after_s
         block.command = 0.0
         block.level = None

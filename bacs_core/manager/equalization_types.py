@@ -29,6 +29,7 @@ class EqualizationSettings:
     slope_window_s: float = 600.0  # window of the identification's slope
     prior_slope_per_cell: float = 0.06  # V per e-fold: a rough start, replaced when identified
     prior_lag_s: float = 1800.0  # at the design float current; replaced when identified
+    unidentified_lag_s: float = 7200.0  # the lag out-of-range evidence assumes until known
     design_float_current_per_ah: float = 0.001  # A/Ah, used only without a current sensor
     max_block_temperature: float = 40.0  # °C: pause (shunt heat raises float current)
     max_module_temperature: float = 70.0  # °C heatsink

@@ -36,7 +36,8 @@ class PlantEstimate:
 
     b_per_cell: float
     theta_as: float  # A·s: lag at current I is θ / I
-    identified: bool
+    identified: bool  # both the slope and the lag come from data
+    lag_identified: bool = False  # the lag does (the slope may still be the prior)
 
     def lag_s(self, current_a: float) -> float:
         return min(max(self.theta_as / max(current_a, 1e-6), MIN_LAG_S), MAX_LAG_S)
@@ -112,15 +113,20 @@ class _Moments:
 
 GRID = 25  # κ values, log-spaced over the bounds below
 STEADY = 0.1  # a window is quasi-steady when κ·dV/dt is below this share of the current
+MAX_POINTS = 12  # operating points remembered per block
+MIN_POINT_SAMPLES = 1  # windows (each a slope window's mean) that make an operating point
 
 
 @dataclass
 class PlantEstimator:
     """Two fits from the same windows; see the module docstring.
 
-    b comes from quasi-steady windows only (κ·dV/dt small against I, so ln I is known to
-    the precision of the current measurement and the fit is not attenuated by slope
-    noise): the operating points the controller has moved each block through. κ comes
+    b comes from the operating points the controller has moved each block through: the mean
+    of each stretch in which a block's current stayed put and its voltage settled (κ·dV/dt
+    small against I). Means, not samples: within a stretch the controller's own reaction
+    to measurement noise correlates current and voltage and would bias b low (the classic
+    trap of identification in closed loop); between stretches the moves are the
+    controller's, tens of percent of current, and the noise averages out. κ comes
     from every excited window, with b fixed: the κ on a log grid whose model leaves the
     least residual.
     """
@@ -132,7 +138,7 @@ class PlantEstimator:
     estimate: PlantEstimate | None = None
     kappas: list[float] = field(default_factory=list)
     moments: list[list[_Moments]] = field(default_factory=list)  # [κ][block], excited
-    steady: list[_Moments] = field(default_factory=list)  # [block], quasi-steady
+    points: list[dict[float, list[float]]] = field(default_factory=list)  # [block]{stretch: n,x,y}
     refused: list[float] = field(default_factory=list)  # weight of samples κ cannot explain
     weight: float = 0.0
     b_fit: float | None = None
@@ -166,20 +172,26 @@ class PlantEstimator:
         dt_s: float,
         *,
         excited: bool,
-        settled: bool,
+        stretch: float | None,
     ) -> None:
-        """One window of block ``index``: its means and slope. ``settled``: its current
-        has not moved for several lags (the caller knows its own commands)."""
+        """One window of block ``index``: its means and slope. ``stretch`` names the period
+        since its current last moved, once that is several lags old (the caller knows its
+        own commands); None while it is not."""
         v, amps, slope = window.means_and_slope()
         if amps <= 0:
             return
         keep = math.exp(-dt_s / self.forget_s)
         y = v / cells
         rate = slope / cells
-        while len(self.steady) <= index:
-            self.steady.append(_Moments())
-        if settled and abs(self.kappa * rate) < STEADY * amps:
-            self.steady[index].add(math.log(amps), y, keep)
+        while len(self.points) <= index:
+            self.points.append({})
+        if stretch is not None and abs(self.kappa * rate) < STEADY * amps:
+            point = self.points[index].setdefault(stretch, [0.0, 0.0, 0.0])
+            point[0] += 1.0
+            point[1] += math.log(amps)
+            point[2] += y
+            while len(self.points[index]) > MAX_POINTS:
+                del self.points[index][min(self.points[index])]
         if not excited:
             return
         self.weight = self.weight * keep + 1.0
@@ -209,15 +221,34 @@ class PlantEstimator:
             groups += 1
         return cxx, cxy, cyy, n_eff, groups
 
+    def _fit_slope(self) -> None:
+        """b from the operating points, demeaned per block (the intercepts drop out)."""
+        cxx = cxy = cyy = 0.0
+        n = 0
+        blocks = 0
+        for stretches in self.points:
+            means = [(x / k, y / k) for k, x, y in stretches.values() if k >= MIN_POINT_SAMPLES]
+            if len(means) < 2:
+                continue
+            mx = sum(x for x, _ in means) / len(means)
+            my = sum(y for _, y in means) / len(means)
+            for x, y in means:
+                cxx += (x - mx) ** 2
+                cxy += (x - mx) * (y - my)
+                cyy += (y - my) ** 2
+            n += len(means)
+            blocks += 1
+        dof = n - blocks - 1
+        if blocks < 2 or dof < 3 or cxx < 0.1:  # moves of ~0.3 e-fold in a few blocks
+            return
+        slope = cxy / cxx
+        se = math.sqrt(max(cyy - slope * cxy, 0.0) / dof / cxx)
+        if MIN_B_PER_CELL <= slope <= MAX_B_PER_CELL and se < 0.1 * slope:
+            self.b_fit = slope
+
     def solve(self) -> PlantEstimate:
         """Refit; keep the last belief when the data cannot pin the fit down."""
-        cxx, cxy, cyy, n_eff, groups = self._pool(self.steady)
-        dof = n_eff - groups - 1
-        if groups >= 2 and dof >= 30 and cxx > 0:
-            slope = cxy / cxx
-            se = math.sqrt(max(cyy - slope * cxy, 0.0) / dof / cxx)
-            if MIN_B_PER_CELL <= slope <= MAX_B_PER_CELL and se < 0.05 * slope:
-                self.b_fit = slope
+        self._fit_slope()
         b = self.b_fit or self.prior_b_per_cell
         rss: list[float | None] = []
         for k in range(len(self.kappas)):
@@ -239,8 +270,8 @@ class PlantEstimator:
             left, right = rss[k - 1] if k > 0 else None, rss[k + 1] if k + 1 < GRID else None
             if left is not None and right is not None:
                 self.kappa_fit = self.kappas[k]
-        if self.b_fit is not None and self.kappa_fit is not None:
-            self.estimate = PlantEstimate(self.b_fit, self.kappa_fit * self.b_fit, True)
-        elif self.kappa_fit is not None:
-            self.estimate = PlantEstimate(b, self.kappa_fit * b, False)
+        if self.kappa_fit is not None:
+            self.estimate = PlantEstimate(
+                b, self.kappa_fit * b, self.b_fit is not None, lag_identified=True
+            )
         return self.current
