@@ -244,13 +244,25 @@ class EqualizationController:
         i_str = max(i_str, 1e-6)
         self._identify(dt, inputs, deviation, active, i_str)
         if not self._observed:
-            # Measure before acting: one slope window with every shunt as it is gives each
-            # block's undisturbed operating point, the first point of the slope fit.
-            self._observed = sum(self._blocks[i].window.full() for i in active) * 2 > len(active)
+            # Look before acting: a minute with every shunt as it is gives each block's
+            # undisturbed operating point, the first point of the slope fit.
+            looked = [i for i in active if self._blocks[i].window.spans() >= s.observe_s]
+            self._observed = len(looked) * 2 > len(active)
             if not self._observed:
                 for i in active:
                     self._blocks[i].command = 0.0
                 return shunt
+            for i in looked:
+                block = self._blocks[i]
+                self._estimator.add(
+                    i,
+                    inputs.blocks[i].cells,
+                    block.window,
+                    dt,
+                    excited=False,
+                    stretch=block.settled_since,
+                    undisturbed=True,
+                )
         plant = self._estimator.current
         b_hat = plant.b_per_cell
         kappa = self._estimator.kappa

@@ -27,6 +27,7 @@ class EqualizationSettings:
     smoothing_s: float = 120.0  # commands move towards their goal with this time constant
     filter_time_s: float = 60.0  # measurement filter (noise, ripple)
     slope_window_s: float = 600.0  # window of the identification's slope
+    observe_s: float = 60.0  # look before the first move (the undisturbed operating point)
     prior_slope_per_cell: float = 0.06  # V per e-fold: a rough start, replaced when identified
     prior_lag_s: float = 1800.0  # at the design float current; replaced when identified
     unidentified_lag_s: float = 7200.0  # the lag out-of-range evidence assumes until known

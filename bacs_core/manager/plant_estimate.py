@@ -76,9 +76,11 @@ class BlockWindow:
             self._add(*self.samples.popleft(), -1.0)
 
     def full(self) -> bool:
-        return (
-            len(self.samples) >= 4 and self.samples[-1][0] - self.samples[0][0] >= 0.8 * self.span_s
-        )
+        return len(self.samples) >= 4 and self.spans() >= 0.8 * self.span_s
+
+    def spans(self) -> float:
+        """Seconds between the first and the last sample."""
+        return self.samples[-1][0] - self.samples[0][0] if self.samples else 0.0
 
     def means_and_slope(self) -> tuple[float, float, float]:
         """(mean V, mean I, dV/dt) over the window, all at its mean time."""
@@ -173,10 +175,13 @@ class PlantEstimator:
         *,
         excited: bool,
         stretch: float | None,
+        undisturbed: bool = False,
     ) -> None:
         """One window of block ``index``: its means and slope. ``stretch`` names the period
         since its current last moved, once that is several lags old (the caller knows its
-        own commands); None while it is not."""
+        own commands); None while it is not. ``undisturbed``: the controller has not moved
+        anything yet, the window is its short first look and counts as steady (a string on
+        float for hours is; its slope over a minute is noise)."""
         v, amps, slope = window.means_and_slope()
         if amps <= 0:
             return
@@ -185,7 +190,8 @@ class PlantEstimator:
         rate = slope / cells
         while len(self.points) <= index:
             self.points.append({})
-        if stretch is not None and abs(self.kappa * rate) < STEADY * amps:
+        steady = undisturbed or abs(self.kappa * rate) < STEADY * amps
+        if stretch is not None and steady:
             point = self.points[index].setdefault(stretch, [0.0, 0.0, 0.0])
             point[0] += 1.0
             point[1] += math.log(amps)
