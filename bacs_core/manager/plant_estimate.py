@@ -271,10 +271,11 @@ class PlantEstimator:
         valid = [k for k, r in enumerate(rss) if r is not None]
         if valid:
             k = min(valid, key=lambda j: rss[j] or 0.0)
-            # Only a minimum with a worse fit on both sides says anything: at the edge of
-            # what the data allow, the lag is not identified.
+            # A minimum with a worse fit on both sides is a lag. At the short end of the grid
+            # it means "faster than a minute": taken, it only weakens the anticipation. At
+            # the long end nothing is identified (the data cannot tell a slow plant from none).
             left, right = rss[k - 1] if k > 0 else None, rss[k + 1] if k + 1 < GRID else None
-            if left is not None and right is not None:
+            if right is not None and (left is not None or k == 0):
                 self.kappa_fit = self.kappas[k]
         if self.kappa_fit is not None:
             self.estimate = PlantEstimate(
