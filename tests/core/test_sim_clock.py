@@ -1,9 +1,10 @@
-"""One clock: ``bacs run --clock sim:…`` against ``bacs simulate --speed 10`` over TCP.
+"""One clock: ``bacs run --clock sim:…`` against ``bacs simulate --speed 30`` over TCP.
 
 The manager's lags, intervals and out-of-range timers must run on the simulator's time, so
 equalization over the wire converges in as many simulated seconds as the in-process twin
 (same room, same seed, the manager stepped on the simulated clock). Without the simulator's
-clock the manager would measure real seconds against a plant 10× faster.
+clock the manager would measure real seconds against a plant 30× faster. (30×: this string
+needs ~21 simulated minutes, which at 10× would make a 2-minute test.)
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from bacs_core.sim.physics import PlantOptions
 from bacs_core.sim.room import Room, RoomConfig
 
 BACS = [sys.executable, "-m", "bacs_core"]
-ROOM = {"blocks": 6, "settle_days": 0.05, "seed": 1, "lag_min": 1.0}
-SPEED = 10
+ROOM = {"blocks": 8, "settle_days": 0.01, "seed": 2, "lag_min": 2.0}
+SPEED = 30
 BAND = 0.020  # measured spread: every block within ±10 mV
 SPREAD = re.compile(r"spread (\d+)mV")
 
