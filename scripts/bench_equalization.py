@@ -259,16 +259,13 @@ def run(family: Family, start: StringPhysics, controller: str, seed: int) -> dic
     return row
 
 
-def one_seed(job: tuple[Family, int, tuple[str, ...]]) -> list[dict[str, Any]]:
-    family, seed, controllers = job
+def one_seed(job: tuple[Family, int, str]) -> dict[str, Any]:
+    family, seed, controller = job
     start, plant = prepare(family, seed)
-    rows = []
-    for c in controllers:
-        row = run(family, start, c, seed)
-        row["true_lag_min"] = round(plant.lag_s / 60, 1)
-        row["tafel_factor"] = round(plant.tafel_factor, 2)
-        rows.append(row)
-    return rows
+    row = run(family, start, controller, seed)
+    row["true_lag_min"] = round(plant.lag_s / 60, 1)
+    row["tafel_factor"] = round(plant.tafel_factor, 2)
+    return row
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -308,6 +305,7 @@ def main() -> int:
     parser.add_argument("--controller", choices=["adaptive", "legacy"], action="append")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--rows", type=Path, help="write every seed's row here (JSON lines)")
+    parser.add_argument("--from-rows", type=Path, help="summarise a --rows file, run nothing")
     args = parser.parse_args()
     seeds = 8 if args.quick else args.seeds
     controllers = tuple(args.controller or ["adaptive", "legacy"])
@@ -315,12 +313,24 @@ def main() -> int:
     if args.quick:
         for f in families:
             f.hours = 8.0
-    jobs = [(f, args.first_seed + k, controllers) for f in families for k in range(seeds)]
+    jobs = [
+        (f, args.first_seed + k, c) for c in controllers for f in families for k in range(seeds)
+    ]
     started = time.time()
-    with multiprocessing.get_context("fork").Pool(args.jobs, initializer=_nice) as pool:
-        results = [row for rows in pool.imap_unordered(one_seed, jobs) for row in rows]
-    if args.rows:
-        args.rows.write_text("".join(json.dumps(r) + "\n" for r in results), encoding="utf-8")
+    if args.from_rows:
+        text = args.from_rows.read_text(encoding="utf-8")
+        results = [json.loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        results = []
+        rows_out = args.rows.open("w", encoding="utf-8") if args.rows else None
+        with multiprocessing.get_context("fork").Pool(args.jobs, initializer=_nice) as pool:
+            for row in pool.imap_unordered(one_seed, jobs):
+                results.append(row)
+                if rows_out is not None:  # as they come: a long run can be read half way
+                    rows_out.write(json.dumps(row) + "\n")
+                    rows_out.flush()
+        if rows_out is not None:
+            rows_out.close()
     ok = True
     header = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
@@ -333,6 +343,8 @@ def main() -> int:
     for f in families:
         for c in controllers:
             rows = [r for r in results if r["family"] == f.name and r["controller"] == c]
+            if not rows:
+                continue
             summary = summarise(rows)
             if c == "adaptive":
                 ok &= summary["held_fraction"] >= 0.9

@@ -271,11 +271,11 @@ class PlantEstimator:
         valid = [k for k, r in enumerate(rss) if r is not None]
         if valid:
             k = min(valid, key=lambda j: rss[j] or 0.0)
-            # A minimum with a worse fit on both sides is a lag. At the short end of the grid
-            # it means "faster than a minute": taken, it only weakens the anticipation. At
-            # the long end nothing is identified (the data cannot tell a slow plant from none).
+            # Only a minimum with a worse fit on both sides is a lag. A minimum at the short
+            # end is what noise in the slope does to any plant (it favours "no double
+            # layer"), so it identifies nothing.
             left, right = rss[k - 1] if k > 0 else None, rss[k + 1] if k + 1 < GRID else None
-            if right is not None and (left is not None or k == 0):
+            if left is not None and right is not None:
                 self.kappa_fit = self.kappas[k]
         if self.kappa_fit is not None:
             self.estimate = PlantEstimate(
