@@ -4,7 +4,7 @@ The manager's lags, intervals and out-of-range timers must run on the simulator'
 equalization over the wire converges in as many simulated seconds as the in-process twin
 (same room, same seed, the manager stepped on the simulated clock). Without the simulator's
 clock the manager would measure real seconds against a plant 30× faster. (30×: this string
-needs ~21 simulated minutes, which at 10× would make a 2-minute test.)
+needs ~25 simulated minutes, which at 10× would make a 2.5-minute test.)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bacs_core.sim.physics import PlantOptions
 from bacs_core.sim.room import Room, RoomConfig
 
 BACS = [sys.executable, "-m", "bacs_core"]
-ROOM = {"blocks": 8, "settle_days": 0.01, "seed": 2, "lag_min": 2.0}
+ROOM = {"blocks": 8, "settle_days": 0.01, "seed": 2, "lag_min": 5.0}
 SPEED = 30
 BAND = 0.020  # measured spread: every block within ±10 mV
 SPREAD = re.compile(r"spread (\d+)mV")
