@@ -268,13 +268,13 @@ def one_seed(job: tuple[Family, int, str]) -> dict[str, Any]:
     return row
 
 
-def percentile(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float, digits: int = 2) -> float | None:
     """Nearest-rank percentile; +inf entries (never held) may decide it (then None)."""
     if not values:
         return None
     ordered = sorted(values)
     v = ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-    return None if math.isinf(v) else round(v, 2)
+    return None if math.isinf(v) else round(v, digits)
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -291,7 +291,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "false_out_of_range_max": max(false_oor),
         "missed_out_of_range_p50": percentile([float(r["missed_out_of_range"]) for r in rows], 0.5),
         "shunt_energy_wh_p50": percentile([r["shunt_energy_wh"] for r in rows], 0.5),
-        "worst_last_hour_v_p90": percentile([r["worst_last_hour_v"] for r in rows], 0.9),
+        "worst_last_hour_v_p50": percentile([r["worst_last_hour_v"] for r in rows], 0.5, 4),
+        "worst_last_hour_v_p90": percentile([r["worst_last_hour_v"] for r in rows], 0.9, 4),
     }
 
 
