@@ -121,7 +121,9 @@ def track_reach(
             blocks[i].beyond_s = 0.0
         block = blocks[worst]
         block.out_of_range = True
-        block.too_high = (deviation[worst] or 0.0) > 0
+        # Only a block above its target by more than the limit keeps a shunt: one judged while
+        # held on target (its price a pinned block) would be shunted away from its target.
+        block.too_high = (deviation[worst] or 0.0) > limit
         block.retry_at = now_s + s.retry_after_s
         block.command = 0.0
         block.level = None
