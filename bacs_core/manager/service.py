@@ -250,6 +250,15 @@ class Manager:
 
     def _rebuild(self) -> None:
         cfg = self.config
+        # A block's resistance history follows its module: to a new address, and never to
+        # another module wired in at the same one.
+        moved, replaced = self.topology.take_changes()
+        trends = self.observer.trends
+        for old, new in moved.items():
+            if old in trends:
+                trends[new] = trends.pop(old)
+        for ref in replaced:
+            trends.pop(ref, None)
         self.topology.rebuild(cfg, self._equalization, self._float_voltage)
         # Auto-trip wants one breaker per string (at least one while no string is known
         # yet): fewer known breakers means the path to the breaker is unavailable.
