@@ -6,7 +6,6 @@ from __future__ import annotations
 from bacs_core.manager import MemoryStorage
 from bacs_core.sim.room import Room, RoomConfig
 from bacs_core.snapshot import DeviceRef
-
 from tests.core.test_manager_sim import Site
 
 
