@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
@@ -23,9 +24,10 @@ p.meta { color: var(--muted); margin: 0 0 3mm; }
 figure { margin: 2mm 0; break-inside: avoid; page-break-inside: avoid; }
 figure svg { width: 100%; height: auto; display: block; }
 table { border-collapse: collapse; width: 100%; font-size: 8.5pt; margin: 1mm 0 3mm; }
-th, td { border-bottom: 0.5pt solid var(--line); padding: 0.6mm 1.5mm; text-align: right; }
+th, td { border-bottom: 0.5pt solid var(--line); padding: 0.6mm 1.5mm; text-align: left; }
 th { background: #eef1f5; }
-th:first-child, td:first-child { text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+h2, h3 { break-after: avoid; page-break-after: avoid; }
 table.figures td:first-child { color: var(--muted); width: 45%; }
 table.figures td, table.figures th { text-align: left; }
 tr.early td { color: var(--early); font-weight: 600; }
@@ -78,9 +80,18 @@ def table(head: Sequence[str], rows: Iterable[tuple[Sequence[str], str]], cls: s
     out.append("</tr></thead><tbody>")
     for cells, row_cls in rows:
         rattr = f' class="{row_cls}"' if row_cls else ""
-        out.append(f"<tr{rattr}>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+        out.append(f"<tr{rattr}>" + "".join(_cell(c) for c in cells) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
+
+
+_NUMBER = re.compile(r"[-+]?\d[\d.,]*")
+
+
+def _cell(text: str) -> str:
+    """Numbers right-aligned (figures compare down a column), text left."""
+    cls = ' class="n"' if _NUMBER.fullmatch(text) else ""
+    return f"<td{cls}>{escape(text)}</td>"
 
 
 def figure(svg: str, caption: str = "") -> str:

@@ -69,7 +69,7 @@ def test_the_weak_block_is_named_and_its_bar_drawn(html: str) -> None:
     assert "after recovery" in html
     # Its curve against the string's mean, and its row in the block table marked.
     assert f'id="curve-s1-b{WEAK}"' in html
-    row = re.search(rf'<tr class="early"><td>{WEAK}</td><td>bus1/{WEAK}</td>', html)
+    row = re.search(rf'<tr class="early"><td class="n">{WEAK}</td><td>bus1/{WEAK}</td>', html)
     assert row
 
 
