@@ -52,7 +52,7 @@ ALARM_TYPES = frozenset(
 )
 
 
-class ReportError(Exception):
+class ReportError(ValueError):
     """Nothing to report (no such discharge, no history in the period): one clear line."""
 
 
