@@ -44,6 +44,7 @@ _LOGGER = logging.getLogger(__name__)
 PLATFORMS = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
+    Platform.IMAGE,
     Platform.NUMBER,
     Platform.SENSOR,
     Platform.SWITCH,

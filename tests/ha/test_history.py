@@ -224,3 +224,30 @@ async def test_the_blueprint_sends_the_report_after_a_discharge(
     assert f"/api/bacs/report/{loaded_entry.entry_id}/discharge-" in note["message"]
     reports = list((tmp_path / "bacs-history" / loaded_entry.entry_id / "reports").glob("*.html"))
     assert len(reports) == 1
+
+
+async def test_the_last_discharge_chart_image(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    hass_client: ClientSessionGenerator,
+    hass_admin_user: Any,
+) -> None:
+    image = "image.string_1_last_discharge_chart"
+    assert _state(hass, image).state == "unknown"  # no discharge yet
+    await _discharge(hass, loaded_entry, freezer)
+    await hass.async_block_till_done()
+    state = _state(hass, image)
+    assert state.state not in ("unknown", "unavailable")
+    assert _state(hass, "image.string_2_last_discharge_chart").state == "unknown"
+    refresh = await hass.auth.async_create_refresh_token(hass_admin_user, CLIENT_ID)
+    client = await hass_client(hass.auth.async_create_access_token(refresh))
+    answer = await client.get(f"/api/image_proxy/{image}")
+    assert answer.status == 200
+    assert answer.headers["Content-Type"] == "image/svg+xml"
+    svg = await answer.text()
+    assert '<g id="bar-s1-b3"><title>String 1 block 3' in svg and "fell early" in svg
+    # After a reload the chart comes back from the history file.
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    assert _state(hass, image).state not in ("unknown", "unavailable")
