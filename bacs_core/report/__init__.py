@@ -59,12 +59,12 @@ def discharge_report(
         body.append(page.figure(charts.temperatures(r, s.series, weak)))
         body.append(page.figure(charts.resistance_trend(s.trend, weak, tz)))
         body.append("<h3>Blocks</h3>")
-        body.append(page.block_table(r, tz))
         body.append(
             '<p class="note">SOH: the lower of the discharge and resistance estimates, % of '
             "the rating; replace by: the date it fell below 80 %, or the resistance trend's "
             "projection (docs/history.md, State of health). Estimates, not a capacity test.</p>"
         )
+        body.append(page.block_table(r, tz))
         body.append("</section>")
     return page.page(title, subtitle, body)
 

@@ -197,3 +197,39 @@ def test_bacs_report_cli(discharged: tuple[HistorySite, SystemSnapshot], tmp_pat
     )
     assert period.returncode == 0, period.stderr
     assert "Float voltage spread" in out.read_text(encoding="utf-8")
+
+
+async def test_one_outage_of_two_strings_is_one_report(tmp_path: Path) -> None:
+    """Both strings discharge together: the report of the last one holds both, each with its
+    own weak block; --string keeps one."""
+    from bacs_core.sim.physics import ChargerMode
+
+    room = Room(
+        RoomConfig(
+            strings=2,
+            blocks=8,
+            capacity_ah=40,
+            settle_days=0.5,
+            seed=5,
+            faults=(Fault.parse("weak:1:2"), Fault.parse("weak:2:6")),
+        )
+    )
+    site = HistorySite(room, tmp_path)
+    await site.start()
+    await site.cycles(3)
+    for s in (1, 2):
+        room.set_mode(s, ChargerMode.DISCHARGE, 10.0)
+    await site.cycles(480)  # 80 min at C/4: a third of the rating
+    for s in (1, 2):
+        room.set_mode(s, ChargerMode.FLOAT)
+    await site.cycles(70)
+    site.flush()
+    await site.stop()
+    reader = HistoryReader(tmp_path)
+    both = discharge_report(reader, "last")
+    assert 'id="string-1"' in both and 'id="string-2"' in both
+    assert "String 1 block 2 (bus1/" in both and "String 2 block 6 (bus1/" in both
+    assert _bar(both, 2)[0] == EARLY
+    assert re.search(r'<g id="bar-s2-b6"><title>[^<]*fell early', both)
+    one = discharge_report(reader, "last", string=2)
+    assert 'id="string-1"' not in one and 'id="string-2"' in one
