@@ -115,7 +115,7 @@ class Manager:
         self.observer = Observer(
             config.poll_interval, config.thresholds.resistance_vs_baseline.alarm_high or 1.5
         )
-        self.actuators = Actuators(self._clients, self.topology)
+        self.actuators = Actuators(self._clients, self.topology, lambda: self.config.poll_interval)
         self.search = DeviceSearch(self._clients, self.topology)
         self.alarms = AlarmEngine(config.thresholds, latch_alarms=config.latch_alarms)
         self.runaway = RunawayDetector(config.runaway)
@@ -210,9 +210,9 @@ class Manager:
         self._started = False
 
     async def _loop(self) -> None:
-        interval = self.config.poll_interval
         last_discovery = self._clock()
         while not self._stopping:
+            interval = self.config.poll_interval  # read each cycle: the options may change it
             started = self._clock()
             try:
                 if (
@@ -224,7 +224,10 @@ class Manager:
                 await self.poll_once()
             except Exception:  # the loop must outlive any one bad cycle
                 _LOG.exception("poll cycle failed")
-            await asyncio.sleep(max(0.0, interval - (self._clock() - started)))
+            # The interval is on the manager's clock; a clock that runs faster than real time
+            # (a simulator's, with its ``rate``) is slept in real seconds.
+            rate = float(getattr(self._clock, "rate", 1.0)) or 1.0
+            await asyncio.sleep(max(0.0, interval - (self._clock() - started)) / rate)
 
     # -- discovery --------------------------------------------------------------------------
     async def discover(self) -> list[DeviceRef]:
@@ -246,6 +249,15 @@ class Manager:
 
     def _rebuild(self) -> None:
         cfg = self.config
+        # A block's resistance history follows its module: to a new address, and never to
+        # another module wired in at the same one.
+        moved, replaced = self.topology.take_changes()
+        trends = self.observer.trends
+        for old, new in moved.items():
+            if old in trends:
+                trends[new] = trends.pop(old)
+        for ref in replaced:
+            trends.pop(ref, None)
         self.topology.rebuild(cfg, self._equalization, self._float_voltage)
         # Auto-trip wants one breaker per string (at least one while no string is known
         # yet): fewer known breakers means the path to the breaker is unavailable.

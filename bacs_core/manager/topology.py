@@ -48,6 +48,11 @@ class Topology:
         self.relays: list[DeviceRef] = []
         self.sensors: list[DeviceRef] = []
         self.environment: list[DeviceRef] = []
+        # Identity changes seen by scans since the manager last took them (``take_changes``):
+        # a module answering at a new address (old ref → new ref), and a new module at an
+        # address another one had (its history is not the new one's).
+        self._moved: dict[DeviceRef, DeviceRef] = {}
+        self._replaced: set[DeviceRef] = set()
 
     async def discover(
         self,
@@ -78,8 +83,25 @@ class Topology:
                 if family is None or dev.family is family:
                     found[DeviceRef(bus_id, dev.unit)] = dev
         new = [ref for ref in found if ref not in self.devices]
+        for ref, dev in found.items():
+            known = self.devices.get(ref)
+            if known is not None and known.serial != dev.serial:
+                self._replaced.add(ref)  # another module wired in at this address
+                new.append(ref)
+            if not dev.serial:
+                continue  # an unset serial says nothing about where a module went
+            for other, seen in list(self.devices.items()):
+                if other != ref and seen.serial == dev.serial and seen.kind is dev.kind:
+                    del self.devices[other]  # re-addressed: it answers at ``ref`` now
+                    self._moved[other] = ref
         self.devices.update(found)
         return new
+
+    def take_changes(self) -> tuple[dict[DeviceRef, DeviceRef], set[DeviceRef]]:
+        """(moved: old ref → new ref, replaced refs) since the last call."""
+        changes = (self._moved, self._replaced)
+        self._moved, self._replaced = {}, set()
+        return changes
 
     def buses_without_devices(self) -> list[str]:
         with_devices = {ref.bus for ref in self.devices}

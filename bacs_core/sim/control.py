@@ -42,7 +42,8 @@ def handle_command(room: Room, command: dict[str, Any]) -> dict[str, Any]:
 
 def status(room: Room) -> dict[str, Any]:
     return {
-        "time_s": round(room.time_s, 1),
+        "time_s": round(room.time_s, 3),
+        "speed": room.speed,  # simulated seconds per real second (`bacs run --clock sim:…`)
         "strings": [
             {
                 "string": s.index,

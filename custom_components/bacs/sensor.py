@@ -479,6 +479,8 @@ class EnvironmentSensor(BusDeviceEntity, BacsSensor):
 
 
 def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]:
+    from .history_sensor import string_history_sensors  # it builds on this module's base
+
     index = coordinator.index
     out: list[BacsEntity] = []
     if "hub" not in known:
@@ -489,6 +491,7 @@ def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]
         out += [StringSensor(coordinator, d, i) for d in STRING_SENSORS]
         out.append(StringAlarmSensor(coordinator, STRING_ALARMS, i))
         out += [StringTripSensor(coordinator, d, i) for d in STRING_TRIP_SENSORS]
+        out += string_history_sensors(coordinator, i)
     for ref in new_targets(known, index.modules):
         out += [ModuleSensor(coordinator, d, ref) for d in MODULE_SENSORS]
     for ref in new_targets(known, index.sensors):
