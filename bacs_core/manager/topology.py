@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from ..bus import BusClient, BusConnectionError, DeviceIdentity
 from ..model import RELAY_CHANNELS, DeviceFamily
 from ..snapshot import DeviceRef
+from .breakers import Breaker
 from .charge_state import ChargeStateTracker
 from .config import ManagerConfig
 from .equalization import EqualizationController, StringCommands
-from .safety import Breaker
 
 _LOG = logging.getLogger(__name__)
 SCAN_TIMEOUT_S = 0.1
@@ -160,14 +160,17 @@ class Topology:
         self.strings = strings
 
     def breakers(self, cfg: ManagerConfig) -> tuple[Breaker, ...]:
-        """The configured breakers, or with ``auto``: relay module k, channel n opens string
-        4(k−1)+n, input n its feedback — for the relay modules found so far."""
-        breakers = [Breaker(b.relay, b.channel, b.input) for b in cfg.trip.breakers]
+        """The configured breakers (a breaker naming no string is common to all), or with
+        ``auto``: relay module k, channel n opens string 4(k−1)+n, input n its feedback — for
+        the relay modules found so far."""
+        breakers = [Breaker(b.relay, b.channel, b.input, b.string) for b in cfg.trip.breakers]
         if cfg.trip.auto and not breakers:
             for k in range(len(self.strings)):
                 relay_index, channel = divmod(k, RELAY_CHANNELS)
                 if relay_index < len(self.relays):
-                    breakers.append(Breaker(self.relays[relay_index], channel + 1, channel + 1))
+                    breakers.append(
+                        Breaker(self.relays[relay_index], channel + 1, channel + 1, k + 1)
+                    )
         return tuple(breakers)
 
 
