@@ -14,6 +14,7 @@ from typing import Any
 from ..events import Event
 from ..manager import ConfigError, Manager, validate_config
 from ..snapshot import SystemSnapshot
+from . import appliance
 from .common import quiet_pymodbus
 
 
@@ -25,12 +26,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "runaway. Events are printed as they happen, with one status line per cycle.",
     )
     p.add_argument("urls", nargs="*", metavar="URL", help="bus URLs (bus1, bus2, … in order)")
-    p.add_argument("--config", type=Path, help="a JSON file with the manager settings")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="a site file (YAML: the appliance, docs/appliance.md) or a JSON file of settings",
+    )
     p.add_argument("--strings", type=int, help="split the modules into this many strings")
     p.add_argument("--interval", type=float, help="poll interval in seconds")
     p.add_argument("--auto-trip", action="store_true", help="relay k channel n trips string n")
     p.add_argument("--json", action="store_true", help="events as JSON lines")
     p.add_argument("--cycles", type=int, default=0, help="stop after N cycles (0 = never)")
+    appliance.add_arguments(p)  # the appliance (bacs_core/cli/appliance.py)
     p.set_defaults(handler=run)
 
 
@@ -52,6 +58,8 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if appliance.handles(args):  # a YAML site file: the service (bacs_core/cli/appliance.py)
+        return appliance.run(args)
     try:
         config = validate_config(load_settings(args))
     except (ConfigError, OSError, ValueError) as err:
