@@ -343,6 +343,8 @@ class MqttPublisher:
                 _LOG.warning("MQTT broker connection lost (%s); alarms queue on disk", data)
             self._connected = False
             self.connected_event.clear()
+        elif kind == "flush":
+            data.set()
         elif kind == "ha_online":
             self.projection.forget_discovery()
             self._publish_latest()
@@ -405,6 +407,12 @@ class MqttPublisher:
             _LOG.warning("MQTT: %d alarm/trip messages stay queued on disk", len(self._inflight))
 
     # -- introspection -----------------------------------------------------------------------
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Block until the worker has handled everything handed to it so far (tests, bench)."""
+        done = threading.Event()
+        self._inbox.put(("flush", done))
+        return done.wait(timeout)
+
     @property
     def connected(self) -> bool:
         return self._connected
