@@ -259,7 +259,7 @@ async def test_trips_and_alarms_survive_a_broker_outage_and_an_appliance_restart
         await wait(sub, lambda: again.publisher.queued() == 0, 30)
         types = [e["type"] for e in sub.events(f"{BASE}/event")]
         assert types.count("tripped") >= 1
-        assert len(set(e["id"] for e in sub.events(f"{BASE}/event"))) >= queued
+        assert len({e["id"] for e in sub.events(f"{BASE}/event")}) >= queued
         await again.manager.stop()
         await again.publisher.stop()
     finally:
