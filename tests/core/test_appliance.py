@@ -5,6 +5,7 @@ one appliance per state directory, and MQTT publishing from the service."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,10 +50,8 @@ class Notify:
                     line.startswith(field) for line in msg.split("\n")
                 ):
                     return msg
-            try:
+            with contextlib.suppress(TimeoutError):
                 self.received.append(self.sock.recv(4096).decode())
-            except TimeoutError:
-                pass
         raise AssertionError(f"no {field} from the service; got {self.received}")
 
 
