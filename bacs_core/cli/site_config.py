@@ -34,7 +34,12 @@ def _mqtt(data: Any) -> Any:
 
     if not isinstance(data, dict):
         raise vol.Invalid("expected a mapping (host:, port:, …)")
-    return mqtt_settings(data)
+    settings = mqtt_settings(data)
+    try:
+        import paho.mqtt.client  # noqa: F401
+    except ImportError:
+        raise vol.Invalid("needs paho-mqtt: pip install 'bacs-core[mqtt]'") from None
+    return settings
 
 
 # Consumer sections a site file may hold, each with its validator (vol.Invalid with a path).
