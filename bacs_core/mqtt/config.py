@@ -48,6 +48,9 @@ MQTT_SCHEMA = vol.Schema(
             _TOPIC_PREFIX, msg="letters, digits, - or _ in levels separated by /"
         ),
         vol.Optional("commands", default={}): COMMANDS_SCHEMA,
+        # The integration's disabled-by-default diagnostics (each block's deviation and shunt
+        # current, the poll duration): nine tenths of the traffic, so off unless asked for.
+        vol.Optional("diagnostics", default=False): bool,
         # Alarms and trips waiting on disk for the broker; the oldest go first past this.
         vol.Optional("queue_limit", default=100000): vol.All(int, vol.Range(100, 10_000_000)),
     }
@@ -75,6 +78,7 @@ class MqttSettings:
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
     commands: frozenset[str] = frozenset()
+    diagnostics: bool = False
     queue_limit: int = 100000
 
 
@@ -128,6 +132,7 @@ def mqtt_settings(data: dict[str, Any]) -> MqttSettings:
         discovery=v["discovery"],
         discovery_prefix=v["discovery_prefix"],
         commands=frozenset(c for c in COMMANDS if v["commands"][c]),
+        diagnostics=v["diagnostics"],
         queue_limit=v["queue_limit"],
     )
 

@@ -112,8 +112,10 @@ class Projection:
         simulated: bool = False,
         discovery: bool = True,
         commands: frozenset[str] = frozenset(),
+        diagnostics: bool = False,
     ) -> None:
         self.topics = topics
+        self.diagnostics = diagnostics
         self.site_name = site_name
         self.manufacturer = MANUFACTURER_SIMULATOR if simulated else MANUFACTURER
         # Simulated rooms number their devices alike: their serials are unique only per site.
@@ -126,6 +128,7 @@ class Projection:
         self._texts: dict[str, str] = {}
         self._configs: dict[str, str] = {}
         self.values_seen = 0  # every value of every cycle: what a naive publisher would send
+        self.values_per_update = 0  # of the last snapshot
 
     @property
     def hub_id(self) -> str:
@@ -171,7 +174,7 @@ class Projection:
 
     def targets(self, snap: SystemSnapshot) -> list[Target]:
         t = self.topics
-        hub = Target(self.hub_id, t.hub, self._hub_device(), HUB_ENTITIES, snap)
+        hub = Target(self.hub_id, t.hub, self._hub_device(), self._shown(HUB_ENTITIES), snap)
         hub.extra.update(self._hub_extras(snap))
         out = [hub]
         string_ids: dict[int, str] = {}
@@ -185,7 +188,7 @@ class Projection:
                 "model": "Battery string",
                 "via_device": self.hub_id,
             }
-            target = Target(sid, t.string(s.index), device, STRING_ENTITIES, s)
+            target = Target(sid, t.string(s.index), device, self._shown(STRING_ENTITIES), s)
             target.extra["alarms"] = self._alarm_component(
                 f"{sid}-alarms", f"{t.string(s.index)}/alarms"
             )
@@ -213,6 +216,12 @@ class Projection:
             out.append(self._bus_target(e.info, name, self.hub_id, topic, ENVIRONMENT_ENTITIES, e))
         return out
 
+    def _shown(self, specs: tuple[EntitySpec, ...]) -> tuple[EntitySpec, ...]:
+        """Disabled-by-default entities only with ``diagnostics: true`` in the site file."""
+        if self.diagnostics:
+            return specs
+        return tuple(s for s in specs if s.enabled)
+
     def _bus_target(
         self,
         info: DeviceInfo,
@@ -223,7 +232,9 @@ class Projection:
         source: Any,
     ) -> Target:
         oid = self.device_id(info)
-        target = Target(oid, topic, self._bus_device(info, name, via), specs, source, info.online)
+        target = Target(
+            oid, topic, self._bus_device(info, name, via), self._shown(specs), source, info.online
+        )
         if "identify" in self.commands:
             payload = json.dumps({"serial": info.serial, "device": str(info.ref)})
             target.extra["identify"] = {
@@ -342,6 +353,7 @@ class Projection:
     def update(self, snap: SystemSnapshot) -> list[Message]:
         """What to send for this snapshot: discovery that changed, then values that changed."""
         out: list[Message] = []
+        before = self.values_seen
         targets = self.targets(snap)
         if self.discovery:
             out += self._discovery(targets)
@@ -364,6 +376,7 @@ class Projection:
         if "set_float_voltage" in self.commands:
             fv = self._shown_float_voltage(snap)
             out += self._text(f"{self.topics.hub}/float_voltage", encode(fv, 2), qos=1)
+        self.values_per_update = self.values_seen - before
         return out
 
     def _discovery(self, targets: Iterable[Target]) -> list[Message]:

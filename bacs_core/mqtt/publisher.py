@@ -114,6 +114,7 @@ class MqttPublisher:
             simulated=simulated,
             discovery=settings.discovery,
             commands=settings.commands,
+            diagnostics=settings.diagnostics,
         )
         self.projection.float_voltage = manager.config.float_voltage
         self.projection.float_voltage_per_cell = manager.config.equalization.float_voltage_per_cell
@@ -177,7 +178,9 @@ class MqttPublisher:
                 CallbackAPIVersion.VERSION2,
                 client_id=client_id,
                 protocol=MQTTProtocolVersion.MQTTv311,
-                clean_session=True,
+                # A session the broker keeps: after a broker restart "session present" says
+                # its retained store survived too, and only what changed is sent again.
+                clean_session=False,
             )
         if s.username:
             client.username_pw_set(s.username, s.password)
@@ -235,10 +238,12 @@ class MqttPublisher:
             self.stats.last_error = f"broker refused the connection: {reason}"
             _LOG.error("MQTT broker %s refused the connection: %s", self.settings.host, reason)
             return
-        client.subscribe(self.topics.command_filter, qos=1)
+        # QoS 0: a broker never keeps a command for us while we are away (a reset pressed an
+        # hour ago must not run now); the result topic tells the sender it arrived.
+        client.subscribe(self.topics.command_filter, qos=0)
         if self.settings.discovery:
             client.subscribe(self.topics.ha_status, qos=1)
-        self._inbox.put(("connected", None))
+        self._inbox.put(("connected", bool(flags.session_present)))
 
     def _on_disconnect(
         self,
@@ -336,7 +341,8 @@ class MqttPublisher:
             self.stats.connects += 1
             _LOG.info("MQTT connected to %s:%d", self.settings.host, self.settings.port)
             self._publish(Message(self.topics.availability, "online", 1, True))
-            self.projection.reset()  # the broker may have lost its retained store
+            if not data:  # a new session: the broker may have lost its retained store
+                self.projection.reset()
             self._publish_latest()
         elif kind == "disconnected":
             if self._connected:

@@ -293,3 +293,35 @@ async def test_username_and_password(room: Room, tmp_path: Path) -> None:
         assert "refused" in (wrong.publisher.stats.last_error or "")
         await wrong.manager.stop()
         await wrong.publisher.stop()
+
+
+async def test_a_broker_that_lost_its_retained_store_gets_everything_again(
+    site: Site, broker: Mosquitto
+) -> None:
+    await site.cycle()
+    await asyncio.to_thread(site.publisher.connected_event.wait, 10)
+    assert await asyncio.to_thread(site.publisher.flush)
+    config = json.loads(
+        await wait(
+            probe := Subscriber(broker.port),
+            lambda: probe.retained.get("homeassistant/device/bacs-t1-string-1/config"),
+        )
+    )
+    probe.close()
+    # Without diagnostics: true the disabled-by-default diagnostics are not offered at all.
+    assert not any(k.endswith("-deviation") for k in config["components"])
+    await site.manager.trip("before the restart")
+    await site.cycle()
+    assert await asyncio.to_thread(site.publisher.flush)
+    broker.restart()  # no persistence: every retained message is gone
+    newcomer = Subscriber(broker.port)
+    try:
+        await wait(newcomer, lambda: newcomer.retained.get(f"{BASE}/hub/trip_state") == b"tripped")
+        await wait(newcomer, lambda: newcomer.retained.get(f"{BASE}/availability") == b"online")
+        await wait(newcomer, lambda: "homeassistant/device/bacs-t1/config" in newcomer.retained)
+        safety = json.loads(newcomer.retained[f"{BASE}/safety"])
+        assert safety["reason"] == "manual: before the restart"
+        alarms = json.loads(await wait(newcomer, lambda: newcomer.retained.get(f"{BASE}/alarms")))
+        assert alarms["summary"]
+    finally:
+        newcomer.close()

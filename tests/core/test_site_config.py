@@ -116,7 +116,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=Path(__file__).parents[2], check=False,
+        cwd=Path(__file__).parents[2],
+        check=False,
     )
 
 

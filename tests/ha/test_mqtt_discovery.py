@@ -48,7 +48,7 @@ async def appliance(broker: Mosquitto, tmp_path: Path) -> AsyncIterator[MqttPubl
     )  # fmt: skip
     settings = mqtt_settings(
         {"host": "127.0.0.1", "port": broker.port,
-         "commands": {"reset_trip": True, "acknowledge": True}}
+         "commands": {"reset_trip": True, "acknowledge": True}, "diagnostics": True}
     )  # fmt: skip
     publisher = MqttPublisher(
         manager, settings, site_id="room", site_name="Battery room", state_dir=tmp_path,
