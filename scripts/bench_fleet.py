@@ -148,7 +148,7 @@ class Site:
             self.durable.append({"type": event.type.value, "time": event.timestamp.timestamp()})
 
 
-async def run_fleet(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def run_fleet(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     broker = Broker(work)
     broker.start()
     rx_file, ready = work / "received.jsonl", work / "subscriber.ready"
@@ -156,72 +156,79 @@ async def run_fleet(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         [sys.executable, __file__, "--subscriber", str(broker.port), str(rx_file), str(ready)]
     )
     try:
-        while not ready.exists():
-            await asyncio.sleep(0.05)
-        sites = [
-            Site(n, args.blocks, args.interval, broker.port, work / "state")
-            for n in range(args.sites)
-        ]
-        for site in sites:  # one after the other: their cycles spread over the interval
-            await site.manager.start()
-            site.publisher.start()
-            await asyncio.sleep(args.interval / args.sites)
-        await asyncio.sleep(args.interval)  # the first full publish of every site
-        rng = random.Random(1)
-        cpu0, t0 = time.process_time(), time.monotonic()
-        snaps0 = sum(s.publisher.stats.snapshots for s in sites)
-        msgs0 = sum(s.publisher.stats.messages for s in sites)
-        worker0 = sum(s.publisher.stats.worker_cpu_s for s in sites)
-        outage: tuple[float, float] | None = None
-        dead: list[tuple[float, Site, int]] = []
-        deadline = t0 + args.duration
-        restart_at = t0 + args.duration / 2
-        next_fault = t0
-        while time.monotonic() < deadline:
-            now = time.monotonic()
-            if outage is None and now >= restart_at:
-                down = time.time()
-                broker.stop()
-                await asyncio.sleep(args.outage)
-                broker.start()
-                outage = (down, time.time())
-            if now >= next_fault and now < deadline - 4 * args.interval:
-                site = rng.choice(sites)
-                unit = rng.randint(1, args.blocks)
-                site.room.buses[0].dead.add(unit)
-                dead.append((now + rng.uniform(3, 6) * args.interval, site, unit))
-                next_fault = now + args.duration / args.faults
-            for item in [d for d in dead if d[0] <= now]:
-                item[1].room.buses[0].dead.discard(item[2])
-                dead.remove(item)
-            await asyncio.sleep(0.2)
-        for _, site, unit in dead:
-            site.room.buses[0].dead.discard(unit)
-        cpu = time.process_time() - cpu0
-        wall = time.monotonic() - t0
-        cycles = sum(s.publisher.stats.snapshots for s in sites) - snaps0
-        messages = sum(s.publisher.stats.messages for s in sites) - msgs0
-        # Let every queue drain (the broker is back), then count what arrived.
-        for _ in range(300):
-            if all(s.publisher.queued() == 0 for s in sites):
+        for _ in range(200):
+            if ready.exists():
                 break
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(2)
-        worker = sum(s.publisher.stats.worker_cpu_s for s in sites) - worker0
-        naive = sum(s.publisher.projection.values_per_update for s in sites) / len(sites) * cycles
-        handed = sum(len(s.durable) for s in sites)
-        total_messages = sum(s.publisher.stats.messages for s in sites)
-        total_naive = sum(
-            s.publisher.projection.values_per_update * s.publisher.stats.snapshots for s in sites
-        )
-        for site in sites:
-            await site.manager.stop()
-        for site in sites:
-            await site.publisher.stop()
+            time.sleep(0.05)
+        return asyncio.run(fleet(args, work, broker, rx_file))
     finally:
         sub.terminate()
         sub.wait(10)
         broker.stop()
+
+
+async def fleet(
+    args: argparse.Namespace, work: Path, broker: Broker, rx_file: Path
+) -> dict[str, Any]:
+    sites = [
+        Site(n, args.blocks, args.interval, broker.port, work / "state") for n in range(args.sites)
+    ]
+    for site in sites:  # one after the other: their cycles spread over the interval
+        await site.manager.start()
+        site.publisher.start()
+        await asyncio.sleep(args.interval / args.sites)
+    await asyncio.sleep(args.interval)  # the first full publish of every site
+    rng = random.Random(1)
+    cpu0, t0 = time.process_time(), time.monotonic()
+    snaps0 = sum(s.publisher.stats.snapshots for s in sites)
+    msgs0 = sum(s.publisher.stats.messages for s in sites)
+    worker0 = sum(s.publisher.stats.worker_cpu_s for s in sites)
+    outage: tuple[float, float] | None = None
+    dead: list[tuple[float, Site, int]] = []
+    deadline = t0 + args.duration
+    restart_at = t0 + args.duration / 2
+    next_fault = t0
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if outage is None and now >= restart_at:
+            down = time.time()
+            broker.stop()
+            await asyncio.sleep(args.outage)
+            broker.start()
+            outage = (down, time.time())
+        if now >= next_fault and now < deadline - 4 * args.interval:
+            site = rng.choice(sites)
+            unit = rng.randint(1, args.blocks)
+            site.room.buses[0].dead.add(unit)
+            dead.append((now + rng.uniform(3, 6) * args.interval, site, unit))
+            next_fault = now + args.duration / args.faults
+        for item in [d for d in dead if d[0] <= now]:
+            item[1].room.buses[0].dead.discard(item[2])
+            dead.remove(item)
+        await asyncio.sleep(0.2)
+    for _, site, unit in dead:
+        site.room.buses[0].dead.discard(unit)
+    cpu = time.process_time() - cpu0
+    wall = time.monotonic() - t0
+    cycles = sum(s.publisher.stats.snapshots for s in sites) - snaps0
+    messages = sum(s.publisher.stats.messages for s in sites) - msgs0
+    # Let every queue drain (the broker is back), then count what arrived.
+    for _ in range(300):
+        if all(s.publisher.queued() == 0 for s in sites):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2)
+    worker = sum(s.publisher.stats.worker_cpu_s for s in sites) - worker0
+    naive = sum(s.publisher.projection.values_per_update for s in sites) / len(sites) * cycles
+    handed = sum(len(s.durable) for s in sites)
+    total_messages = sum(s.publisher.stats.messages for s in sites)
+    total_naive = sum(
+        s.publisher.projection.values_per_update * s.publisher.stats.snapshots for s in sites
+    )
+    for site in sites:
+        await site.manager.stop()
+    for site in sites:
+        await site.publisher.stop()
     received: dict[str, dict[str, Any]] = {}
     for line in rx_file.read_text().splitlines():
         r = json.loads(line)
@@ -367,7 +374,7 @@ def main() -> int:
             f"{platform.python_implementation()} {platform.python_version()}",
             "date": datetime.now().astimezone().isoformat(timespec="seconds"),
         }
-        result.update(asyncio.run(run_fleet(args, work)))
+        result.update(run_fleet(args, work))
         if not args.no_appliance:
             result.update(measure_appliance(args, work))
     finally:
