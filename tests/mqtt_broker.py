@@ -41,8 +41,14 @@ class Mosquitto:
     persistence, forgets every retained message)."""
 
     def __init__(
-        self, directory: Path, *, users: dict[str, str] | None = None, persistence: bool = False
+        self,
+        directory: Path,
+        *,
+        users: dict[str, str] | None = None,
+        persistence: bool = False,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
+        """``tls``: (CA, server certificate, server key) for a TLS-only listener."""
         assert MOSQUITTO is not None
         self.directory = directory
         self.port = free_port()
@@ -53,6 +59,9 @@ class Mosquitto:
             lines += ["persistence true", f"persistence_location {directory}/"]
         else:
             lines.append("persistence false")
+        if tls is not None:
+            ca, cert, key = tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         if users:
             passwd = directory / "passwd"
             passwd.write_text("")
@@ -102,6 +111,27 @@ class Mosquitto:
         self.stop()
         time.sleep(down_s)
         self.start()
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl, as an admin would)."""
+    ca_key, ca = directory / "ca.key", directory / "ca.pem"
+    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.pem"
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=bacs test CA", "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", str(key), "-out", str(csr))  # fmt: skip
+    ext = directory / "san.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert))  # fmt: skip
+    for path in (key, ca_key):
+        path.chmod(0o644)  # mosquitto reads it as the test's user
+    return ca, cert, key
 
 
 @contextlib.contextmanager

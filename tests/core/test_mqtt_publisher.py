@@ -18,7 +18,13 @@ from bacs_core.mqtt.publisher import MqttPublisher
 from bacs_core.sim.loopback import LoopbackTransport
 from bacs_core.sim.room import Room, RoomConfig
 from bacs_core.snapshot import TripState
-from tests.mqtt_broker import Mosquitto, Subscriber, needs_mosquitto, running_broker
+from tests.mqtt_broker import (
+    Mosquitto,
+    Subscriber,
+    make_certificates,
+    needs_mosquitto,
+    running_broker,
+)
 
 pytestmark = needs_mosquitto
 
@@ -325,3 +331,50 @@ async def test_a_broker_that_lost_its_retained_store_gets_everything_again(
         assert alarms["summary"]
     finally:
         newcomer.close()
+
+
+async def test_tls_with_the_brokers_ca_and_refused_without_it(room: Room, tmp_path: Path) -> None:
+    (tmp_path / "broker").mkdir()
+    ca, cert, key = make_certificates(tmp_path / "broker")
+    with running_broker(tmp_path / "broker", tls=(ca, cert, key)) as broker:
+        site = Site(room, broker.port, tmp_path / "state", tls={"ca_certs": str(ca)})
+        assert site.publisher.settings.tls is not None
+        await site.manager.start(run_loop=False)
+        site.publisher.start()
+        try:
+            await site.cycle()
+            assert await asyncio.to_thread(site.publisher.connected_event.wait, 15)
+        finally:
+            await site.manager.stop()
+            await site.publisher.stop()
+
+        # The system's trust store does not know this CA: no connection, never plain text.
+        stranger = Site(room, broker.port, tmp_path / "state2", tls=True)
+        await stranger.manager.start(run_loop=False)
+        stranger.publisher.start()
+        await asyncio.sleep(1.5)
+        assert not stranger.publisher.connected
+        await stranger.manager.stop()
+        await stranger.publisher.stop()
+
+
+def test_the_listeners_never_wait_and_their_queues_are_bounded(room: Room, tmp_path: Path) -> None:
+    """The manager's listeners only hand over: with no worker running (a broker or a thread
+    that cannot keep up), snapshots coalesce to the newest and events stop at the backlog."""
+    from bacs_core.events import Event, EventType
+    from bacs_core.mqtt.publisher import EVENT_BACKLOG
+
+    site = Site(room, 1, tmp_path / "state")
+    publisher = site.publisher
+    snap = object()
+    for _ in range(1000):
+        publisher._on_snapshot(snap)  # type: ignore[arg-type]
+    assert publisher.stats.snapshots_skipped == 999
+    assert publisher._inbox.qsize() == 1
+    from datetime import UTC, datetime
+
+    event = Event(EventType.ALARM_RAISED, datetime.now(UTC), "test")
+    for _ in range(EVENT_BACKLOG + 5):
+        publisher._on_event(event)
+    assert publisher.stats.events_refused == 5
+    assert publisher._inbox.qsize() == 1 + EVENT_BACKLOG
