@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -333,6 +334,7 @@ async def test_a_broker_that_lost_its_retained_store_gets_everything_again(
         newcomer.close()
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test's certificates")
 async def test_tls_with_the_brokers_ca_and_refused_without_it(room: Room, tmp_path: Path) -> None:
     (tmp_path / "broker").mkdir()
     ca, cert, key = make_certificates(tmp_path / "broker")
