@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -327,8 +328,6 @@ class Appliance:
         manager_config = new.manager
         if new.manager.buses != old.manager.buses:
             # apply_config keeps the open buses; keep their settings with them.
-            from dataclasses import replace
-
             manager_config = replace(new.manager, buses=old.manager.buses)
         await self.manager.apply_config(manager_config)
         self.site = new if not restart else old
