@@ -362,11 +362,11 @@ def measure_appliance(args: argparse.Namespace, work: Path, transport: str) -> d
         app = subprocess.Popen(
             [sys.executable, "-m", "bacs_core", "run", "--config", str(site), "--state-dir",
              str(work / "state"), "--log-level", "warning"],
-            env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+            env=env, cwd=ROOT, stderr=(work / "appliance.log").open("w"),
         )  # fmt: skip
         time.sleep(args.appliance_warmup)
         if app.poll() is not None:
-            raise RuntimeError(f"bacs run exited: {app.stderr.read() if app.stderr else ''}")
+            raise RuntimeError(f"bacs run exited: {(work / 'appliance.log').read_text()[-2000:]}")
         cpu0, t0 = proc_cpu_s(app.pid), time.monotonic()
         rss_samples = []
         while time.monotonic() - t0 < args.appliance_seconds:
@@ -385,8 +385,12 @@ def measure_appliance(args: argparse.Namespace, work: Path, transport: str) -> d
         }
     finally:
         if app is not None:
-            app.terminate()
-            app.wait(30)
+            app.terminate()  # SIGTERM: shunts off (330 writes on the line), state saved
+            try:
+                app.wait(120)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                print("bench: bacs run did not stop within 120 s of SIGTERM", file=sys.stderr)
         sim.terminate()
         sim.wait(10)
         broker.stop()
