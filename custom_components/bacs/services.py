@@ -19,6 +19,7 @@ from homeassistant.helpers import device_registry as dr
 from bacs_core.manager import Manager, SafetyRefusedError
 from bacs_core.model import DeviceFamily
 from bacs_core.snapshot import DeviceRef
+from bacs_core.source import Source
 
 from .const import (
     ATTR_ALARM_KEY,
@@ -62,7 +63,7 @@ def _entry(hass: HomeAssistant, entry_id: str) -> BacsConfigEntry:
 
 def _device(
     hass: HomeAssistant, device_id: str, family: DeviceFamily | None
-) -> tuple[Manager, DeviceRef]:
+) -> tuple[Source, DeviceRef]:
     """The manager and the address a device of this integration answers at now."""
     device = dr.async_get(hass).async_get(device_id)
     if device is None:
@@ -95,14 +96,15 @@ def _device(
     )
 
 
-async def async_trip(manager: Manager, reason: str) -> None:
-    """Open the breakers now (the action and the Trip breaker button)."""
-    if not manager.safety.breakers:
+async def async_trip(manager: Source, reason: str) -> None:
+    """Open the breakers now (the action and the Trip breaker button). A read-only source
+    (a GENEREX web manager) refuses with its own reason."""
+    if isinstance(manager, Manager) and not manager.safety.breakers:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_trip_relay")
     await async_run_command(manager.trip(reason))
 
 
-async def async_reset(manager: Manager) -> None:
+async def async_reset(manager: Source) -> None:
     """Release the trip relays when the manager finds it safe (the action and the button)."""
     try:
         await manager.reset_trip()
@@ -116,7 +118,7 @@ async def async_reset(manager: Manager) -> None:
         raise translated(err) from err
 
 
-async def async_acknowledge(manager: Manager, key: str | None) -> int:
+async def async_acknowledge(manager: Source, key: str | None) -> int:
     """Acknowledge one latched alarm by its key, or all (the action and the button)."""
     snap = manager.snapshot
     if key is not None and (snap is None or key not in {a.key for a in snap.alarms}):
