@@ -322,3 +322,41 @@ async def test_setup_retries_while_nothing_answers(
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_options_are_our_alarm_rules_only(
+    hass: HomeAssistant, cs141: Cs141Impersonation
+) -> None:
+    """No strings to form, no equalization, no trip: the poll interval, the chemistry and our
+    thresholds, applied to the running source without a reload."""
+    entry = await setup(hass, entry_for(cs141))
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["step_id"] == "generex"
+    fields = {str(k) for k in result["data_schema"].schema}
+    assert fields == {"poll_interval", "chemistry", "latch_alarms", "thresholds"}
+    source = entry.runtime_data.manager
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "poll_interval": 1000,
+            "chemistry": "vrla",
+            "latch_alarms": True,
+            "thresholds": {"temperature_alarm_high": 20, "temperature_warning_high": 19},
+        },
+    )
+    assert result["errors"] == {"poll_interval": "poll_interval_range"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "poll_interval": 60,
+            "chemistry": "vrla",
+            "latch_alarms": True,
+            "thresholds": {"temperature_alarm_high": 20, "temperature_warning_high": 19},
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options["thresholds"] == {"temperature": {"alarm_high": 20, "warning_high": 19}}
+    await hass.async_block_till_done()
+    assert entry.runtime_data.manager is source  # applied live
+    assert source.config.thresholds.temperature.alarm_high == 20
+    await hass.config_entries.async_unload(entry.entry_id)
