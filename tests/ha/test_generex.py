@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from bacs_core.generex.cs141_map import GeneralFlag
 from bacs_core.generex.source import GenerexSource
 from bacs_core.sim.generex import Cs141Impersonation, ImpersonationOptions
 from bacs_core.sim.room import Fault, Room, RoomConfig
@@ -26,6 +28,7 @@ from custom_components.bacs.diagnostics import async_get_config_entry_diagnostic
 
 from .conftest import make_entry, setup
 
+ROOT = Path(__file__).resolve().parents[2]
 STRINGS, BLOCKS = 2, 4
 COMMUNITY = "s3cret-community"
 HOT = {"temperature": {"warning_high": 19, "alarm_high": 20, "on_delay": 0}}
@@ -85,7 +88,7 @@ def entry_for(cs141: Cs141Impersonation, **options: Any) -> MockConfigEntry:
     data = form(cs141)
     url = (
         f"generex://127.0.0.1:{data['tcp_port']}?unit=1&snmp={data['snmp_port']}"
-        f"&community={COMMUNITY}"
+        f"&community={COMMUNITY}&timeout=0.3"
     )
     return make_entry(
         data={"kind": "generex", **data, "url": url},
@@ -359,4 +362,22 @@ async def test_options_are_our_alarm_rules_only(
     await hass.async_block_till_done()
     assert entry.runtime_data.manager is source  # applied live
     assert source.config.thresholds.temperature.alarm_high == 20
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_general_flags_are_translated_with_icons(
+    hass: HomeAssistant, cs141: Cs141Impersonation
+) -> None:
+    strings = json.loads((ROOT / "custom_components/bacs/translations/en.json").read_text())
+    icons = json.loads((ROOT / "custom_components/bacs/icons.json").read_text())
+    entry = await setup(hass, entry_for(cs141))
+    registry = er.async_get(hass)
+    keys = {
+        e.translation_key
+        for e in er.async_entries_for_config_entry(registry, entry.entry_id)
+        if e.domain == "binary_sensor" and (e.translation_key or "").startswith("generex_")
+    }
+    declared = {k for k in strings["entity"]["binary_sensor"] if k.startswith("generex_")}
+    assert keys == declared and len(keys) == len(GeneralFlag)
+    assert keys <= set(icons["entity"]["binary_sensor"])
     await hass.config_entries.async_unload(entry.entry_id)
