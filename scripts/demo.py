@@ -661,11 +661,15 @@ def _print_ready(
 ) -> None:
     took = f" in {elapsed:.0f} s" if elapsed is not None else ""
     link = f"Modbus TCP to the simulator on 127.0.0.1:{state.sim_port}"
+    runaway = (
+        "trips\n                                                        after ~5 simulated hours"
+    )
     if state.source == SOURCE_GENEREX:
         link = (
             f"the simulator as a GENEREX CS141: Modbus TCP 127.0.0.1:{state.sim_port}, "
             f"SNMP 127.0.0.1:{state.snmp_port}; read-only, no trip or equalization"
         )
+        runaway = "our\n                                                        temperature alarms rise; nothing trips"
     rel = os.path.relpath(directory, Path.cwd())
     print(
         f"""
@@ -673,8 +677,7 @@ BACS demo ready{took}: {base}
   log in as:   {args.username} / {state.password}
   integration: {title} ({link})
   simulator:   scenario {args.scenario}, speed ×{args.speed:g}, weak block: string 1 block 7
-  try:         ./scripts/demo fault runaway:1:12=3     (a runaway in string 1 block 12; trips
-                                                        after ~5 simulated hours)
+  try:         ./scripts/demo fault runaway:1:12=3     (a runaway in string 1 block 12; {runaway})
                ./scripts/demo scenario discharge       (float | discharge | thermal-runaway)
                ./scripts/demo close-breaker 1          (after a trip and a reset)
   logs:        {rel}/config/home-assistant.log, {rel}/logs/simulator.log
