@@ -661,15 +661,14 @@ def _print_ready(
 ) -> None:
     took = f" in {elapsed:.0f} s" if elapsed is not None else ""
     link = f"Modbus TCP to the simulator on 127.0.0.1:{state.sim_port}"
-    runaway = (
-        "trips\n                                                        after ~5 simulated hours"
-    )
+    pad = "\n" + " " * 56  # the column of the explanations below
+    runaway = f"trips{pad}after ~5 simulated hours"
     if state.source == SOURCE_GENEREX:
         link = (
             f"the simulator as a GENEREX CS141: Modbus TCP 127.0.0.1:{state.sim_port}, "
             f"SNMP 127.0.0.1:{state.snmp_port}; read-only, no trip or equalization"
         )
-        runaway = "our\n                                                        temperature alarms rise; nothing trips"
+        runaway = f"our{pad}temperature alarms rise; nothing trips"
     rel = os.path.relpath(directory, Path.cwd())
     print(
         f"""
