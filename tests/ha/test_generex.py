@@ -381,3 +381,17 @@ async def test_the_general_flags_are_translated_with_icons(
     assert keys == declared and len(keys) == len(GeneralFlag)
     assert keys <= set(icons["entity"]["binary_sensor"])
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_device_triggers_only_for_what_it_announces(
+    hass: HomeAssistant, cs141: Cs141Impersonation
+) -> None:
+    from custom_components.bacs.device_trigger import async_get_triggers
+
+    entry = await setup(hass, entry_for(cs141))
+    hub = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, entry.entry_id)})
+    assert hub is not None
+    types = {t["type"] for t in await async_get_triggers(hass, hub.id)}
+    assert {"alarm_raised", "bus_lost", "device_lost"} <= types
+    assert not types & {"tripped", "trip_reset", "runaway_detected", "runaway_pre_alert"}
+    await hass.config_entries.async_unload(entry.entry_id)
