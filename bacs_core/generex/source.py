@@ -190,20 +190,28 @@ class GenerexSource:
         task, self._task = self._task, None
         self._stopping = True
         if task is not None:
-            task.cancel()
+            # pymodbus turns a cancellation inside a request into ModbusIOException (which a
+            # cycle survives), so one cancel can be lost: cancel until the task is done.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._persist()
         await self.adapter.close()
 
     async def _loop(self) -> None:
+        """start() has read once: wait an interval, read, and so on."""
+        started = self._clock()
         while not self._stopping:
+            await asyncio.sleep(max(0.0, self.config.poll_interval - (self._clock() - started)))
+            if self._stopping:
+                return
             started = self._clock()
             try:
                 await self.poll_once()
             except Exception:  # the loop must outlive any one bad cycle
                 _LOG.exception("GENEREX poll cycle failed")
-            await asyncio.sleep(max(0.0, self.config.poll_interval - (self._clock() - started)))
 
     # -- the cycle ------------------------------------------------------------------------
     async def poll_once(self) -> SystemSnapshot:

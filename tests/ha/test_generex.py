@@ -395,3 +395,28 @@ async def test_device_triggers_only_for_what_it_announces(
     assert {"alarm_raised", "bus_lost", "device_lost"} <= types
     assert not types & {"tripped", "trip_reset", "runaway_detected", "runaway_pre_alert"}
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_reconfigure_reads_the_new_address_first(
+    hass: HomeAssistant, cs141: Cs141Impersonation
+) -> None:
+    entry = await setup(hass, entry_for(cs141))
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    fields = {str(k) for k in result["data_schema"].schema}
+    assert fields == {"host", "tcp_port", "unit", "snmp_port", "community"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], form(cs141, tcp_port=1, community="wrong")
+    )
+    assert result["errors"] == {"base": "generex_unreachable"}
+    assert entry.state is ConfigEntryState.LOADED  # a web manager is read, never owned
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], form(cs141, host=" 127.0.0.1 ")
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.data["host"] == "127.0.0.1"
+    assert "timeout" not in entry.data["url"]  # rebuilt from the form
+    assert entry.state is ConfigEntryState.LOADED
+    await hass.config_entries.async_unload(entry.entry_id)
