@@ -171,6 +171,10 @@ class GenerexSource:
                 _LOG.exception("snapshot listener failed")
 
     # -- life cycle -----------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     async def start(self, *, run_loop: bool = True) -> None:
         """Restore latched alarms, read once (SourceUnavailableError when nothing answers:
         without one read the strings and modules are unknown), then poll on the interval."""
@@ -205,7 +209,7 @@ class GenerexSource:
         started = self._clock()
         while not self._stopping:
             await asyncio.sleep(max(0.0, self.config.poll_interval - (self._clock() - started)))
-            if self._stopping:
+            if self.stopping:  # stop() may have come during the sleep
                 return
             started = self._clock()
             try:
