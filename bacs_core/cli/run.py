@@ -15,6 +15,7 @@ from ..events import Event
 from ..gateway import cli as gateway_cli
 from ..manager import ConfigError, validate_config
 from ..manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
+from ..sim.clock import SimClock, SimClockError
 from ..snapshot import SystemSnapshot
 from ..source import SourceUnavailableError, is_generex_url, open_source
 from .common import integer, number, quiet_pymodbus
@@ -48,6 +49,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="events as JSON lines")
     p.add_argument(
         "--cycles", type=integer(0, 10**9), default=0, help="stop after N cycles (0 = never)"
+    )
+    p.add_argument(
+        "--clock",
+        metavar="sim:HOST:PORT",
+        help="take time from a simulator's control channel (bacs simulate --control): with "
+        "--speed N the manager's interval, lags and timers then run N× faster too",
     )
     gateway_cli.add_arguments(p)  # --serve-modbus/--serve-snmp (bacs_core/gateway/cli.py)
     p.set_defaults(handler=run)
@@ -139,7 +146,23 @@ def _status_line(snap: SystemSnapshot) -> str:
 
 
 async def _run(config: Any, args: argparse.Namespace) -> int:
-    manager = open_source(config.buses[0].url, config)  # generex:// or our module bus
+    clock = None
+    if args.clock:
+        try:
+            clock = SimClock.parse(args.clock)
+            await clock.start()
+        except (ValueError, SimClockError) as err:
+            print(f"bacs run: {err}", file=sys.stderr)
+            return 2
+    try:
+        return await _manage(config, args, clock)
+    finally:
+        if clock is not None:
+            await clock.stop()
+
+
+async def _manage(config: Any, args: argparse.Namespace, clock: SimClock | None) -> int:
+    manager = open_source(config.buses[0].url, config, clock=clock)  # generex:// or a bus
     done = asyncio.Event()
     cycles = 0
 

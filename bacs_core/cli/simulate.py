@@ -14,6 +14,7 @@ from ..bus.timing import LineTiming
 from ..bus.url import BAUD_RATES
 from ..model import MODULE_SPECS, DeviceKind
 from ..sim.control import serve_control
+from ..sim.physics import PlantOptions
 from ..sim.room import Fault, Room, RoomConfig, Scenario
 from ..sim.server import BusServer, make_server
 from .common import LOCALHOST, host_port, integer, listen_url, number
@@ -76,6 +77,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--turnaround-ms", type=number(0, 1000), default=5.0, help="module answer delay")
     p.add_argument("--auto-reclose", action="store_true", help="breakers close when relays drop")
+    p.add_argument("--noise", type=float, default=0.002, help="module voltage noise σ (V)")
+    p.add_argument("--offset", type=float, default=0.0, help="module offsets, uniform ±V")
+    p.add_argument("--gain-error", type=float, default=0.0, help="module gain errors, uniform ±")
+    p.add_argument("--ripple", type=float, default=0.0, help="charger ripple seen (V amplitude)")
+    p.add_argument("--lag-min", type=float, default=20.0, help="float polarisation lag (min)")
+    p.add_argument("--tafel", type=float, default=1.0, help="Tafel slope factor")
     p.add_argument("--print-units", action="store_true", help="list the unit ids and exit")
     # Impersonation of an installed GENEREX CS141 (bacs_core/sim/generex.py).
     p.add_argument(
@@ -115,6 +122,11 @@ def build_room(args: argparse.Namespace) -> Room:
             faults=tuple(Fault.parse(f) for f in args.fault),
             auto_reclose=args.auto_reclose,
             settle_days=args.settle_days,
+            noise_v=args.noise,
+            offset_v=args.offset,
+            gain_error=args.gain_error,
+            ripple_v=args.ripple,
+            plant=PlantOptions(lag_s=args.lag_min * 60.0, tafel_factor=args.tafel),
         )
     )
 

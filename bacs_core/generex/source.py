@@ -411,10 +411,10 @@ class GenerexSource:
     def _unsupported(self, command: str) -> UnsupportedCommandError:
         return UnsupportedCommandError(command, "a GENEREX web manager", WHY_READ_ONLY)
 
-    async def trip(self, reason: str) -> None:
+    async def trip(self, reason: str, string: int | None = None) -> None:
         raise self._unsupported("trip")
 
-    async def reset_trip(self) -> None:
+    async def reset_trip(self, string: int | None = None) -> None:
         raise self._unsupported("reset_trip")
 
     async def measure_resistance(self, ref: DeviceRef) -> None:

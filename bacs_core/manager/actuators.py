@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 
 from ..bus import AnyReading, BusClient, BusError, RelayReading
 from ..model import RELAY_CHANNELS, Command, DeviceFamily, Quality
@@ -18,12 +19,25 @@ from ..snapshot import DeviceRef
 from .topology import Topology
 
 _LOG = logging.getLogger(__name__)
+WATCHDOG_CYCLES = 3
+
+
+def watchdog_for(poll_interval_s: float) -> int:
+    """A module's watchdog (s) for a poll interval: its shunt stops by itself after three
+    missed cycles (the register holds 1–600 s)."""
+    return max(1, min(600, math.ceil(WATCHDOG_CYCLES * poll_interval_s)))
 
 
 class Actuators:
-    def __init__(self, clients: Mapping[str, BusClient], topology: Topology) -> None:
+    def __init__(
+        self,
+        clients: Mapping[str, BusClient],
+        topology: Topology,
+        poll_interval: Callable[[], float],
+    ) -> None:
         self._clients = clients
         self._topology = topology
+        self._poll_interval = poll_interval  # read at each write: the options may change it
         # The relay outputs each module last reported: the other channels of a module are
         # written back as they were, never switched off because one read failed.
         self._relays: dict[DeviceRef, tuple[bool, ...]] = {}
@@ -65,10 +79,12 @@ class Actuators:
         self._relays[ref] = tuple(relays)
 
     async def set_shunt(self, ref: DeviceRef, amps: float) -> None:
-        """A shunt current (also the module's watchdog refresh). A failure is retried next
-        cycle; the module's own watchdog switches the shunt off if writes stop."""
+        """A shunt current and the module's watchdog (≥ 3 poll intervals) in one write (the
+        registers are adjacent): the shunt switches itself off if the writes stop. A failure
+        is retried next cycle."""
+        values = {"balance_setpoint": amps, "watchdog": watchdog_for(self._poll_interval())}
         try:
-            await self._clients[ref.bus].set_balance(self._topology.devices[ref], amps)
+            await self._clients[ref.bus].write_values(self._topology.devices[ref], values)
         except BusError as err:
             _LOG.debug("shunt write to %s failed: %s", ref, err)
 

@@ -1,106 +1,55 @@
 """Equalization: steer each module's shunt so every block's float voltage meets its target.
 
-Physics (battery-domain.md §3.5, docs/simulator.md): the charger holds the string voltage, so a
-shunt can only lower its own block; the others rise because the string current rises. The
-block that needs the most current (the lowest) must end with its shunt off, and current common
-to all shunts is pure heat, so it is removed every cycle.
+Physics (battery-domain.md §3.5, docs/equalization.md): the charger holds the string voltage,
+so a shunt can only lower its own block; the others rise because the string current rises.
+The block that needs the most current (the lowest) must end with its shunt off, and current
+common to all shunts is pure heat.
 
-Control law, per block, a PI controller on the deviation from target, normalised by the
-block's small-signal conductance (Tafel: dI/dV = I/b), so one set of gains fits every block
-size and float current. The integral time matches the polarisation lag (10–30 min), which
-gives a well-damped loop instead of the limit cycling a plain integrator shows. Anti-windup
-stops integrating into a clamp. A block the shunts cannot bring in is reported
-``OUT_OF_RANGE`` and excluded from the target instead of burning power forever.
+The controller knows none of the battery's constants. It steers block *currents* on a
+logarithmic scale. A float block is a double layer charged through a reaction whose current
+grows exponentially with voltage, so each cycle it computes, per block, the current the
+block's reaction carries now (I − κ·dV/dt) and the current it would need on target
+(that × exp(−deviation/b)), plus an overdrive proportional to the deviation; b (V per e-fold)
+and κ (the double layer) are identified online from the controller's own moves
+(``plant_estimate.py``), from a deliberately rough prior. The block that wants the most
+current gets shunt 0 and every other shunt carries exactly the difference, so no current is
+common to all. Before its first move it observes one slope window: the undisturbed
+operating points are the first data of the identification. Blocks pinned above target at
+their maximum leave the target's mean.
+
+A block is ``OUT_OF_RANGE`` only on evidence (``equalization_reach.py``). It leaves the
+target, its shunt goes off, and it is tried again after ``retry_after_s``.
+
+What sensing can and cannot do: noise and ripple are filtered; a module's offset or gain
+error looks exactly like a real deviation, so the controller holds the *measured* voltages
+on target and each block's true voltage ends off by that module's error (docs).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from ..snapshot import BalancingState, ChargeState
+from .equalization_reach import BlockState, track_reach
+from .equalization_types import (
+    BlockInput,
+    EqualizationSettings,
+    StringCommands,
+    StringInputs,
+    TargetMode,
+)
+from .plant_estimate import BlockWindow, PlantEstimate, PlantEstimator
 
-B_PER_CELL = 0.043  # V per e-fold of float current per cell (Tafel slope, §4.1)
-
-
-class TargetMode(StrEnum):
-    STRING_SHARE = "string_share"  # measured string voltage shared among the active blocks
-    FIXED = "fixed"  # a configured float voltage per cell (temperature compensated)
-
-
-@dataclass(frozen=True, slots=True)
-class EqualizationSettings:
-    enabled: bool = True
-    target: TargetMode = TargetMode.STRING_SHARE
-    float_voltage_per_cell: float = 2.27
-    temperature_compensation: float = -3.0  # mV/°C/cell
-    reference_temperature: float = 25.0
-    deadband_per_cell: float = 0.0005  # V/cell: 3 mV on a 12 V block
-    proportional_gain: float = 1.0  # share of the remaining step taken per time constant
-    integral_time_s: float = 120.0  # s: how fast commands move to their steady state
-    polarisation_time_s: float = 1200.0  # τ of the float polarisation at 1 mA/Ah (§4.3)
-    slope_window_s: float = 120.0
-    settle_time_s: float = 600.0  # s to move a block's double-layer charge onto target
-    max_block_temperature: float = 40.0  # °C: pause (shunt heat raises float current)
-    max_module_temperature: float = 70.0  # °C heatsink
-    out_of_range_after_s: float = 3600.0  # s the model must call a block beyond reach
-    out_of_range_deviation: float = 0.010  # V still off target then (the ±10 mV promise)
-
-
-@dataclass(frozen=True, slots=True)
-class BlockInput:
-    voltage: float | None  # None: missing
-    temperature: float | None
-    module_temperature: float | None
-    cells: int
-    shunt_max: float  # A, the module kind's maximum
-    comms_ok: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class StringInputs:
-    blocks: Sequence[BlockInput]
-    charge_state: ChargeState
-    string_current: float | None  # A, None without a current sensor
-    capacity_ah: float
-    pause: bool = False  # thermal-runaway pre-alert or alarm
-
-
-@dataclass(frozen=True, slots=True)
-class StringCommands:
-    shunt: tuple[float, ...]  # A per block
-    target: tuple[float | None, ...]
-    deviation: tuple[float | None, ...]
-    state: tuple[BalancingState, ...]
-    out_of_range: frozenset[int]  # 0-based block indices
-    paused_reason: str | None
-
-
-@dataclass
-class _Block:
-    command: float = 0.0  # A, the shunt commanded last cycle
-    beyond_s: float = 0.0  # leaky time the model has called this block beyond reach
-    samples: deque[tuple[float, float]] = field(default_factory=deque)  # (s, V)
-
-    def slope(self, now_s: float, window_s: float, voltage: float) -> float:
-        """dV/dt (V/s) by least squares over the recent window; 0 until it has data."""
-        self.samples.append((now_s, voltage))
-        while self.samples and self.samples[0][0] < now_s - window_s:
-            self.samples.popleft()
-        n = len(self.samples)
-        if n < 4:
-            return 0.0
-        mt = sum(t for t, _ in self.samples) / n
-        mv = sum(v for _, v in self.samples) / n
-        den = sum((t - mt) ** 2 for t, _ in self.samples)
-        if den <= 0:
-            return 0.0
-        return sum((t - mt) * (v - mv) for t, v in self.samples) / den
-
-    out_of_range: bool = False
+__all__ = [
+    "BlockInput",
+    "EqualizationController",
+    "EqualizationSettings",
+    "StringCommands",
+    "StringInputs",
+    "TargetMode",
+]
 
 
 @dataclass
@@ -109,14 +58,17 @@ class EqualizationController:
 
     settings: EqualizationSettings = field(default_factory=EqualizationSettings)
     float_voltage_override: float | None = None  # V per block, from the user
-    _blocks: list[_Block] = field(default_factory=list)
+    _blocks: list[BlockState] = field(default_factory=list)
     _last_s: float | None = None
+    _estimator: PlantEstimator | None = None
+    _cycle: int = 0
+    _observed: bool = False
 
     def reset(self) -> None:
+        """After a pause: commands and filters start again; what was identified stays."""
         for b in self._blocks:
-            b.command = 0.0
-            b.beyond_s = 0.0
-            b.samples.clear()
+            b.forget()
+        self._observed = False
 
     def clear_out_of_range(self, index: int | None = None) -> None:
         """After a block was replaced or repaired, let the controller try it again."""
@@ -124,14 +76,14 @@ class EqualizationController:
             if index is None or i == index:
                 b.out_of_range = False
                 b.beyond_s = 0.0
+                b.level = None
+
+    @property
+    def plant(self) -> PlantEstimate | None:
+        return None if self._estimator is None else self._estimator.current
 
     def _targets(self, inputs: StringInputs) -> list[float | None]:
         s = self.settings
-        active = [
-            i
-            for i, b in enumerate(inputs.blocks)
-            if b.voltage is not None and b.comms_ok and not self._blocks[i].out_of_range
-        ]
         if self.float_voltage_override is not None or s.target is TargetMode.FIXED:
             out: list[float | None] = []
             for b in inputs.blocks:
@@ -147,23 +99,69 @@ class EqualizationController:
                     )
                 out.append(per_cell * b.cells)
             return out
-        if not active:
+        total = 0.0
+        cells = 0
+        for i, b in enumerate(inputs.blocks):
+            block = self._blocks[i]
+            if b.comms_ok and block.filtered is not None and not block.out_of_range:
+                if block.pinned:
+                    continue
+                total += block.filtered
+                cells += b.cells
+        if not cells:
             return [None] * len(inputs.blocks)
-        total = sum(inputs.blocks[i].voltage or 0.0 for i in active)
-        cells = sum(inputs.blocks[i].cells for i in active)
-        per_cell = total / cells
-        return [per_cell * b.cells for b in inputs.blocks]
+        return [total / cells * b.cells for b in inputs.blocks]
+
+    def _pin(self, inputs: StringInputs, targets: Sequence[float | None]) -> None:
+        """Blocks held above target at their shunt maximum leave the target's mean.
+
+        They fall only as fast as their own reaction lets them; counted in the mean, they
+        would make every other block look low, the low ones would ask for more string
+        current, and that current would keep the pinned blocks up: a trap.
+        """
+        limit = self.settings.out_of_range_deviation
+        for i, b in enumerate(inputs.blocks):
+            block = self._blocks[i]
+            t = targets[i]
+            above = block.filtered is not None and t is not None and block.filtered - t > limit
+            block.pinned = above and block.command >= 0.98 * b.shunt_max
+
+    def _filter(self, dt: float, inputs: StringInputs) -> None:
+        alpha = 1.0 if dt <= 0 else 1.0 - math.exp(-dt / self.settings.filter_time_s)
+        for i, b in enumerate(inputs.blocks):
+            block = self._blocks[i]
+            if b.voltage is None or not b.comms_ok:
+                block.filtered = None
+                block.window.clear()
+            elif block.filtered is None:
+                block.filtered = b.voltage
+            else:
+                block.filtered += alpha * (b.voltage - block.filtered)
 
     def update(self, now_s: float, inputs: StringInputs) -> StringCommands:
         n = len(inputs.blocks)
+        s = self.settings
         while len(self._blocks) < n:
-            self._blocks.append(_Block())
+            self._blocks.append(BlockState(window=BlockWindow(s.slope_window_s)))
         dt = 0.0 if self._last_s is None else max(0.0, min(now_s - self._last_s, 120.0))
         self._last_s = now_s
+        self._cycle += 1
+        design = s.design_float_current_per_ah * inputs.capacity_ah
+        if self._estimator is None:
+            self._estimator = PlantEstimator(s.prior_slope_per_cell, s.prior_lag_s, design)
+        for block in self._blocks[:n]:
+            if block.out_of_range and now_s >= block.retry_at:
+                block.out_of_range = False  # tried again: the evidence must build anew
+                block.beyond_s = 0.0
+                block.level = None
+                block.history.clear()
+        self._filter(dt, inputs)
+        targets = self._targets(inputs)
+        self._pin(inputs, targets)
         targets = self._targets(inputs)
         deviation = [
-            None if b.voltage is None or t is None else b.voltage - t
-            for b, t in zip(inputs.blocks, targets, strict=True)
+            None if b.voltage is None or t is None or blk.filtered is None else blk.filtered - t
+            for b, t, blk in zip(inputs.blocks, targets, self._blocks, strict=False)
         ]
         reason = self._pause_reason(inputs)
         if reason is not None:
@@ -175,11 +173,17 @@ class EqualizationController:
                 for i in range(n)
             )
             return StringCommands(
-                (0.0,) * n, tuple(targets), tuple(deviation), paused, self._oor(), reason
+                (0.0,) * n,
+                tuple(targets),
+                tuple(deviation),
+                paused,
+                self._oor(),
+                reason,
+                self.plant,
             )
-
-        shunt, beyond = self._solve(now_s, inputs, targets, deviation, dt)
-        self._track_reach(now_s, beyond, deviation, inputs, dt)
+        current = inputs.string_current
+        string_current = current if current is not None and current > 0 else None
+        shunt = self._solve(now_s, dt, inputs, deviation, string_current, design)
         states: list[BalancingState] = []
         for i in range(n):
             if self._blocks[i].out_of_range:
@@ -191,71 +195,171 @@ class EqualizationController:
             else:
                 states.append(BalancingState.IDLE)
         return StringCommands(
-            tuple(shunt), tuple(targets), tuple(deviation), tuple(states), self._oor(), None
+            tuple(shunt),
+            tuple(targets),
+            tuple(deviation),
+            tuple(states),
+            self._oor(),
+            None,
+            self.plant,
+        )
+
+    def _hot(self, b: BlockInput) -> bool:
+        s = self.settings
+        return (b.temperature is not None and b.temperature > s.max_block_temperature) or (
+            b.module_temperature is not None and b.module_temperature > s.max_module_temperature
         )
 
     def _solve(
         self,
         now_s: float,
-        inputs: StringInputs,
-        targets: Sequence[float | None],
-        deviation: Sequence[float | None],
         dt: float,
-    ) -> tuple[list[float], set[int]]:
-        """The steady state the shunts should reach, and a damped step towards it.
+        inputs: StringInputs,
+        deviation: Sequence[float | None],
+        measured_current: float | None,
+        design_current: float,
+    ) -> list[float]:
+        """PI per block on ln(block current), relative to the block that wants the most.
 
-        Tafel: a block's float current changes by a factor e per b volts, so the current it
-        needs at its target is I·exp((V_tgt − V)/b). The string then needs the largest of
-        those (that block's shunt is 0); every other shunt carries the difference. When a
-        high block's shunt cannot carry it, the string current is capped there and the
-        blocks that need more are beyond reach. The lag is taken out with the double layer:
-        the reaction current now is I − C_dl·dV/dt, where C_dl = τ·I_float/b (§4.3), so the
-        step is computed from where each block is heading, not where it was.
+        Without a current sensor the string current is taken as the design float current
+        plus what the shunts add (an assumption, documented; with a sensor, measured).
         """
         s = self.settings
+        assert self._estimator is not None
         n = len(inputs.blocks)
-        string_current = max(
-            inputs.string_current if inputs.string_current is not None else 0.0,
-            0.001 * inputs.capacity_ah,  # 1 mA/Ah: float-current floor (§0)
-        )
-        need: dict[int, float] = {}
-        excess: dict[int, float] = {}
+        shunt = [0.0] * n
+        active: list[int] = []
         for i, b in enumerate(inputs.blocks):
             block = self._blocks[i]
-            e = deviation[i]
-            hot = (b.temperature is not None and b.temperature > s.max_block_temperature) or (
-                b.module_temperature is not None and b.module_temperature > s.max_module_temperature
-            )
-            if e is None or not b.comms_ok or block.out_of_range or hot:
+            if deviation[i] is None or not b.comms_ok or block.out_of_range or self._hot(b):
                 block.command = 0.0
                 continue
-            if abs(e) < s.deadband_per_cell * b.cells:
-                e = 0.0
-            b_v = B_PER_CELL * b.cells
-            c_dl = s.polarisation_time_s * 0.001 * inputs.capacity_ah / b_v
-            slope = block.slope(now_s, s.slope_window_s, b.voltage or 0.0)
-            current = string_current - block.command - c_dl * slope
-            current = max(current, 0.05 * string_current)
-            need[i] = current * math.exp(-e / b_v)
-            excess[i] = c_dl * e / s.settle_time_s  # A that moves the polarisation charge
-        shunt = [0.0] * n
-        beyond: set[int] = set()
-        if not need:
-            return shunt, beyond
-        window = _largest_feasible_set(need, min(inputs.blocks[i].shunt_max for i in need))
-        beyond = set(need) - window
-        wanted = max(need[i] for i in window)
-        alpha = min(1.0, dt / s.integral_time_s) if dt > 0 else 0.0
-        for i, v in need.items():
+            active.append(i)
+        if not active:
+            return shunt
+        if measured_current is not None:
+            i_str = measured_current
+        else:
+            i_str = design_current + sum(self._blocks[i].command for i in active) / len(active)
+        i_str = max(i_str, 1e-6)
+        self._identify(dt, inputs, deviation, active, i_str)
+        if not self._observed:
+            # Look before acting: a minute with every shunt as it is gives each block's
+            # undisturbed operating point, the first point of the slope fit.
+            looked = [i for i in active if self._blocks[i].window.spans() >= s.observe_s]
+            self._observed = len(looked) * 2 > len(active)
+            if not self._observed:
+                for i in active:
+                    self._blocks[i].command = 0.0
+                return shunt
+            for i in looked:
+                block = self._blocks[i]
+                self._estimator.add(
+                    i,
+                    inputs.blocks[i].cells,
+                    block.window,
+                    dt,
+                    excited=False,
+                    stretch=block.settled_since,
+                    undisturbed=True,
+                )
+        plant = self._estimator.current
+        b_hat = plant.b_per_cell
+        kappa = self._estimator.kappa
+        smooth = 1.0 - math.exp(-dt / s.smoothing_s) if dt > 0 else 1.0
+        for i in active:
             block = self._blocks[i]
-            goal = min(max(wanted - v + excess[i], 0.0), inputs.blocks[i].shunt_max)
-            block.command += s.proportional_gain * alpha * (goal - block.command)
-            shunt[i] = block.command
-        low = min(shunt[i] for i in need)  # no common-mode waste
-        for i in need:
-            shunt[i] -= low
-            self._blocks[i].command = shunt[i]
-        return shunt, beyond
+            b = inputs.blocks[i]
+            e = (deviation[i] or 0.0) / b.cells
+            if abs(e) < s.deadband_per_cell:
+                e = 0.0
+            goal = self._steady_need(block, b, i_str, kappa, b_hat, deviation[i] or 0.0)
+            goal -= s.proportional_gain * e / b_hat
+            block.level = (
+                goal if block.level is None else block.level + smooth * (goal - block.level)
+            )
+        top = max(self._blocks[i].level or 0.0 for i in active)
+        for i in active:
+            block = self._blocks[i]
+            b = inputs.blocks[i]
+            amps = i_str * (1.0 - math.exp((block.level or 0.0) - top))
+            block.command = shunt[i] = min(max(amps, 0.0), b.shunt_max)
+        track_reach(self._blocks, s, now_s, dt, inputs, deviation, active, plant, i_str)
+        for i in range(n):
+            block = self._blocks[i]
+            if block.out_of_range:
+                # Too high: its maximum still moves it towards target (and lowers its
+                # overcharge); too low: nothing a shunt does helps it.
+                b = inputs.blocks[i]
+                hot = self._hot(b) or not b.comms_ok or deviation[i] is None
+                amps = min(inputs.blocks[i].shunt_max, i_str) if block.too_high else 0.0
+                shunt[i] = block.command = 0.0 if hot else amps
+        return shunt
+
+    @staticmethod
+    def _steady_need(
+        block: BlockState,
+        b: BlockInput,
+        i_str: float,
+        kappa: float,
+        b_hat: float,
+        deviation: float,
+    ) -> float:
+        """ln of the current the block would carry in steady state on target.
+
+        Its reaction carries f = I − κ·dV/dt now (the double layer takes the rest), at its
+        present voltage; on target it needs f·exp(−deviation/b). Both from the slope
+        window, at its mean time, so the deviation there is the window's mean's.
+        """
+        i_block = max(i_str - block.command, 0.01 * i_str)
+        if not block.window.full() or block.filtered is None:
+            return math.log(i_block) - deviation / b.cells / b_hat
+        volts, amps, slope = block.window.means_and_slope()
+        # The double layer's share is bounded to an e-fold either way: beyond, a wrong κ or
+        # a noisy slope would swing the command more than any real block needs.
+        f = min(max(amps - kappa * slope / b.cells, amps / math.e, 1e-6), amps * math.e)
+        then = deviation + volts - block.filtered  # the deviation at the window's mean time
+        return math.log(f) - then / b.cells / b_hat
+
+    def _identify(
+        self,
+        dt: float,
+        inputs: StringInputs,
+        deviation: Sequence[float | None],
+        active: list[int],
+        i_str: float,
+    ) -> None:
+        """Feed the estimator with excited samples: the block is off target or just moved."""
+        assert self._estimator is not None
+        s = self.settings
+        fed = False
+        for i in active:
+            block = self._blocks[i]
+            b = inputs.blocks[i]
+            if b.voltage is None:
+                continue
+            i_block = max(i_str - block.command, 1e-6)
+            now_s = self._last_s or 0.0
+            if block.settled_current is None:
+                block.settled_current = i_block
+            elif abs(math.log(i_block / block.settled_current)) > 0.1:
+                block.settled_current = i_block
+                block.settled_since = now_s
+            block.window.push(now_s, b.voltage, i_block)
+            if dt <= 0 or not block.window.full() or self._cycle % 3:
+                continue
+            samples = block.window.samples
+            moved = abs(math.log(samples[-1][2] / samples[0][2])) > 0.05
+            off = abs((deviation[i] or 0.0) / b.cells) > 4 * s.deadband_per_cell
+            lag = self._estimator.current.lag_s(i_block)
+            settled = now_s - block.settled_since >= lag + s.slope_window_s
+            stretch = block.settled_since if settled else None
+            self._estimator.add(
+                i, b.cells, block.window, 3 * dt, excited=moved or off, stretch=stretch
+            )
+            fed = True
+        if fed:
+            self._estimator.solve()
 
     def _pause_reason(self, inputs: StringInputs) -> str | None:
         if not self.settings.enabled:
@@ -271,53 +375,5 @@ class EqualizationController:
             return "string discharging"
         return None
 
-    def _track_reach(
-        self,
-        now_s: float,
-        beyond: set[int],
-        deviation: Sequence[float | None],
-        inputs: StringInputs,
-        block_dt: float | None = None,
-    ) -> None:
-        """Out of range: the shunts' authority says "beyond reach" without a break for
-        ``out_of_range_after_s`` and the block is still off target (battery-domain.md §3.6)."""
-        s = self.settings
-        dt = 0.0 if block_dt is None else block_dt
-        for i, block in enumerate(self._blocks):
-            # A leaky tally, so noise that flips a block in and out of reach cannot reset it.
-            if i in beyond:
-                block.beyond_s += dt
-            else:
-                block.beyond_s = max(0.0, block.beyond_s - dt / 4)
-            if block.beyond_s >= s.out_of_range_after_s:
-                e = deviation[i] if i < len(deviation) else None
-                if e is not None and abs(e) > s.out_of_range_deviation:
-                    block.out_of_range = True
-                    block.command = 0.0
-
     def _oor(self) -> frozenset[int]:
         return frozenset(i for i, b in enumerate(self._blocks) if b.out_of_range)
-
-
-def _largest_feasible_set(need: dict[int, float], shunt_max: float) -> set[int]:
-    """The most blocks whose needed currents lie within one shunt's authority of each other.
-
-    Every block of the set can sit on target at once: the string carries the largest need
-    and each shunt carries the difference, which must not exceed its maximum. Blocks outside
-    (too high or too low) are beyond reach.
-    """
-    order = sorted(need, key=need.__getitem__)
-    best = (0, 0, 0)  # size, left, right
-    left = 0
-    for right, i in enumerate(order):
-        while need[i] - need[order[left]] > shunt_max:
-            left += 1
-        size = right - left + 1
-        if size >= best[0]:
-            best = (size, left, right)
-    return set(order[best[1] : best[2] + 1])
-
-
-def reachable_limit_a(float_current_a: float, deficit_v: float, cells: int) -> float:
-    """String-current rise needed to lift a block by ``deficit_v`` (Tafel: ×e per b volts)."""
-    return float_current_a * (math.exp(deficit_v / (B_PER_CELL * cells)) - 1.0)

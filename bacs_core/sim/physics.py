@@ -46,14 +46,38 @@ class BlockParams:
     r_th_k_per_w: float
     soc: float = 1.0
     extra_heat_w: float = 0.0  # internal heat of a fault (dry-out, developing short)
+    b_cell: float = B_CELL  # Tafel slope, V per e-fold per cell
+    slow_r_ohm: float = 0.0  # a slow polarisation (diffusion) in series: R ‖ C, off at 0
+    slow_tau_s: float = 6 * 3600.0
+    ambient_offset_c: float = 0.0  # where it stands in the rack (warmer at the top)
 
     @property
     def b_v(self) -> float:
-        return B_CELL * self.cells
+        return self.b_cell * self.cells
 
 
-def block_preset(cells: int, capacity_ah: float) -> BlockParams:
+@dataclass(frozen=True, slots=True)
+class PlantOptions:
+    """What a controller must not assume: the plant's constants, varied per string.
+
+    ``lag_s`` is the float polarisation time constant at 1 mA/Ah (the presets use 20 min);
+    ``tafel_factor`` scales the Tafel slope; ``lag_spread`` varies the double layer block to
+    block (σ of ln); ``slow_fraction`` adds a slow series element whose resistance is that
+    share of the block's float dynamic resistance b/I, with time constant ``slow_tau_s``;
+    ``rack_gradient_c`` warms the blocks linearly from the first (0) to the last.
+    """
+
+    lag_s: float = 20 * 60.0
+    tafel_factor: float = 1.0
+    lag_spread: float = 0.0
+    slow_fraction: float = 0.0
+    slow_tau_s: float = 6 * 3600.0
+    rack_gradient_c: float = 0.0
+
+
+def block_preset(cells: int, capacity_ah: float, plant: PlantOptions | None = None) -> BlockParams:
     """Typical healthy block of this size (§4.3 scaling)."""
+    plant = plant or PlantOptions()
     if cells == 1:
         r_mohm = 0.35 * (1000.0 / capacity_ah) ** 0.9  # 2 V cells: 0.2–0.5 mΩ at 500–1000 Ah
     else:
@@ -61,9 +85,10 @@ def block_preset(cells: int, capacity_ah: float) -> BlockParams:
     i_float = 0.001 * capacity_ah  # 1 mA/Ah at 2.27 V/cell (§0)
     # Calibrate I0 so the side reaction of a full block carries i_float at 2.27 V/cell.
     eta_float = V_CELL_FLOAT - (1.98 + 0.17) - r_mohm / 1000.0 / cells * i_float
-    i0 = i_float / (2.0 * math.sinh(eta_float / B_CELL))
-    tau_s = 20 * 60.0  # polarisation time constant ~20 min
-    c_dl = tau_s * i_float / (B_CELL * cells)
+    b_cell = B_CELL * plant.tafel_factor
+    i0 = i_float / (2.0 * math.sinh(eta_float / b_cell))
+    tau_s = plant.lag_s  # polarisation time constant ~20 min by default
+    c_dl = tau_s * i_float / (b_cell * cells)
     mass_kg = capacity_ah * cells / 6.0 * 0.3  # ~30 kg per 12 V 100 Ah
     return BlockParams(
         cells=cells,
@@ -74,6 +99,9 @@ def block_preset(cells: int, capacity_ah: float) -> BlockParams:
         i_sd_a=0.03 * capacity_ah / (30 * 24),  # 3 %/month
         c_th_j_per_k=max(800.0 * mass_kg, 500.0),
         r_th_k_per_w=min(3.0, 0.5 * (100.0 * 6 / (capacity_ah * cells)) ** 0.5),
+        b_cell=b_cell,
+        slow_r_ohm=plant.slow_fraction * b_cell * cells / i_float,
+        slow_tau_s=plant.slow_tau_s,
     )
 
 
@@ -98,15 +126,21 @@ def make_string(
     seed: int = 0,
     *,
     soc: float = 1.0,
+    plant: PlantOptions | None = None,
 ) -> StringParams:
     """A string whose float currents spread lognormally (σ of ln I0, §4.3); seeded."""
     rng = random.Random(seed)
+    plant = plant or PlantOptions()
     out: list[BlockParams] = []
-    for _ in range(blocks):
-        p = block_preset(cells, capacity_ah)
+    for k in range(blocks):
+        p = block_preset(cells, capacity_ah, plant)
         p.i0_25_a *= math.exp(rng.gauss(0.0, spread_sigma))
         p.r_mohm *= 1.0 + rng.gauss(0.0, 0.05)
         p.soc = soc
+        if plant.lag_spread:
+            p.c_dl_f *= math.exp(rng.gauss(0.0, plant.lag_spread))
+        if plant.rack_gradient_c and blocks > 1:
+            p.ambient_offset_c = plant.rack_gradient_c * k / (blocks - 1)
         out.append(p)
     return StringParams(out)
 
@@ -125,7 +159,7 @@ class StringPhysics:
         self.temp_comp_enabled = True
         self.time_s = 0.0
         self.shunt_a = [0.0] * self.n
-        self.temperatures = [ambient_c] * self.n
+        self.temperatures = [ambient_c + b.ambient_offset_c for b in self.blocks]
         self.r_factor = [1.0] * self.n
         self.i0_factor = [1.0] * self.n
         self.i_sd_extra = [0.0] * self.n
@@ -139,6 +173,7 @@ class StringPhysics:
         self.eta = [
             self._eta_for_current(i, 0.001 * b.capacity_ah) for i, b in enumerate(self.blocks)
         ]
+        self.slow_v = [b.slow_r_ohm * 0.001 * b.capacity_ah for b in self.blocks]
         self.voltages = [0.0] * self.n
         self._update_voltages()
 
@@ -169,7 +204,7 @@ class StringPhysics:
         )
 
     def _b(self, i: int) -> float:
-        return B_CELL * max(self._cells(i), 1)
+        return self.blocks[i].b_cell * max(self._cells(i), 1)
 
     def _f(self, i: int, eta: float) -> tuple[float, float]:
         """Current consumed by the reactions at polarisation eta, and its derivative."""
@@ -243,8 +278,9 @@ class StringPhysics:
             if self.string_current_a > 0
             else 0.001 * self.blocks[0].capacity_ah
         )
-        e = [self._e(i) for i in range(self.n)]
-        r = [self._r(i) for i in range(self.n)]
+        slow = [self._slow(i, dt_s) for i in range(self.n)]
+        e = [self._e(i) + slow[i][0] for i in range(self.n)]
+        r = [self._r(i) + slow[i][1] for i in range(self.n)]
         sum_r = sum(r)
         for _ in range(30):
             g: list[float] = []
@@ -274,7 +310,21 @@ class StringPhysics:
             return i_lim
         self.eta = eta
         self.block_currents = [current - s for s in self.shunt_a]
+        self._step_slow(dt_s)
         return current
+
+    def _slow(self, i: int, dt_s: float) -> tuple[float, float]:
+        """The slow element's voltage after dt at block current I, as a + k·I (implicit)."""
+        b = self.blocks[i]
+        if b.slow_r_ohm <= 0:
+            return 0.0, 0.0
+        share = b.slow_tau_s / (b.slow_tau_s + dt_s)
+        return self.slow_v[i] * share, b.slow_r_ohm * (1.0 - share)
+
+    def _step_slow(self, dt_s: float) -> None:
+        for i in range(self.n):
+            a, k = self._slow(i, dt_s)
+            self.slow_v[i] = a + k * self.block_currents[i]
 
     def _solve_fixed(self, dt_s: float, current: float) -> None:
         """String current imposed (current limit, discharge, rest): blocks independent."""
@@ -295,6 +345,7 @@ class StringPhysics:
                 if abs(dx) < 1e-9:
                     break
             self.eta[i] = x
+        self._step_slow(dt_s)
 
     def _update_voltages(self) -> None:
         out = []
@@ -304,7 +355,7 @@ class StringPhysics:
             if discharging and ii < 0:
                 out.append(self._discharge_voltage(i, -ii))
             else:
-                out.append(self._e(i) + self._r(i) * ii + self.eta[i])
+                out.append(self._e(i) + self._r(i) * ii + self.eta[i] + self.slow_v[i])
         self.voltages = out
 
     def _discharge_voltage(self, i: int, amps: float) -> float:
@@ -341,7 +392,7 @@ class StringPhysics:
                 self.i_sd_extra[i] = severity * 0.1 * (1.0 + hours) * scale
                 r_th *= 2.0
             tau = b.c_th_j_per_k * r_th
-            t_eq = self.ambient_c + p * r_th
+            t_eq = self.ambient_c + b.ambient_offset_c + p * r_th
             self.temperatures[i] = t_eq + (self.temperatures[i] - t_eq) * math.exp(-dt_s / tau)
 
     # -- faults -----------------------------------------------------------------------
@@ -370,6 +421,15 @@ class StringPhysics:
         """Dry-out and internal heat: temperature and float current run away (§2.1)."""
         self._runaway[i] = (severity, self.time_s)
 
+    def end_runaway(self, i: int) -> bool:
+        """The runaway's cause removed (dry-out stopped, the short burnt open): its heat and
+        self-discharge stop and the block cools by the thermal model, not at once. Returns
+        whether a runaway was running."""
+        if self._runaway.pop(i, None) is None:
+            return False
+        self.i_sd_extra[i] = 0.0
+        return True
+
     def set_ambient(self, celsius: float) -> None:
         self.ambient_c = celsius
 
@@ -381,6 +441,7 @@ class StringPhysics:
         self.cell_loss[i] = 0
         self._runaway.pop(i, None)
         self.soc[i] = params.soc
-        self.temperatures[i] = self.ambient_c
+        self.temperatures[i] = self.ambient_c + params.ambient_offset_c
+        self.slow_v[i] = params.slow_r_ohm * max(self.string_current_a, 0.0)
         self.eta[i] = self._eta_for_current(i, max(self.string_current_a, 1e-4))
         self._update_voltages()

@@ -32,7 +32,8 @@ from .devices import (
     SimDevice,
     make_device,
 )
-from .physics import ChargerMode, StringPhysics, make_string
+from .physics import ChargerMode, PlantOptions, StringPhysics, make_string
+from .sensing import ModuleCalibration, SensingOptions, measure
 
 MAX_DEVICES_PER_BUS = 240
 MEASURE_INTERVAL_S = 1.0
@@ -127,6 +128,14 @@ class RoomConfig:
     auto_reclose: bool = False
     noise_v: float = 0.002  # module measurement noise (σ)
     settle_days: float = 0.0  # simulated days of float before the room starts
+    offset_v: float = 0.0  # per-module voltage offset, uniform in ±offset_v
+    gain_error: float = 0.0  # per-module gain error, uniform in ±gain_error
+    ripple_v: float = 0.0  # charger ripple seen by the modules (amplitude)
+    plant: PlantOptions = field(default_factory=PlantOptions)  # lag, Tafel slope, …
+
+    @property
+    def sensing(self) -> SensingOptions:
+        return SensingOptions(self.noise_v, self.offset_v, self.gain_error, self.ripple_v)
 
     def __post_init__(self) -> None:
         if not 1 <= self.strings <= 64:
@@ -212,6 +221,7 @@ class SimString:
     bus: SimBus
     breaker_stuck: bool = False
     noise_v: list[float] = field(default_factory=list)
+    calibration: list[ModuleCalibration] = field(default_factory=list)
 
 
 class Room:
@@ -220,7 +230,9 @@ class Room:
     def __init__(self, config: RoomConfig | None = None) -> None:
         self.config = config = config or RoomConfig()
         self.rng = random.Random(config.seed)
+        calibration_rng = random.Random(config.seed * 31 + 17)  # leaves the noise draws alone
         self.time_s = 0.0
+        self.speed = 1.0  # simulated seconds per real second while ``run`` drives it
         self._next_tick = 0.0
         self._serial = 100000 + config.seed * 1000
         n_buses = config.buses or self._buses_needed()
@@ -237,7 +249,12 @@ class Room:
             modules: list[list[BatteryModuleDevice]] = []
             for s in indices:
                 params = make_string(
-                    config.blocks, cells, config.capacity_ah, config.spread, config.seed * 101 + s
+                    config.blocks,
+                    cells,
+                    config.capacity_ah,
+                    config.spread,
+                    config.seed * 101 + s,
+                    plant=config.plant,
                 )
                 physics.append(StringPhysics(params, config.ambient_c))
                 row: list[BatteryModuleDevice] = []
@@ -279,6 +296,10 @@ class Room:
                         k % RELAY_CHANNELS,
                         bus,
                         noise_v=[config.noise_v] * config.blocks,
+                        calibration=[
+                            ModuleCalibration.draw(config.sensing, calibration_rng)
+                            for _ in range(config.blocks)
+                        ],
                     )
                 )
         self._pending = sorted(config.faults, key=lambda f: f.at_s)
@@ -359,6 +380,46 @@ class Room:
         else:
             self._apply(fault)
 
+    def clear_fault(self, fault: Fault) -> None:
+        """End a fault that can end: a runaway (the block cools by the physics), a stuck
+        breaker, a silent or frozen module, noise, a bus fault. A fault still pending is
+        dropped. Damage (weak, outlier, short, loose) stays: replace the block."""
+        where = (fault.kind, fault.string, fault.block)
+        pending = [f for f in self._pending if (f.kind, f.string, f.block) == where]
+        self._pending = [f for f in self._pending if f not in pending]
+        if fault.kind in BUS_FAULTS:
+            bus = self.buses[max(0, min(fault.string - 1, len(self.buses) - 1))]
+            if fault.kind is FaultKind.TIMEOUTS:
+                bus.faults.timeout_p = 0.0
+            elif fault.kind is FaultKind.CRC:
+                bus.faults.crc_p = 0.0
+            elif fault.kind is FaultKind.GARBAGE:
+                bus.faults.garbage_p = 0.0
+            else:
+                bus.faults.vanished_until = self.time_s
+            return
+        s = self.string(fault.string)
+        if fault.kind is FaultKind.BREAKER_STUCK:
+            s.breaker_stuck = False
+            return
+        i = fault.block - 1
+        if not 0 <= i < len(s.modules):
+            raise ValueError(f"string {fault.string} has no block {fault.block}")
+        match fault.kind:
+            case FaultKind.RUNAWAY:
+                if not s.physics.end_runaway(i) and not pending:
+                    raise ValueError(f"no runaway in string {fault.string} block {fault.block}")
+            case FaultKind.DEAD:
+                s.bus.dead.discard(s.modules[i].unit)
+            case FaultKind.NOISE:
+                s.noise_v[i] = self.config.noise_v
+            case FaultKind.STUCK:
+                s.modules[i].frozen = False
+            case _:
+                raise ValueError(
+                    f"{fault.kind.value} is damage that does not clear: replace the block"
+                )
+
     def _apply_due_faults(self) -> None:
         while self._pending and self._pending[0].at_s <= self.time_s:
             self._apply(self._pending.pop(0))
@@ -435,7 +496,13 @@ class Room:
             p = s.physics
             for i, dev in enumerate(s.modules):
                 if not dev.frozen:
-                    dev.voltage = p.voltages[i] + self.rng.gauss(0.0, s.noise_v[i])
+                    dev.voltage = measure(
+                        p.voltages[i],
+                        s.calibration[i],
+                        s.noise_v[i],
+                        self.config.ripple_v,
+                        self.rng,
+                    )
                     dev.temperature = p.temperatures[i]
                     dev.resistance_mohm = p.resistance_mohm(i)
                     shunt_w = dev.shunt_current() * p.voltages[i]
@@ -467,6 +534,7 @@ class Room:
 
     async def run(self, speed: float = 1.0, tick_s: float = 0.2) -> None:
         """Step in real time × speed until cancelled."""
+        self.speed = speed
         loop = asyncio.get_running_loop()
         last = loop.time()
         while True:
@@ -504,6 +572,16 @@ def room_from_url(url: str) -> Room:
             auto_reclose=one("auto_reclose", "1") not in ("0", "false", "no"),
             settle_days=float(one("settle_days", "2")),
             buses=int(one("buses", "0")),
+            noise_v=float(one("noise", "0.002")),
+            offset_v=float(one("offset", "0")),
+            gain_error=float(one("gain_error", "0")),
+            ripple_v=float(one("ripple", "0")),
+            plant=PlantOptions(
+                lag_s=float(one("lag_min", "20")) * 60.0,
+                tafel_factor=float(one("tafel", "1")),
+                slow_fraction=float(one("slow", "0")),
+                rack_gradient_c=float(one("gradient", "0")),
+            ),
         )
     except KeyError as err:
         raise ValueError(f"unknown module kind {err}") from None

@@ -36,6 +36,8 @@ from .coordinator import (
     hub_identifier,
     string_identifier,
 )
+from .history import async_start_history
+from .history_services import async_setup_history_services
 from .repairs import SafetyNotices, async_delete_safety_issues
 from .services import async_setup_services
 
@@ -44,6 +46,7 @@ _LOGGER = logging.getLogger(__name__)
 PLATFORMS = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
+    Platform.IMAGE,
     Platform.NUMBER,
     Platform.SENSOR,
     Platform.SWITCH,
@@ -54,6 +57,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Actions are registered here so automations validate while an entry is not loaded."""
     async_setup_services(hass)
+    async_setup_history_services(hass)
     return True
 
 
@@ -115,6 +119,7 @@ async def _async_start(
     url: str,
 ) -> bool:
     """Start the source and hand it to the coordinator and the platforms (either kind)."""
+    history = await async_start_history(hass, entry, manager)  # before the first snapshot
     # Events of the first cycles (an alarm standing at start, a restored trip) are kept until
     # the devices exist, then told: nothing the manager says is lost to the set-up order.
     early: list[BacsEvent] = []
@@ -134,7 +139,7 @@ async def _async_start(
     if isinstance(manager, Manager):
         _adopt_hardware_id(hass, entry, manager)
     coordinator = BacsCoordinator(hass, entry, manager, url)
-    entry.runtime_data = BacsRuntimeData(manager, coordinator, transport, url)
+    entry.runtime_data = BacsRuntimeData(manager, coordinator, transport, url, history=history)
     try:
         await coordinator.async_config_entry_first_refresh()
     except BaseException:

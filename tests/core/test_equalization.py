@@ -6,6 +6,7 @@ its voltages every 10 s and its commands become the string's shunt currents.
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 import pytest
@@ -17,7 +18,8 @@ from bacs_core.manager.equalization import (
     StringInputs,
     TargetMode,
 )
-from bacs_core.sim.physics import StringPhysics, make_string
+from bacs_core.sim.physics import PlantOptions, StringPhysics, make_string
+from bacs_core.sim.sensing import ModuleCalibration, SensingOptions, measure
 from bacs_core.snapshot import BalancingState, ChargeState
 
 C20_MAX = 0.15
@@ -45,12 +47,12 @@ def run(controller: EqualizationController, string: StringInputs, cycles: int) -
 
 def test_high_blocks_shunt_and_the_lowest_does_not() -> None:
     ctrl = EqualizationController()
-    shunt = run(ctrl, inputs([block(v) for v in SPREAD]), 30)
-    assert shunt[0] == max(shunt) > 0.05  # the highest block shunts most
+    shunt = run(ctrl, inputs([block(v) for v in SPREAD]), 90)
+    assert shunt[0] == max(shunt) > 0.02  # the highest block shunts most (of 0.04 A)
     assert shunt[5] == 0.0  # the lowest needs every mA the string carries
 
 
-@pytest.mark.parametrize("cycles", [2, 5, 50])
+@pytest.mark.parametrize("cycles", [62, 65, 120])
 def test_no_common_mode_current_is_wasted(cycles: int) -> None:
     """A fixed target below every block: lowering them all at once is the charger's job;
     shunt current that every block would carry alike is pure heat."""
@@ -83,7 +85,7 @@ def test_pauses_stop_every_shunt_and_forget_the_commands(
 ) -> None:
     ctrl = EqualizationController()
     blocks = [block(v) for v in SPREAD]
-    assert max(run(ctrl, inputs(blocks), 30)) > 0.05
+    assert max(run(ctrl, inputs(blocks), 90)) > 0.02
     paused = ctrl.update(400.0, inputs(blocks, **change))
     assert paused.paused_reason == reason
     assert paused.shunt == (0.0,) * 8
@@ -107,7 +109,7 @@ def test_a_hot_block_or_module_stops_only_its_own_shunt(hot: dict[str, float]) -
     ctrl = EqualizationController()
     blocks = [block(v) for v in SPREAD]
     blocks[0] = block(SPREAD[0], **hot)
-    shunt = run(ctrl, inputs(blocks), 30)
+    shunt = run(ctrl, inputs(blocks), 90)
     assert shunt[0] == 0.0
     assert shunt[4] > 0.0  # string 1's next-highest block still balances
 
@@ -175,8 +177,8 @@ def test_closed_loop_converges_and_holds_without_oscillating() -> None:
 def test_closed_loop_reports_a_block_beyond_reach() -> None:
     string = settled_string(seed=4)
     string.soft_short(3, 0.4)  # more self-discharge than any shunt window can make up
-    ctrl, worst = closed_loop(string, hours=3.0)
-    commands = ctrl.update(3 * 3600.0 + 10, inputs([block(v) for v in string.voltages]))
+    ctrl, worst = closed_loop(string, hours=5.0)
+    commands = ctrl.update(5 * 3600.0 + 10, inputs([block(v) for v in string.voltages]))
     assert 3 in commands.out_of_range
     assert commands.state[3] is BalancingState.OUT_OF_RANGE
     assert worst[-1] <= 0.010  # the others are on target without it
@@ -186,3 +188,52 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         EqualizationSettings().enabled = False  # type: ignore[misc]
     assert replace(EqualizationSettings(), enabled=False).enabled is False
+
+
+def realistic_loop(
+    seed: int, lag_min: float, tafel: float, hours: float
+) -> tuple[EqualizationController, list[float], StringPhysics]:
+    """16 × 12 V 40 Ah, a plant the controller is not told about, sensors with 5 mV noise,
+    ±3 mV offsets, ±0.01 % gain error and 2 mV ripple. Returns the worst TRUE deviation of
+    the blocks it keeps in range, per cycle."""
+    string = StringPhysics(
+        make_string(16, 6, 40.0, 0.6, seed, plant=PlantOptions(lag_min * 60, tafel))
+    )
+    for _ in range(48):
+        string.step(3600.0)
+    sensing = SensingOptions(0.005, 0.003, 0.0001, 0.002)
+    rng = random.Random(seed)
+    cal = [ModuleCalibration.draw(sensing, rng) for _ in range(16)]
+    ctrl = EqualizationController()
+    worst: list[float] = []
+    for k in range(int(hours * 360)):
+        string.step(10.0)
+        read = [
+            round(measure(v, cal[i], sensing.noise_v, sensing.ripple_v, rng), 3)
+            for i, v in enumerate(string.voltages)
+        ]
+        blocks = [BlockInput(v, 25.0, 25.0, 6, C20_MAX) for v in read]
+        commands = ctrl.update(
+            10.0 * k, StringInputs(blocks, ChargeState.FLOAT, string.string_current_a, 40.0)
+        )
+        string.shunt_a = list(commands.shunt)
+        keep = [i for i in range(16) if i not in commands.out_of_range]
+        target = sum(string.voltages[i] for i in keep) / len(keep)
+        worst.append(max(abs(string.voltages[i] - target) for i in keep))
+    return ctrl, worst, string
+
+
+def test_on_real_sensors_and_an_unknown_plant_the_true_voltages_hold() -> None:
+    ctrl, worst, _ = realistic_loop(seed=3, lag_min=15, tafel=1.3, hours=3.0)
+    assert worst[0] > 0.2
+    assert max(worst[-360:]) <= 0.010  # the last hour, judged on the true voltages
+    assert not ctrl.update(1e9, inputs([block(13.6)])).out_of_range
+
+
+def test_identifies_the_slope_it_was_not_told() -> None:
+    ctrl, _, string = realistic_loop(seed=2, lag_min=15, tafel=1.3, hours=4.0)
+    plant = ctrl.plant
+    assert plant is not None and plant.identified
+    true_b = string.blocks[0].b_cell
+    assert plant.b_per_cell == pytest.approx(true_b, rel=0.15)
+    assert plant.b_per_cell != pytest.approx(0.06, rel=0.05)  # not the prior

@@ -257,8 +257,18 @@ def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> Non
             page.wait_for_timeout(1000)
         assert "Breaker Closed" in card_text("hui-entities-card", "Manager and breaker")
         assert "Charge state Float" in text
-        # The bar chart carries every block of string 1 with its voltage.
-        chart = card_text("hui-markdown-card", "String 1: block voltages")
+        # The bar chart carries every block of string 1 with its voltage (Home Assistant renders
+        # the card's template after the card itself: wait for it).
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                chart = card_text("hui-markdown-card", "String 1: block voltages")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    page.screenshot(path=str(SCREENSHOT.with_name("no-chart.png")), full_page=True)
+                    raise
+                page.wait_for_timeout(1000)
         assert re.search(r"Mean 1[34]\.\d{3} V", chart), chart
         assert len(re.findall(r"\b1[34]\.\d\d\b", chart)) >= 32, chart
         # Equalization starts on its own: the room floats with a 0.6 V spread.

@@ -1,0 +1,129 @@
+"""Equalization's memory per block, and the evidence that a block is beyond reach.
+
+A block is ``OUT_OF_RANGE`` only on evidence: its own shunt at the maximum (too high) or
+the others' shunts used up (too low, or on target only at the price of a block pinned above
+it), for several of its own lags at its own current, while its deviation is not closing.
+One block at a time; the others' evidence starts again after each exclusion.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .equalization_types import EqualizationSettings, StringInputs
+from .plant_estimate import MAX_LAG_S, BlockWindow, PlantEstimate
+
+ERROR_HISTORY_S = 60.0  # spacing of the remembered deviations ("is it closing?")
+
+
+@dataclass
+class BlockState:
+    """What the controller remembers about one block between cycles."""
+
+    command: float = 0.0  # A, the shunt commanded last cycle
+    filtered: float | None = None  # V
+    level: float | None = None  # ln(A): the block current steered towards, smoothed
+    beyond_s: float = 0.0  # time the evidence has said "beyond reach"
+    out_of_range: bool = False
+    too_high: bool = False  # out of range above target (it keeps its maximum shunt)
+    pinned: bool = False  # at its maximum and still above target: not in the target's mean
+    retry_at: float = 0.0
+    history: deque[float] = field(
+        default_factory=lambda: deque(maxlen=1500)
+    )  # 25 h  # |e| per minute
+    history_at: float = -1e18
+    window: BlockWindow = field(default_factory=lambda: BlockWindow(300.0))
+    settled_current: float | None = None  # A: the block current since ``settled_since``
+    settled_since: float = -1e18  # untouched by us: as settled as its slope says
+
+    def forget(self) -> None:
+        self.command = 0.0
+        self.filtered = None
+        self.level = None
+        self.beyond_s = 0.0
+        self.history.clear()
+        self.history_at = -1e18
+        self.window.clear()
+        self.settled_current = None
+        self.settled_since = -1e18
+
+
+def track_reach(
+    blocks: list[BlockState],
+    s: EqualizationSettings,
+    now_s: float,
+    dt: float,
+    inputs: StringInputs,
+    deviation: Sequence[float | None],
+    active: list[int],
+    plant: PlantEstimate,
+    i_str: float,
+) -> None:
+    """Out of range on evidence (battery-domain.md §3.6, made relative to the lag).
+
+    Too high: its own shunt at the maximum while the others still have authority. Too low:
+    its shunt off, the median of the others' shunts at ≥ 90 % of their maximum, and the
+    block still low or held only at the price of a pinned block. Either for
+    ``out_of_range_lags`` of the block's own lags at its own current, while its deviation
+    has not closed by a fifth over half that time.
+    """
+    limit = s.out_of_range_deviation
+    use = sorted(blocks[i].command / inputs.blocks[i].shunt_max for i in active)
+    others_used = use[len(use) // 2] if use else 0.0
+    design = s.design_float_current_per_ah * inputs.capacity_ah
+
+    def window_for(i: int) -> float:
+        # The block's own lag at its own current: a block shunted to a trickle answers
+        # slowly, and slow is not "beyond reach".
+        amps = max(i_str - blocks[i].command, 0.01 * i_str)
+        if plant.lag_identified:
+            lag = plant.lag_s(amps)
+        else:  # no evidence of the lag yet: assume the slowest plausible one
+            lag = s.unidentified_lag_s * design / amps
+        return max(s.out_of_range_lags * min(lag, MAX_LAG_S), s.out_of_range_min_s)
+
+    # The shunts' authority is used up: every other module near its maximum to give the
+    # block(s) with the shunt off the string current they ask for. Then the block that
+    # asks is the one beyond reach if it is still low, or if it is on target only at
+    # the price of a block pinned above at its maximum (a soft short or a charge deficit
+    # draws current from the whole string); a pinned block is not judged meanwhile.
+    starved = others_used >= 0.9
+    pinned = any(blocks[i].pinned for i in active)
+    for i in active:
+        block = blocks[i]
+        b = inputs.blocks[i]
+        e = deviation[i] or 0.0
+        if now_s - block.history_at >= ERROR_HISTORY_S:
+            block.history.append(abs(e))
+            block.history_at = now_s
+        # While the others' shunts are used up raising a low block, a high block at its
+        # maximum says nothing about itself: the low block is judged first.
+        high = e > limit and block.command >= 0.98 * b.shunt_max and not starved
+        low = block.command <= 1e-4 and starved and (e < -limit or pinned)
+        window = window_for(i)
+        back = round(window / 2 / ERROR_HISTORY_S)
+        if not (high or low) or len(block.history) <= back:
+            # A leaky tally: a noisy cycle that breaks the condition does not reset it.
+            block.beyond_s = max(0.0, block.beyond_s - dt / 4)
+            continue
+        then = block.history[-1 - back]
+        held_on_target = low and e >= -limit  # its price is the pinned block
+        if held_on_target or abs(e) - limit > 0.8 * (then - limit):  # not closing
+            block.beyond_s += dt
+    # One block at a time, the farthest: excluding it changes what the others can reach,
+    # so their evidence starts again.
+    ripe = [i for i in active if blocks[i].beyond_s >= window_for(i)]
+    if ripe:
+        worst = max(ripe, key=lambda i: abs(deviation[i] or 0.0))
+        for i in active:
+            blocks[i].beyond_s = 0.0
+        block = blocks[worst]
+        block.out_of_range = True
+        # Only a block above its target by more than the limit keeps a shunt: one judged while
+        # held on target (its price a pinned block) would be shunted away from its target.
+        block.too_high = (deviation[worst] or 0.0) > limit
+        block.retry_at = now_s + s.retry_after_s
+        block.command = 0.0
+        block.level = None
