@@ -18,6 +18,7 @@ from ..manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from ..sim.clock import SimClock, SimClockError
 from ..snapshot import SystemSnapshot
 from ..source import SourceUnavailableError, is_generex_url, open_source
+from . import appliance
 from .common import integer, number, quiet_pymodbus
 
 
@@ -36,7 +37,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="URL",
         help="bus URLs (bus1, bus2, … in order) or one generex://HOST[:PORT]?unit=…",
     )
-    p.add_argument("--config", type=Path, help="a JSON file with the manager settings")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="a site file (YAML: the appliance, docs/appliance.md) or a JSON file of settings",
+    )
     p.add_argument(
         "--strings", type=integer(1, 64), help="split the modules into this many strings"
     )
@@ -57,6 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--speed N the manager's interval, lags and timers then run N× faster too",
     )
     gateway_cli.add_arguments(p)  # --serve-modbus/--serve-snmp (bacs_core/gateway/cli.py)
+    appliance.add_arguments(p)  # the appliance (bacs_core/cli/appliance.py)
     p.set_defaults(handler=run)
 
 
@@ -101,6 +107,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if appliance.handles(args):  # a YAML site file: the service (bacs_core/cli/appliance.py)
+        return appliance.run(args)
     try:
         config = validate_config(load_settings(args))
         urls = [b.url for b in config.buses]
