@@ -133,7 +133,10 @@ def check(art: Artifacts, root: Path = ROOT) -> list[str]:
         meta = email.parser.Parser().parsestr(whl.read(meta_name).decode())
         points = whl.read(meta_name.replace("METADATA", "entry_points.txt")).decode()
     requires = sorted(str(Requirement(r)) for r in meta.get_all("Requires-Dist") or [])
-    if requires != sorted(str(Requirement(r)) for r in project["dependencies"]):
+    declared = [str(Requirement(r)) for r in project["dependencies"]]
+    for extra, reqs in project.get("optional-dependencies", {}).items():
+        declared += [str(Requirement(f'{r}; extra == "{extra}"')) for r in reqs]
+    if requires != sorted(declared):
         problems.append(f"wheel Requires-Dist {requires} differ from pyproject.toml")
     if meta["Requires-Python"] != project["requires-python"]:
         problems.append(f"wheel Requires-Python {meta['Requires-Python']}")

@@ -20,6 +20,12 @@ from release_artifacts import Artifacts, build_hacs_zip, check  # noqa: E402
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 VERSION = PROJECT["version"]
+# What the wheel's METADATA says: the dependencies, and each extra's under its marker.
+REQUIRES = list(PROJECT["dependencies"]) + [
+    f'{r}; extra == "{extra}"'
+    for extra, reqs in PROJECT.get("optional-dependencies", {}).items()
+    for r in reqs
+]
 
 
 def _wheel(path: Path, requires: list[str]) -> Path:
@@ -51,7 +57,7 @@ def release(tmp_path: Path) -> tuple[Path, Artifacts]:
         shutil.copy2(ROOT / name, root / name)
     art = Artifacts(
         sdist=_sdist(tmp_path / f"bacs_core-{VERSION}.tar.gz"),
-        wheel=_wheel(tmp_path / f"bacs_core-{VERSION}-py3-none-any.whl", PROJECT["dependencies"]),
+        wheel=_wheel(tmp_path / f"bacs_core-{VERSION}-py3-none-any.whl", REQUIRES),
         hacs_zip=build_hacs_zip(ROOT / "custom_components" / "bacs", tmp_path / "bacs.zip"),
         version=Version(VERSION),
     )
@@ -83,6 +89,11 @@ def test_wheel_dependencies_must_be_pyprojects(
     (tmp_path / "stale").mkdir()
     stale = _wheel(tmp_path / "stale" / art.wheel.name, ["pymodbus>=3.11.2,<4"])
     problems = check(Artifacts(art.sdist, stale, art.hacs_zip, art.version), root)
+    assert any("Requires-Dist" in p for p in problems)
+    # An extra the wheel does not declare is a difference too.
+    (tmp_path / "no-extras").mkdir()
+    bare = _wheel(tmp_path / "no-extras" / art.wheel.name, PROJECT["dependencies"])
+    problems = check(Artifacts(art.sdist, bare, art.hacs_zip, art.version), root)
     assert any("Requires-Dist" in p for p in problems)
 
 
