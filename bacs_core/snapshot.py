@@ -14,6 +14,26 @@ from enum import StrEnum
 from .model import DeviceKind, Quality
 
 
+class Capability(StrEnum):
+    """What a source can do or knows: consumers show or offer only what the snapshot lists.
+
+    Our module bus (the Manager) is active and has them all; a GENEREX WEB-MANAGER is read
+    through its Modbus/SNMP map, which carries no commands and no balancing figures."""
+
+    ACKNOWLEDGE = "acknowledge"  # our alarm rules run on it: alarms can be acknowledged
+    EQUALIZE = "equalize"  # equalization on/off, float voltage, per-block shunt figures
+    TRIP = "trip"  # the thermal-runaway breaker trip (trip, reset, breaker state)
+    RUNAWAY_DETECTION = "runaway_detection"  # pre-alert and runaway confirmed
+    RELAYS = "relays"  # relay outputs and digital inputs
+    IDENTIFY = "identify"  # blink a device's LED
+    MEASURE_RI = "measure_ri"  # start an internal-resistance measurement
+    RESCAN = "rescan"  # scan the bus for new devices
+    PER_BLOCK_RESISTANCE = "per_block_resistance"  # each block's internal resistance
+    STATE_OF_CHARGE = "state_of_charge"  # our per-string estimate
+    DISCHARGE_ANALYSIS = "discharge_analysis"  # the blocks that fall first in a discharge
+    GENERAL_FLAGS = "general_flags"  # a CS141's register-1000 status flags (snapshot.extra)
+
+
 class ChargeState(StrEnum):
     DISCHARGE = "discharge"
     CHARGE = "charge"  # bulk or boost: current-limited or above float
@@ -279,6 +299,12 @@ class SystemSnapshot:
     safety: SafetySnapshot
     equalization_enabled: bool = True
     extra: dict[str, float] = field(default_factory=dict)
+    # What the source behind this snapshot can do (bacs_core/source.py): consumers offer
+    # nothing else. Empty when a snapshot was built by hand: nothing is claimed.
+    capabilities: frozenset[Capability] = frozenset()
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
 
     def module(self, ref: DeviceRef) -> ModuleSnapshot | None:
         for string in self.strings:

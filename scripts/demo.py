@@ -44,6 +44,11 @@ ONBOARDING_EXTRAS = {"google_translate", "met", "radio_browser", "shopping_list"
 ENTITIES_TIMEOUT_S = 120.0
 
 
+SOURCE_BUS = "bus"  # the simulator serves our module bus; the integration adds it over TCP
+SOURCE_GENEREX = "generex"  # the simulator impersonates a GENEREX CS141 (Modbus TCP + SNMP)
+SOURCES = (SOURCE_BUS, SOURCE_GENEREX)
+
+
 class DemoError(Exception):
     """Something the person running the demo can act on; printed without a traceback."""
 
@@ -55,12 +60,20 @@ class DemoState:
     sim_port: int
     control_port: int
     password: str
+    source: str = SOURCE_BUS  # what the simulator plays: our module bus, or a GENEREX CS141
+    snmp_port: int = 0  # the CS141's SNMP agent (--source generex)
 
     @classmethod
     def load(cls, path: Path) -> DemoState | None:
         try:
             raw = json.loads(path.read_text())
-            return cls(int(raw["sim_port"]), int(raw["control_port"]), str(raw["password"]))
+            return cls(
+                int(raw["sim_port"]),
+                int(raw["control_port"]),
+                str(raw["password"]),
+                str(raw.get("source", SOURCE_BUS)),
+                int(raw.get("snmp_port", 0)),
+            )
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as err:
@@ -246,6 +259,8 @@ async def start_simulator(args: argparse.Namespace, state: DemoState, logs: Path
         f"--listen=tcp://127.0.0.1:{state.sim_port}",
         f"--control=tcp://127.0.0.1:{state.control_port}",
     ]
+    if state.source == SOURCE_GENEREX:
+        argv += ["--as=generex", f"--snmp=127.0.0.1:{state.snmp_port}"]
     for port in (state.sim_port, state.control_port):
         if port_in_use(port):
             raise DemoError(
@@ -401,8 +416,9 @@ class HomeAssistantApi:
         )
         return entries
 
-    async def add_integration(self, sim_port: int) -> dict[str, Any]:
-        """The config flow a person clicks through: TCP gateway → what the scan found → done."""
+    async def add_integration(self, state: DemoState) -> dict[str, Any]:
+        """The config flow a person clicks through: TCP gateway → what the scan found → done;
+        or GENEREX WEB-MANAGER → what it reports → done."""
         flow = await self.rest(
             "POST",
             "/api/config/config_entries/flow",
@@ -411,7 +427,7 @@ class HomeAssistantApi:
         path = f"/api/config/config_entries/flow/{flow['flow_id']}"
         steps: list[dict[str, Any]] = [
             {"next_step_id": "tcp"},
-            {"host": "127.0.0.1", "tcp_port": sim_port, "framing": "modbus_tcp"},
+            {"host": "127.0.0.1", "tcp_port": state.sim_port, "framing": "modbus_tcp"},
             {
                 "name": "Battery room",
                 "string_count": STRINGS,
@@ -420,6 +436,18 @@ class HomeAssistantApi:
                 "auto_trip": True,
             },
         ]
+        if state.source == SOURCE_GENEREX:
+            steps = [
+                {"next_step_id": "generex"},
+                {
+                    "host": "127.0.0.1",
+                    "tcp_port": state.sim_port,
+                    "unit": 1,
+                    "snmp_port": state.snmp_port,
+                    "community": "public",
+                },
+                {"name": "Battery room", "poll_interval": 10, "chemistry": "vrla"},
+            ]
         for answer in steps:
             flow = await self.rest("POST", path, answer)
             if flow.get("errors"):
@@ -523,6 +551,13 @@ async def run(args: argparse.Namespace) -> int:
             sim_port=args.sim_port or free_port(),
             control_port=args.control_port or free_port(),
             password=args.password or "demo",
+            source=args.source,
+            snmp_port=free_port() if args.source == SOURCE_GENEREX else 0,
+        )
+    elif state.source != args.source:
+        raise DemoError(
+            f"the demo in {directory} was made with --source {state.source}: start it so, "
+            "or start afresh with --fresh"
         )
     old_password = state.password  # a new --password is set once logged in with this one
     if args.password:
@@ -540,7 +575,11 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        print(f">> simulator: {STRINGS} strings × {BLOCKS} × 12 V blocks, scenario {args.scenario}")
+        plays = " as a GENEREX CS141" if state.source == SOURCE_GENEREX else ""
+        print(
+            f">> simulator{plays}: {STRINGS} strings × {BLOCKS} × 12 V blocks, "
+            f"scenario {args.scenario}"
+        )
         children.append(await start_simulator(args, state, logs))
         print(">> Home Assistant 2025.4.4 starting (the first start takes a minute)")
         ha = await start_home_assistant(config, logs)
@@ -597,8 +636,9 @@ async def _prepare(
     await api.finish_onboarding(steps)
     entries = await api.config_entries()
     if not entries:
-        print(">> adding the BACS integration through its config flow (TCP, the simulator)")
-        await api.add_integration(state.sim_port)
+        how = "GENEREX WEB-MANAGER" if state.source == SOURCE_GENEREX else "TCP"
+        print(f">> adding the BACS integration through its config flow ({how}, the simulator)")
+        await api.add_integration(state)
         entries = await api.config_entries()
         if not entries:
             raise DemoError("the config flow finished but no BACS entry exists; see the log")
@@ -620,15 +660,23 @@ def _print_ready(
     elapsed: float | None,
 ) -> None:
     took = f" in {elapsed:.0f} s" if elapsed is not None else ""
+    link = f"Modbus TCP to the simulator on 127.0.0.1:{state.sim_port}"
+    pad = "\n" + " " * 56  # the column of the explanations below
+    runaway = f"trips{pad}after ~5 simulated hours"
+    if state.source == SOURCE_GENEREX:
+        link = (
+            f"the simulator as a GENEREX CS141: Modbus TCP 127.0.0.1:{state.sim_port}, "
+            f"SNMP 127.0.0.1:{state.snmp_port}; read-only, no trip or equalization"
+        )
+        runaway = f"our{pad}temperature alarms rise; nothing trips"
     rel = os.path.relpath(directory, Path.cwd())
     print(
         f"""
 BACS demo ready{took}: {base}
   log in as:   {args.username} / {state.password}
-  integration: {title} (Modbus TCP to the simulator on 127.0.0.1:{state.sim_port})
+  integration: {title} ({link})
   simulator:   scenario {args.scenario}, speed ×{args.speed:g}, weak block: string 1 block 7
-  try:         ./scripts/demo fault runaway:1:12=3     (a runaway in string 1 block 12; trips
-                                                        after ~5 simulated hours)
+  try:         ./scripts/demo fault runaway:1:12=3     (a runaway in string 1 block 12; {runaway})
                ./scripts/demo clear-fault runaway:1:12 (the block cools: then Reset breaker)
                ./scripts/demo scenario discharge       (float | discharge | thermal-runaway)
                ./scripts/demo close-breaker 1          (after a trip and a reset)
@@ -690,6 +738,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--username", default="demo", help=argparse.SUPPRESS)
     parser.add_argument("--password", help="the demo user's password (default: demo)")
     parser.add_argument("--scenario", choices=SCENARIOS, default="float")
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default=SOURCE_BUS,
+        help="bus: our module bus (default); generex: the simulator plays an installed GENEREX "
+        "CS141 and the integration reads it through its WEB-MANAGER flow (read-only)",
+    )
     parser.add_argument(
         "--fault",
         action="append",

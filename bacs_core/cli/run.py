@@ -13,10 +13,11 @@ from typing import Any
 
 from ..events import Event
 from ..gateway import cli as gateway_cli
-from ..manager import ConfigError, Manager, validate_config
+from ..manager import ConfigError, validate_config
 from ..manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from ..sim.clock import SimClock, SimClockError
 from ..snapshot import SystemSnapshot
+from ..source import SourceUnavailableError, is_generex_url, open_source
 from . import appliance
 from .common import integer, number, quiet_pymodbus
 
@@ -24,11 +25,18 @@ from .common import integer, number, quiet_pymodbus
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "run",
-        help="run the manager on one or more buses",
+        help="run the manager on one or more buses, or read a GENEREX web manager",
         description="Poll the buses, equalize, raise alarms and trip the breaker on thermal "
-        "runaway. Events are printed as they happen, with one status line per cycle.",
+        "runaway. Events are printed as they happen, with one status line per cycle. "
+        "generex://HOST reads an installed GENEREX CS141 instead (read-only; our alarm "
+        "rules on its readings).",
     )
-    p.add_argument("urls", nargs="*", metavar="URL", help="bus URLs (bus1, bus2, … in order)")
+    p.add_argument(
+        "urls",
+        nargs="*",
+        metavar="URL",
+        help="bus URLs (bus1, bus2, … in order) or one generex://HOST[:PORT]?unit=…",
+    )
     p.add_argument(
         "--config",
         type=Path,
@@ -103,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         return appliance.run(args)
     try:
         config = validate_config(load_settings(args))
+        urls = [b.url for b in config.buses]
+        if len(urls) > 1 and any(is_generex_url(u) for u in urls):
+            raise ValueError("a generex:// source is run on its own, not beside other buses")
         args.gateway = gateway_cli.options_from_args(args, config.poll_interval)
     except (ConfigError, OSError, ValueError) as err:
         print(f"bacs run: {err}", file=sys.stderr)
@@ -159,7 +170,7 @@ async def _run(config: Any, args: argparse.Namespace) -> int:
 
 
 async def _manage(config: Any, args: argparse.Namespace, clock: SimClock | None) -> int:
-    manager = Manager(config, clock=clock)
+    manager = open_source(config.buses[0].url, config, clock=clock)  # generex:// or a bus
     done = asyncio.Event()
     cycles = 0
 
@@ -176,7 +187,11 @@ async def _manage(config: Any, args: argparse.Namespace, clock: SimClock | None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
-    await manager.start()
+    try:
+        await manager.start()
+    except SourceUnavailableError as err:
+        print(f"bacs run: {err}", file=sys.stderr)
+        return 1
     if not manager.devices:
         print("bacs run: no devices answer on the configured buses", file=sys.stderr)
     gateway = None

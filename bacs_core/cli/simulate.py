@@ -174,7 +174,9 @@ def _run_generex(room: Room, args: argparse.Namespace) -> int:
     options = ImpersonationOptions(settings, args.snmp_index_base, args.community)
     logging.basicConfig(level=logging.WARNING)
     listen = args.listen[0] if args.listen else None
-    return asyncio.run(serve_impersonation(room, listen, args.snmp, options, args.speed))
+    return asyncio.run(
+        serve_impersonation(room, listen, args.snmp, options, args.speed, args.control)
+    )
 
 
 async def _serve(

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from ..generex.modbus_server import DEVICE_FAILURE
 from ..manager.safety import SafetyRefusedError
 from ..snapshot import SystemSnapshot
+from ..source import SourceError
 from .options import GatewayOptions
 
 _LOG = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class Gateway:
             elif kind == "reset_trip":
                 await self.manager.reset_trip()
                 _LOG.warning("gateway: trip reset by %s", host)
-        except SafetyRefusedError as err:
+        except (SafetyRefusedError, SourceError) as err:  # unsafe now, or a read-only source
             _LOG.warning("gateway: %s by %s refused: %s", kind, host, err)
             code = DEVICE_FAILURE
         except Exception:

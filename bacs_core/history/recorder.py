@@ -37,7 +37,7 @@ from .store import HistoryStatus, HistoryStore
 from .writer import HistoryWriter, WriterStats
 
 if TYPE_CHECKING:
-    from ..manager import Manager
+    from ..source import Source
 
 _LOG = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class HistoryRecorder:
         self.discharges = DischargeAnalyzer(self.config)
         self.policy = LoggingPolicy(self.config)
         self._ratings: dict[int, float] = dict(ratings or {})
-        self._manager: Manager | None = None
+        self._manager: Source | None = None
         self._last_time = datetime.now(UTC)
         self.writer = HistoryWriter(
             store,
@@ -110,8 +110,9 @@ class HistoryRecorder:
         self._started = True
         return status
 
-    def attach(self, manager: Manager) -> Callable[[], None]:
-        """Listen to a manager through its public listener API; returns the detach call.
+    def attach(self, manager: Source) -> Callable[[], None]:
+        """Listen to a source (the Manager, or a GENEREX web manager) through its public
+        listener API; returns the detach call.
         Call ``start`` first: the stored energy totals must be known before new energy counts."""
         if not self._started:
             raise RuntimeError("HistoryRecorder.start() (or open()) must come before attach()")

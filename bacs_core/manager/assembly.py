@@ -28,6 +28,7 @@ from ..snapshot import (
     SystemSnapshot,
     TripState,
 )
+from ..source import MANAGER_CAPABILITIES
 from .alarms import AlarmUpdate
 from .history import History
 from .observation import module_reading, string_current
@@ -111,6 +112,7 @@ class SnapshotAssembler:
             alarms=facts.alarms.alarms,
             safety=facts.safety,
             equalization_enabled=facts.equalization_enabled,
+            capabilities=MANAGER_CAPABILITIES,
         )
 
     def _string(

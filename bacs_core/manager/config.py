@@ -66,9 +66,15 @@ def module_list(value: Any) -> list[DeviceRef]:
 
 
 def bus_url(value: Any) -> str:
+    """A bus URL, or a GENEREX CS141's ``generex://`` (read by bacs_core.source.open_source)."""
     try:
-        parse_bus_url(str(value))
-    except BusUrlError as err:
+        if str(value).strip().lower().startswith("generex://"):
+            from ..generex.url import parse_generex_url
+
+            parse_generex_url(str(value))
+        else:
+            parse_bus_url(str(value))
+    except (BusUrlError, ValueError) as err:
         raise vol.Invalid(str(err)) from None
     return str(value)
 

@@ -33,10 +33,13 @@ from ..bus import (
 from ..events import Event, EventType
 from ..model import RELAY_CHANNELS, Command, DeviceFamily
 from ..snapshot import (
+    Capability,
     DeviceRef,
     SystemSnapshot,
+    TripState,
     WeakBlock,
 )
+from ..source import MANAGER_CAPABILITIES
 from .actuators import Actuators
 from .alarms import AlarmEngine
 from .assembly import CycleFacts, SnapshotAssembler
@@ -537,6 +540,15 @@ class Manager:
             self._cycle,
             self._equalization,
         )
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """An active source: everything (bacs_core/source.py)."""
+        return MANAGER_CAPABILITIES
+
+    @property
+    def trip_state(self) -> TripState:
+        return self.safety.state
 
     @property
     def devices(self) -> Mapping[DeviceRef, DeviceIdentity]:

@@ -161,8 +161,10 @@ async def serve_impersonation(
     snmp_at: tuple[str, int] | None,
     options: ImpersonationOptions,
     speed: float = 1.0,
+    control: tuple[str, int] | None = None,
 ) -> int:
-    """``bacs simulate --as generex``: serve until SIGINT/SIGTERM."""
+    """``bacs simulate --as generex``: serve until SIGINT/SIGTERM (with ``--control``, the
+    fault and scenario channel the demo uses, as for our module bus)."""
     try:
         modbus_at = parse_host_port(modbus) if modbus else None
     except ValueError as err:
@@ -171,8 +173,13 @@ async def serve_impersonation(
     if modbus_at is None and snmp_at is None:
         modbus_at = ("127.0.0.1", 5020)
     cs141 = Cs141Impersonation(room, options)
+    control_server: asyncio.Server | None = None
     try:
         await cs141.start(modbus_at, snmp_at)
+        if control is not None:
+            from .control import serve_control
+
+            control_server = await serve_control(room, control[0] or "127.0.0.1", control[1])
     except OSError as err:
         print(f"bacs simulate: {err}")
         await cs141.stop()
@@ -186,6 +193,9 @@ async def serve_impersonation(
         )
     if snmp_at is not None:
         print(f"CS141 SNMP v1/v2c: udp://{snmp_at[0]}:{cs141.snmp_port}", flush=True)
+    if control_server is not None:
+        port = control_server.sockets[0].getsockname()[1]
+        print(f"control: tcp://{control[0] if control else ''}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -196,5 +206,7 @@ async def serve_impersonation(
     with contextlib.suppress(asyncio.CancelledError):
         await runner
     await cs141.stop()
+    if control_server is not None:
+        control_server.close()
     print("simulator stopped", flush=True)
     return 0

@@ -17,10 +17,12 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
+from bacs_core.bus import RegisterTransport
 from bacs_core.bus.errors import BusConnectionError, PortBusyError
 from bacs_core.events import Event as BacsEvent
 from bacs_core.manager import ConfigError, Manager, validate_config
 from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
+from bacs_core.source import Source, SourceUnavailableError, is_generex_url, open_source
 
 from . import bus as bus_helpers
 from .const import BUS_ID, CONF_URL, DOMAIN, ISSUE_DEVICES_SILENT, OPT_POLL_INTERVAL
@@ -59,9 +61,17 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
+def source_id(entry: BacsConfigEntry) -> str:
+    """The bus id of the entry's source: ``bus1`` for a bus of our modules; a GENEREX web
+    manager's modules have no serial numbers, so their refs carry the entry (unique ids)."""
+    if is_generex_url(entry.data[CONF_URL]):
+        return f"cs141-{entry.entry_id}"[:32]
+    return BUS_ID
+
+
 def manager_settings(entry: BacsConfigEntry) -> dict[str, Any]:
     """The plain dict bacs_core validates: the entry's bus plus the options."""
-    return {**entry.options, "buses": [{"id": BUS_ID, "url": entry.data[CONF_URL]}]}
+    return {**entry.options, "buses": [{"id": source_id(entry), "url": entry.data[CONF_URL]}]}
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool:
@@ -74,6 +84,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
             translation_key="invalid_config",
             translation_placeholders={"error": str(err)},
         ) from err
+    if is_generex_url(url):
+        source = open_source(url, config, storage=StoreStorage(hass, entry.entry_id))
+        return await _async_start(hass, entry, source, None, url)
     transport = await bus_helpers.async_make_transport(url)
     try:
         await transport.connect()
@@ -94,18 +107,37 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
         ) from err
 
     storage = StoreStorage(hass, entry.entry_id)
-    manager = Manager(config, storage=storage, transports={BUS_ID: transport})
+    manager = open_source(url, config, storage=storage, transports={BUS_ID: transport})
+    return await _async_start(hass, entry, manager, transport, url)
+
+
+async def _async_start(
+    hass: HomeAssistant,
+    entry: BacsConfigEntry,
+    manager: Source,
+    transport: RegisterTransport | None,
+    url: str,
+) -> bool:
+    """Start the source and hand it to the coordinator and the platforms (either kind)."""
     history = await async_start_history(hass, entry, manager)  # before the first snapshot
     # Events of the first cycles (an alarm standing at start, a restored trip) are kept until
     # the devices exist, then told: nothing the manager says is lost to the set-up order.
     early: list[BacsEvent] = []
     stop_buffering = manager.add_event_listener(early.append)
-    await manager.start()
+    try:
+        await manager.start()
+    except SourceUnavailableError as err:  # a GENEREX web manager that does not answer
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"error": str(err)},
+        ) from err
     if not manager.devices:
         await manager.stop()
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="no_devices")
     ir.async_delete_issue(hass, DOMAIN, f"port_missing_{entry.entry_id}")
-    _adopt_hardware_id(hass, entry, manager)
+    if isinstance(manager, Manager):
+        _adopt_hardware_id(hass, entry, manager)
     coordinator = BacsCoordinator(hass, entry, manager, url)
     entry.runtime_data = BacsRuntimeData(manager, coordinator, transport, url, history=history)
     try:

@@ -22,9 +22,11 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
+from bacs_core.generex.cs141_map import GeneralFlag
 from bacs_core.model import DeviceFamily
 from bacs_core.snapshot import (
     BalancingState,
+    Capability,
     ModuleSnapshot,
     StringSnapshot,
     SystemSnapshot,
@@ -49,6 +51,7 @@ class BacsBinarySensorEntityDescription(BinarySensorEntityDescription):
     value_fn: Callable[[Any], bool | None]
     # Attributes from the entity's part of the snapshot and the whole snapshot.
     attr_fn: Callable[[Any, SystemSnapshot], dict[str, Any]] | None = None
+    capability: Capability | None = None  # the source must have it (snapshot.capabilities)
 
 
 def _module_reasons(m: ModuleSnapshot, snap: SystemSnapshot) -> dict[str, Any]:
@@ -87,6 +90,7 @@ STRING_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = (
     ),
     BacsBinarySensorEntityDescription(
         key="balancing",
+        capability=Capability.EQUALIZE,
         translation_key="balancing",
         device_class=BinarySensorDeviceClass.RUNNING,
         value_fn=lambda s: s.balancing_active,
@@ -97,16 +101,68 @@ STRING_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = (
 HUB_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = (
     BacsBinarySensorEntityDescription(
         key="thermal_runaway",
+        capability=Capability.RUNAWAY_DETECTION,
         translation_key="thermal_runaway",
         device_class=BinarySensorDeviceClass.SAFETY,
         value_fn=lambda snap: snap.safety.runaway,
     ),
     BacsBinarySensorEntityDescription(
         key="runaway_pre_alert",
+        capability=Capability.RUNAWAY_DETECTION,
         translation_key="runaway_pre_alert",
         device_class=BinarySensorDeviceClass.SAFETY,
         value_fn=lambda snap: snap.safety.pre_alert,
     ),
+)
+
+
+def _flag(flag: GeneralFlag) -> Callable[[SystemSnapshot], bool | None]:
+    """One bit of a CS141's register 1000 (None while the web manager is not read)."""
+
+    def value(snap: SystemSnapshot) -> bool | None:
+        raw = snap.extra.get("generex_flags")
+        return None if raw is None else bool(int(raw) & flag)
+
+    return value
+
+
+_PROBLEM_FLAGS = {
+    GeneralFlag.MODULE_LOST,
+    GeneralFlag.SYSTEM_FAILURE,
+    GeneralFlag.VOLTAGE_OUT_OF_RANGE,
+    GeneralFlag.TEMPERATURE_OUT_OF_RANGE,
+    GeneralFlag.RESISTANCE_OUT_OF_RANGE,
+}
+_RUNNING_FLAGS = {
+    GeneralFlag.RUNNING,
+    GeneralFlag.DISCHARGING,
+    GeneralFlag.CHARGING,
+    GeneralFlag.FLOAT_CHARGING,
+    GeneralFlag.EQUALISATION,
+}
+# The web manager's start-up and addressing phases: shown on demand.
+_QUIET_FLAGS = {
+    GeneralFlag.CONNECTED,
+    GeneralFlag.DISCHARGING_STOPPED,
+    GeneralFlag.MODULE_ADDRESSING,
+    GeneralFlag.MODULE_SEARCHING,
+}
+
+# A GENEREX web manager's general status flags (register 1000), one binary sensor per bit.
+GENERAL_FLAG_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = tuple(
+    BacsBinarySensorEntityDescription(
+        key=f"generex_{(flag.name or '').lower()}",
+        translation_key=f"generex_{(flag.name or '').lower()}",
+        capability=Capability.GENERAL_FLAGS,
+        device_class=BinarySensorDeviceClass.PROBLEM
+        if flag in _PROBLEM_FLAGS
+        else BinarySensorDeviceClass.RUNNING
+        if flag in _RUNNING_FLAGS
+        else None,
+        entity_registry_enabled_default=flag not in _QUIET_FLAGS,
+        value_fn=_flag(flag),
+    )
+    for flag in GeneralFlag
 )
 
 
@@ -174,13 +230,19 @@ class DigitalInputSensor(BusDeviceEntity, BacsBinarySensor):
 def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]:
     index = coordinator.index
     out: list[BacsEntity] = []
+
+    def able(
+        descriptions: tuple[BacsBinarySensorEntityDescription, ...],
+    ) -> list[BacsBinarySensorEntityDescription]:
+        return [d for d in descriptions if coordinator.can(d.capability)]
+
     if "hub" not in known:
         known.add("hub")
-        out += [HubBinarySensor(coordinator, d) for d in HUB_BINARY]
+        out += [HubBinarySensor(coordinator, d) for d in able(HUB_BINARY + GENERAL_FLAG_BINARY)]
     for i in new_targets(known, list(index.strings)):
-        out += [StringBinarySensor(coordinator, d, i) for d in STRING_BINARY]
+        out += [StringBinarySensor(coordinator, d, i) for d in able(STRING_BINARY)]
     for ref in new_targets(known, index.modules):
-        out += [ModuleBinarySensor(coordinator, d, ref) for d in MODULE_BINARY]
+        out += [ModuleBinarySensor(coordinator, d, ref) for d in able(MODULE_BINARY)]
     for ref in new_targets(known, index.relays):
         relay = index.relays[ref]
         out += [DigitalInputSensor(coordinator, ref, n) for n in range(1, len(relay.inputs) + 1)]

@@ -18,6 +18,7 @@ from bacs_core.model import FACTORY_UNIT_ID, DeviceFamily
 from .const import (
     BUS_ID,
     CONF_BAUDRATE,
+    CONF_COMMUNITY,
     CONF_FRAMING,
     CONF_HOST,
     CONF_KIND,
@@ -26,8 +27,11 @@ from .const import (
     CONF_SIM_BLOCKS,
     CONF_SIM_NAME,
     CONF_SIM_STRINGS,
+    CONF_SNMP_PORT,
     CONF_TCP_PORT,
+    CONF_UNIT,
     FRAMING_RTU,
+    KIND_GENEREX,
     KIND_SERIAL,
     KIND_SIM,
     KIND_TCP,
@@ -84,6 +88,15 @@ def build_url(data: dict[str, Any]) -> str:
     if kind == KIND_TCP:
         scheme = "rtu+tcp" if data[CONF_FRAMING] == FRAMING_RTU else "tcp"
         return f"{scheme}://{data[CONF_HOST]}:{data[CONF_TCP_PORT]}"
+    if kind == KIND_GENEREX:
+        query = urlencode(
+            {
+                "unit": data[CONF_UNIT],
+                "snmp": data[CONF_SNMP_PORT],
+                "community": data[CONF_COMMUNITY],
+            }
+        )
+        return f"generex://{host_for_url(data[CONF_HOST])}:{data[CONF_TCP_PORT]}?{query}"
     query = urlencode(
         {"strings": data[CONF_SIM_STRINGS], "blocks": data[CONF_SIM_BLOCKS], "speed": 1}
     )
@@ -99,11 +112,20 @@ def connection_id(data: dict[str, Any]) -> str:
         return f"serial:{data[CONF_PORT_PATH]}"
     if kind == KIND_TCP:
         return f"tcp:{data[CONF_HOST].lower()}:{data[CONF_TCP_PORT]}"
+    if kind == KIND_GENEREX:
+        return f"generex:{data[CONF_HOST].lower()}:{data[CONF_TCP_PORT]}:{data[CONF_UNIT]}"
     assert kind == KIND_SIM
     return f"sim:{data[CONF_SIM_NAME]}"
 
 
+def host_for_url(host: str) -> str:
+    """An IPv6 address in a URL goes in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def serial_path(url: str) -> str | None:
+    if url.startswith("generex://"):
+        return None
     parsed = parse_bus_url(url)
     return parsed.path if parsed.scheme is Scheme.SERIAL else None
 

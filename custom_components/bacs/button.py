@@ -17,6 +17,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
 from bacs_core.manager import Manager
+from bacs_core.snapshot import Capability
+from bacs_core.source import Source
 
 from .coordinator import BacsConfigEntry, BacsCoordinator
 from .entity import BacsEntity, HubEntity, async_setup_dynamic
@@ -28,12 +30,18 @@ PARALLEL_UPDATES = 1
 
 @dataclass(frozen=True, kw_only=True)
 class BacsButtonEntityDescription(ButtonEntityDescription):
-    press_fn: Callable[[Manager, str], Awaitable[Any]]  # (manager, who pressed it)
+    press_fn: Callable[[Source, str], Awaitable[Any]]  # (source, who pressed it)
+    capability: Capability  # the source must have it (snapshot.capabilities)
     admin_only: bool = True
     needs_breaker: bool = False  # available only while a trip relay is configured
 
 
-async def _rescan(manager: Manager) -> None:
+def trip_relays(source: Source) -> int:
+    """How many breakers the source can trip (0 for a read-only source)."""
+    return len(source.safety.breakers) if isinstance(source, Manager) else 0
+
+
+async def _rescan(manager: Source) -> None:
     """Scan, then run a cycle so new devices (and their entities) appear at once."""
     await manager.rescan()
     await manager.poll_once()
@@ -45,6 +53,7 @@ HUB_BUTTONS = (
         translation_key="trip",
         entity_category=EntityCategory.CONFIG,
         press_fn=lambda m, who: async_trip(m, f"Trip breaker button pressed by {who}"),
+        capability=Capability.TRIP,
         needs_breaker=True,
     ),
     BacsButtonEntityDescription(
@@ -52,18 +61,21 @@ HUB_BUTTONS = (
         translation_key="reset",
         entity_category=EntityCategory.CONFIG,
         press_fn=lambda m, _who: async_reset(m),
+        capability=Capability.TRIP,
         needs_breaker=True,
     ),
     BacsButtonEntityDescription(
         key="acknowledge",
         translation_key="acknowledge",
         press_fn=lambda m, _who: async_acknowledge(m, None),
+        capability=Capability.ACKNOWLEDGE,
     ),
     BacsButtonEntityDescription(
         key="rescan",
         translation_key="rescan",
         entity_category=EntityCategory.CONFIG,
         press_fn=lambda m, _who: async_run_command(_rescan(m)),
+        capability=Capability.RESCAN,
         admin_only=False,  # reads the bus only
     ),
 )
@@ -74,7 +86,7 @@ class HubButton(HubEntity, ButtonEntity):
 
     @property
     def available(self) -> bool:
-        if self.entity_description.needs_breaker and not self.coordinator.manager.safety.breakers:
+        if self.entity_description.needs_breaker and not trip_relays(self.coordinator.manager):
             return False
         return super().available
 
@@ -94,7 +106,7 @@ def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]
     if "hub" in known:
         return []
     known.add("hub")
-    return [HubButton(coordinator, d) for d in HUB_BUTTONS]
+    return [HubButton(coordinator, d) for d in HUB_BUTTONS if coordinator.can(d.capability)]
 
 
 async def async_setup_entry(

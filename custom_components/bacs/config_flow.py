@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import voluptuous as vol
@@ -37,11 +38,15 @@ from homeassistant.helpers.service_info.usb import UsbServiceInfo
 from bacs_core.bus import BusUrlError
 from bacs_core.bus.errors import BusConnectionError, BusError, PortBusyError
 from bacs_core.bus.url import BAUD_RATES
+from bacs_core.generex.adapter import GenerexAdapter, GenerexUnreachableError
+from bacs_core.generex.url import GenerexUrlError, parse_generex_url
+from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from bacs_core.model import Chemistry
 
 from . import bus as bus_helpers
 from .const import (
     CONF_BAUDRATE,
+    CONF_COMMUNITY,
     CONF_FRAMING,
     CONF_HOST,
     CONF_KIND,
@@ -50,13 +55,16 @@ from .const import (
     CONF_SIM_BLOCKS,
     CONF_SIM_NAME,
     CONF_SIM_STRINGS,
+    CONF_SNMP_PORT,
     CONF_TCP_PORT,
+    CONF_UNIT,
     CONF_URL,
     DEFAULT_BAUDRATE,
     DEFAULT_POLL_INTERVAL,
     DOMAIN,
     FRAMING_RTU,
     FRAMING_TCP,
+    KIND_GENEREX,
     KIND_SERIAL,
     KIND_SIM,
     KIND_TCP,
@@ -125,6 +133,16 @@ def _connection_schema(kind: str, ports: list[SelectOptionDict]) -> vol.Schema:
                 ),
             }
         )
+    if kind == KIND_GENEREX:
+        return vol.Schema(
+            {
+                vol.Required(CONF_HOST): TextSelector(),
+                vol.Required(CONF_TCP_PORT, default=502): _number(1, 65535),
+                vol.Required(CONF_UNIT, default=1): _number(0, 255),
+                vol.Required(CONF_SNMP_PORT, default=161): _number(0, 65535),
+                vol.Required(CONF_COMMUNITY, default="public"): TextSelector(),
+            }
+        )
     return vol.Schema(
         {
             vol.Required(CONF_SIM_NAME, default="demo"): TextSelector(),
@@ -141,6 +159,16 @@ def _valid_input(kind: str, user_input: dict[str, Any], errors: dict[str, str]) 
     """Checks a selector cannot express (the form schema must stay serialisable for the UI)."""
     if kind == KIND_SIM and not SIM_NAME.fullmatch(str(user_input.get(CONF_SIM_NAME, ""))):
         errors[CONF_SIM_NAME] = "invalid_name"
+    if kind == KIND_GENEREX:
+        if not str(user_input.get(CONF_HOST, "")).strip():
+            errors[CONF_HOST] = "host_required"
+        elif not str(user_input.get(CONF_COMMUNITY, "")).strip():
+            errors[CONF_COMMUNITY] = "community_required"
+        else:
+            try:
+                parse_generex_url(bus_helpers.build_url(_connection_data(kind, user_input)))
+            except GenerexUrlError:
+                errors[CONF_HOST] = "invalid_host"
     return not errors
 
 
@@ -159,6 +187,15 @@ def _connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
             CONF_TCP_PORT: int(user_input[CONF_TCP_PORT]),
             CONF_FRAMING: user_input[CONF_FRAMING],
         }
+    if kind == KIND_GENEREX:
+        return {
+            CONF_KIND: kind,
+            CONF_HOST: str(user_input[CONF_HOST]).strip(),
+            CONF_TCP_PORT: int(user_input[CONF_TCP_PORT]),
+            CONF_UNIT: int(user_input[CONF_UNIT]),
+            CONF_SNMP_PORT: int(user_input[CONF_SNMP_PORT]),
+            CONF_COMMUNITY: str(user_input[CONF_COMMUNITY]).strip(),
+        }
     return {
         CONF_KIND: kind,
         CONF_SIM_NAME: user_input[CONF_SIM_NAME],
@@ -171,6 +208,8 @@ def _default_name(data: dict[str, Any], taken: set[str]) -> str:
     """A name for the entry (and its hub device, so its entities): the user's to change; it
     never carries the host or the adapter's serial number."""
     base = f"Simulator {data[CONF_SIM_NAME]}" if data[CONF_KIND] == KIND_SIM else "Battery room"
+    if data[CONF_KIND] == KIND_GENEREX:
+        base = "GENEREX BACS"
     name, n = base, 1
     while name in taken:
         n += 1
@@ -221,6 +260,45 @@ async def async_try_connection(
 FLOW_PLACEHOLDERS = {"port": "", "owner": "", "units": "", "seconds": ""}
 
 
+@dataclass(frozen=True, slots=True)
+class GenerexSummary:
+    """What the probe of a GENEREX web manager found (the adapter's one read)."""
+
+    strings: int
+    modules: int
+    modules_lost: int
+    modbus: bool
+    snmp: bool
+    notes: tuple[str, ...]
+
+
+async def async_probe_generex(
+    data: dict[str, Any], errors: dict[str, str]
+) -> GenerexSummary | None:
+    """Read the web manager once, as ``bacs probe`` does; fills ``errors`` on failure."""
+    url = parse_generex_url(connection_url(data))
+    adapter = GenerexAdapter(url)
+    try:
+        readings = await adapter.read()
+    except GenerexUnreachableError as err:
+        _LOGGER.debug("GENEREX probe: %s", err)
+        errors["base"] = "generex_unreachable"
+        return None
+    finally:
+        await adapter.close()
+    if not readings.modules:  # the module table is SNMP's: none without it
+        errors["base"] = "generex_no_modules" if readings.modbus_ok else "generex_not_bacs"
+        return None
+    return GenerexSummary(
+        strings=len(readings.strings),
+        modules=len(readings.modules),
+        modules_lost=sum(1 for r in readings.modules if r.lost),
+        modbus=readings.modbus_ok,
+        snmp=readings.snmp_ok,
+        notes=readings.notes,
+    )
+
+
 class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 2
     MINOR_VERSION = 1
@@ -229,6 +307,7 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         self._data: dict[str, Any] = {}
         self._summary: bus_helpers.ScanSummary | None = None
         self._usb_name = ""
+        self._generex: GenerexSummary | None = None
 
     @staticmethod
     @callback
@@ -236,7 +315,9 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         return BacsOptionsFlow()
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        return self.async_show_menu(step_id="user", menu_options=[KIND_SERIAL, KIND_TCP, KIND_SIM])
+        return self.async_show_menu(
+            step_id="user", menu_options=[KIND_SERIAL, KIND_TCP, KIND_GENEREX, KIND_SIM]
+        )
 
     async def _async_connection_step(
         self, kind: str, user_input: dict[str, Any] | None
@@ -281,6 +362,70 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_tcp(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         return await self._async_connection_step(KIND_TCP, user_input)
+
+    async def async_step_generex(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A GENEREX WEB-MANAGER / CS141: read once (Modbus and SNMP), then confirm."""
+        errors: dict[str, str] = {}
+        if user_input is not None and _valid_input(KIND_GENEREX, user_input, errors):
+            data = _connection_data(KIND_GENEREX, user_input)
+            await self.async_set_unique_id(bus_helpers.connection_id(data))
+            self._abort_if_unique_id_configured()
+            summary = await async_probe_generex(data, errors)
+            if summary is not None:
+                self._data, self._generex = data, summary
+                return await self.async_step_generex_confirm()
+        schema = self.add_suggested_values_to_schema(
+            _connection_schema(KIND_GENEREX, []), user_input or {}
+        )
+        return self.async_show_form(step_id=KIND_GENEREX, data_schema=schema, errors=errors)
+
+    async def async_step_generex_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """What the web manager reported: strings, modules; a name, and the poll interval."""
+        summary = self._generex
+        assert summary is not None
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = str(user_input[CONF_NAME]).strip()
+            if not name:
+                errors[CONF_NAME] = "name_required"
+            else:
+                options = {
+                    OPT_POLL_INTERVAL: float(user_input[OPT_POLL_INTERVAL]),
+                    OPT_CHEMISTRY: user_input[OPT_CHEMISTRY],
+                }
+                data = {**self._data, CONF_URL: connection_url(self._data)}
+                return self.async_create_entry(title=name, data=data, options=options)
+        taken = {entry.title for entry in self._async_current_entries()}
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_NAME, default=_default_name(self._data, taken)): TextSelector(),
+                vol.Required(OPT_POLL_INTERVAL, default=DEFAULT_POLL_INTERVAL): _number(
+                    POLL_INTERVAL_MIN, POLL_INTERVAL_MAX, 1, "s"
+                ),
+                vol.Required(OPT_CHEMISTRY, default=Chemistry.VRLA.value): dropdown(
+                    [c.value for c in Chemistry], "chemistry"
+                ),
+            }
+        )
+        protocols = " + ".join(
+            p for p, ok in (("Modbus", summary.modbus), ("SNMP", summary.snmp)) if ok
+        )
+        return self.async_show_form(
+            step_id="generex_confirm",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+            description_placeholders={
+                "strings": str(summary.strings),
+                "modules": str(summary.modules),
+                "lost": str(summary.modules_lost),
+                "protocols": protocols,
+                "notes": "; ".join(summary.notes[:3]) or "none",
+            },
+        )
 
     async def async_step_simulator(
         self, user_input: dict[str, Any] | None = None
@@ -391,6 +536,21 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             },
         )
 
+    async def _async_reconfigure_generex(
+        self, entry: ConfigEntry[Any], data: dict[str, Any], errors: dict[str, str]
+    ) -> ConfigFlowResult:
+        """A web manager is read, never owned: probe it while the entry keeps running."""
+        unique_id = bus_helpers.connection_id(data)
+        other = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
+        if other is not None and other.entry_id != entry.entry_id:
+            return self.async_abort(reason="already_configured")
+        if await async_probe_generex(data, errors) is None:
+            schema = self.add_suggested_values_to_schema(_connection_schema(KIND_GENEREX, []), data)
+            return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
+        return self.async_update_reload_and_abort(
+            entry, unique_id=unique_id, data={**data, CONF_URL: connection_url(data)}
+        )
+
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -407,6 +567,8 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
                 )
             if bus_helpers.connection_id(data) != bus_helpers.connection_id(dict(entry.data)):
                 self._abort_if_connection_configured(data)
+            if kind == KIND_GENEREX:
+                return await self._async_reconfigure_generex(entry, data, errors)
             # This entry's own bus is open (a serial port is locked): let go of it for the probe.
             await self.hass.config_entries.async_unload(entry.entry_id)
             summary = await async_try_connection(data, errors, placeholders)

@@ -24,10 +24,15 @@ CONF_FRAMING: Final = "framing"
 CONF_SIM_NAME: Final = "name"
 CONF_SIM_STRINGS: Final = "strings"
 CONF_SIM_BLOCKS: Final = "blocks"
+CONF_UNIT: Final = "unit"  # a GENEREX web manager's Modbus unit id
+CONF_SNMP_PORT: Final = "snmp_port"
+CONF_COMMUNITY: Final = "community"
 
 KIND_SERIAL: Final = "serial"
 KIND_TCP: Final = "tcp"
 KIND_SIM: Final = "simulator"
+KIND_GENEREX: Final = "generex"  # a GENEREX WEB-MANAGER / CS141 on the network (read-only)
+MANUFACTURER_GENEREX: Final = "GENEREX"
 FRAMING_TCP: Final = "modbus_tcp"
 FRAMING_RTU: Final = "rtu_over_tcp"
 

@@ -30,8 +30,9 @@ from bacs_core.bus import RegisterTransport
 from bacs_core.bus.errors import BusError
 from bacs_core.events import Event
 from bacs_core.history import HistoryRecorder
-from bacs_core.manager import Manager, StateUnreadableError
+from bacs_core.manager import StateUnreadableError
 from bacs_core.snapshot import (
+    Capability,
     CurrentSensorSnapshot,
     DeviceInfo,
     DeviceRef,
@@ -41,6 +42,7 @@ from bacs_core.snapshot import (
     StringSnapshot,
     SystemSnapshot,
 )
+from bacs_core.source import Source, SourceError
 
 from .bus import port_exists, serial_path
 from .const import DOMAIN, EVENT_BACS, ISSUE_DEVICES_SILENT, ISSUE_PORT_MISSING
@@ -142,7 +144,7 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
     config_entry: BacsConfigEntry
 
     def __init__(
-        self, hass: HomeAssistant, entry: BacsConfigEntry, manager: Manager, url: str
+        self, hass: HomeAssistant, entry: BacsConfigEntry, manager: Source, url: str
     ) -> None:
         super().__init__(
             hass,
@@ -163,7 +165,7 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
         if snap is None:
             try:
                 snap = await self.manager.poll_once()
-            except BusError as err:
+            except (BusError, SourceError) as err:
                 raise UpdateFailed(
                     translation_domain=DOMAIN,
                     translation_key="poll_failed",
@@ -171,6 +173,14 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
                 ) from err
         self._absorb(snap)
         return snap
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What the source can do: entities, buttons and actions exist only for these."""
+        return self.manager.capabilities
+
+    def can(self, capability: Capability | None) -> bool:
+        return capability is None or capability in self.manager.capabilities
 
     @callback
     def handle_snapshot(self, snap: SystemSnapshot) -> None:
@@ -269,7 +279,7 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
                 "timestamp": event.timestamp.isoformat(),
                 # The trip state as the event is announced: automations follow the manager's
                 # own trip (the runaway blueprint does not count down after it tripped).
-                "trip_state": self.manager.safety.state.value,
+                "trip_state": self.manager.trip_state.value,
             },
         )
 
@@ -297,7 +307,10 @@ def string_identifier(entry: ConfigEntry[Any], index: int) -> tuple[str, str]:
 
 
 def identity_key(info: DeviceInfo) -> str:
-    """A bus device by model family and serial number, never by its address."""
+    """A bus device by model family and serial number, never by its address. A device that
+    reports no serial number (a GENEREX web manager's modules) is known by where it is."""
+    if not info.serial:
+        return f"{info.kind.family.value}-{info.ref.bus}-{info.ref.unit}"
     return f"{info.kind.family.value}-{info.serial}"
 
 
@@ -309,9 +322,9 @@ def device_identifier(info: DeviceInfo) -> tuple[str, str]:
 
 @dataclass
 class BacsRuntimeData:
-    manager: Manager
+    manager: Source  # a Manager (our module bus) or a GenerexSource (read-only)
     coordinator: BacsCoordinator
-    transport: RegisterTransport
+    transport: RegisterTransport | None  # None for a GENEREX web manager
     url: str
     unsubscribe: list[Any] = field(default_factory=list)
     history: HistoryRecorder | None = None  # history.py: the entry's battery history

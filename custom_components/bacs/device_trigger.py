@@ -22,6 +22,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from bacs_core.events import EventType
 from bacs_core.model import DeviceFamily
+from bacs_core.snapshot import Capability
 
 from .const import DOMAIN, EVENT_BACS
 
@@ -71,6 +72,20 @@ TRIGGERS: dict[str, tuple[EventType, ...]] = {
     ),
 }
 TRIGGER_TYPES = {t.value for types in TRIGGERS.values() for t in types}
+# Events only a source with the capability announces: a read-only source (a GENEREX web
+# manager) offers no trigger that could never fire.
+NEEDS: dict[EventType, Capability] = {
+    EventType.RUNAWAY_PRE_ALERT: Capability.RUNAWAY_DETECTION,
+    EventType.RUNAWAY_DETECTED: Capability.RUNAWAY_DETECTION,
+    EventType.TRIP_COUNTDOWN: Capability.TRIP,
+    EventType.TRIPPED: Capability.TRIP,
+    EventType.TRIP_FAILED: Capability.TRIP,
+    EventType.TRIP_RESET: Capability.TRIP,
+    EventType.BALANCING_STARTED: Capability.EQUALIZE,
+    EventType.BALANCING_FINISHED: Capability.EQUALIZE,
+    EventType.OUT_OF_EQUALIZATION_RANGE: Capability.EQUALIZE,
+    EventType.DEVICE_ADDED: Capability.RESCAN,
+}
 
 TRIGGER_SCHEMA = DEVICE_TRIGGER_BASE_SCHEMA.extend(
     {vol.Required(CONF_TYPE): vol.In(sorted(TRIGGER_TYPES))}
@@ -93,13 +108,27 @@ def _role(device: dr.DeviceEntry | None) -> str | None:
     return None
 
 
+def _capabilities(hass: HomeAssistant, device: dr.DeviceEntry) -> frozenset[Capability] | None:
+    """The capabilities of the source behind a device (None while no entry of it is loaded)."""
+    for entry_id in device.config_entries:
+        entry = hass.config_entries.async_get_entry(entry_id)
+        runtime = getattr(entry, "runtime_data", None) if entry and entry.domain == DOMAIN else None
+        if runtime is not None:
+            caps: frozenset[Capability] = runtime.manager.capabilities
+            return caps
+    return None
+
+
 async def async_get_triggers(hass: HomeAssistant, device_id: str) -> list[dict[str, Any]]:
-    role = _role(dr.async_get(hass).async_get(device_id))
-    if role is None:
+    device = dr.async_get(hass).async_get(device_id)
+    role = _role(device)
+    if role is None or device is None:
         return []
+    caps = _capabilities(hass, device)
     return [
         {CONF_PLATFORM: "device", CONF_DOMAIN: DOMAIN, CONF_DEVICE_ID: device_id, CONF_TYPE: t}
         for t in TRIGGERS[role]
+        if caps is None or t not in NEEDS or NEEDS[t] in caps
     ]
 
 

@@ -16,12 +16,15 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
 from bacs_core.bus.url import parse_bus_url
+from bacs_core.generex.url import parse_generex_url
+from bacs_core.source import is_generex_url
 
-from .const import CONF_HOST, CONF_PORT_PATH, CONF_URL
+from .const import CONF_COMMUNITY, CONF_HOST, CONF_PORT_PATH, CONF_URL
 from .coordinator import BacsConfigEntry
 
 TO_REDACT = {
     CONF_HOST,
+    CONF_COMMUNITY,
     CONF_PORT_PATH,
     CONF_URL,
     "serial",
@@ -37,7 +40,7 @@ def _secrets(entry: BacsConfigEntry) -> re.Pattern[str] | None:
     """Every text that identifies the installation: host, port path (a by-id name holds the
     adapter's serial number), the title, the entry's unique id and the devices' serials."""
     texts = {entry.title, entry.unique_id or ""}
-    for key in (CONF_HOST, CONF_PORT_PATH):
+    for key in (CONF_HOST, CONF_PORT_PATH, CONF_COMMUNITY):
         value = str(entry.data.get(key) or "")
         texts.update({value, value.rsplit("/", 1)[-1]})
     runtime = getattr(entry, "runtime_data", None)
@@ -73,7 +76,18 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):  # e.g. the source's capabilities
+        return sorted(str(_plain(v)) for v in value)
     return value
+
+
+def _redacted_url(url: str) -> str:
+    """The connection without host, port path or SNMP community."""
+    if is_generex_url(url):
+        return parse_generex_url(url).redacted()
+    if url.startswith("serial"):
+        return "serial://**REDACTED**"
+    return parse_bus_url(url).redacted()
 
 
 async def async_get_config_entry_diagnostics(
@@ -85,9 +99,7 @@ async def async_get_config_entry_diagnostics(
         "entry": {
             "title": REDACTED,
             "data": async_redact_data(dict(entry.data), TO_REDACT),
-            "bus": parse_bus_url(runtime.url).redacted()
-            if not runtime.url.startswith("serial")
-            else "serial://**REDACTED**",
+            "bus": _redacted_url(runtime.url),
             "options": dict(entry.options),
         },
         "manager": async_redact_data(runtime.manager.diagnostics(), TO_REDACT),

@@ -16,7 +16,15 @@ from bacs_core.model import DeviceFamily, DeviceKind
 from bacs_core.snapshot import DeviceInfo as SnapshotDeviceInfo
 from bacs_core.snapshot import DeviceRef, StringSnapshot, Value
 
-from .const import CONF_KIND, KIND_SIM, MANUFACTURER, MANUFACTURER_SIMULATOR, SOFTWARE_MAKER
+from .const import (
+    CONF_KIND,
+    KIND_GENEREX,
+    KIND_SIM,
+    MANUFACTURER,
+    MANUFACTURER_GENEREX,
+    MANUFACTURER_SIMULATOR,
+    SOFTWARE_MAKER,
+)
 from .coordinator import (
     BacsCoordinator,
     device_identifier,
@@ -45,8 +53,10 @@ def block_name(string_name: str, position: int, blocks: int) -> str:
 def module_manufacturer(coordinator: BacsCoordinator) -> str:
     """Who made a module we cannot tell (the protocol has no vendor field): say what it
     speaks, or that it is simulated."""
-    simulated = coordinator.config_entry.data.get(CONF_KIND) == KIND_SIM
-    return MANUFACTURER_SIMULATOR if simulated else MANUFACTURER
+    kind = coordinator.config_entry.data.get(CONF_KIND)
+    if kind == KIND_GENEREX:  # the web manager reads GENEREX's own modules
+        return MANUFACTURER_GENEREX
+    return MANUFACTURER_SIMULATOR if kind == KIND_SIM else MANUFACTURER
 
 
 def usable(value: Value) -> float | None:
@@ -159,8 +169,8 @@ class BusDeviceEntity(BacsEntity):
             manufacturer=module_manufacturer(coordinator),
             model=MODEL_NAMES.get(info.kind, info.kind.name),
             model_id=f"0x{int(info.kind):04X}",
-            serial_number=str(info.serial),
-            sw_version=info.firmware,
+            serial_number=str(info.serial) if info.serial else None,
+            sw_version=info.firmware or None,
             via_device=via,
         )
 
@@ -175,11 +185,13 @@ class BusDeviceEntity(BacsEntity):
 
 def hub_device_info(coordinator: BacsCoordinator) -> DeviceInfo:
     entry = coordinator.config_entry
+    generex = entry.data.get(CONF_KIND) == KIND_GENEREX
     return DeviceInfo(
         identifiers={hub_identifier(entry)},
         name=entry.title,
         manufacturer=SOFTWARE_MAKER,
-        model="BACS manager",
+        # A web manager is read by bacs-ha (our alarm rules on its readings), not controlled.
+        model="BACS reader for a GENEREX web manager (read-only)" if generex else "BACS manager",
         sw_version=bacs_core.__version__,  # not importlib.metadata: that reads files in the loop
     )
 

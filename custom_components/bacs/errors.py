@@ -16,6 +16,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError,
 
 from bacs_core.bus.errors import BusError
 from bacs_core.manager import SafetyRefusedError
+from bacs_core.source import UnsupportedCommandError
 
 from .const import DOMAIN
 
@@ -39,6 +40,12 @@ async def async_require_admin(hass: HomeAssistant, context: Context | None) -> N
 
 def translated(error: Exception) -> HomeAssistantError:
     """The Home Assistant error for an exception bacs_core raised on a command."""
+    if isinstance(error, UnsupportedCommandError):  # a read-only source (GENEREX)
+        return ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="not_supported",
+            translation_placeholders={"error": str(error)},
+        )
     if isinstance(error, SafetyRefusedError):
         return ServiceValidationError(
             translation_domain=DOMAIN,
@@ -60,7 +67,7 @@ def translated(error: Exception) -> HomeAssistantError:
     raise TypeError(f"not a bacs_core command error: {error!r}")
 
 
-COMMAND_ERRORS = (SafetyRefusedError, BusError, KeyError, ValueError)
+COMMAND_ERRORS = (UnsupportedCommandError, SafetyRefusedError, BusError, KeyError, ValueError)
 
 
 async def async_run_command[T](command: Awaitable[T]) -> T:

@@ -17,7 +17,7 @@ from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
 from homeassistant.core import Event, HomeAssistant, callback
 
 from bacs_core.history import DischargeRecord, HistoryConfig, HistoryRecorder, HistoryStore
-from bacs_core.manager import Manager
+from bacs_core.source import Source
 
 from .coordinator import BacsConfigEntry
 
@@ -49,7 +49,7 @@ def discharge_event_data(entry_id: str, record: DischargeRecord) -> dict[str, An
 
 
 async def async_start_history(
-    hass: HomeAssistant, entry: BacsConfigEntry, manager: Manager
+    hass: HomeAssistant, entry: BacsConfigEntry, manager: Source
 ) -> HistoryRecorder:
     """Open the history (in the executor), attach it to the manager, arrange its stop."""
     recorder = HistoryRecorder(HistoryStore(history_dir(hass, entry.entry_id), HistoryConfig()))

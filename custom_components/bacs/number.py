@@ -10,6 +10,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
 from bacs_core.model import MODULE_SPECS
+from bacs_core.snapshot import Capability
 
 from .coordinator import BacsConfigEntry, BacsCoordinator
 from .entity import BacsEntity, HubEntity, async_setup_dynamic
@@ -62,6 +63,8 @@ def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]
     if "hub" in known:
         return []
     known.add("hub")
+    if not coordinator.can(Capability.EQUALIZE):  # a read-only source has no float target
+        return []
     return [FloatVoltageNumber(coordinator)]
 
 

@@ -33,8 +33,10 @@ from bacs_core.model import RELAY_CHANNELS, Chemistry
 
 from .const import (
     BUS_ID,
+    CONF_KIND,
     CONF_URL,
     DEFAULT_POLL_INTERVAL,
+    KIND_GENEREX,
     OPT_BLOCK_COUNTS,
     OPT_CAPACITY,
     OPT_CHEMISTRY,
@@ -119,10 +121,14 @@ def range_placeholders() -> dict[str, str]:
     return out
 
 
-def range_errors(form: Mapping[str, Any]) -> dict[str, str]:
-    """``{field: "<field>_range"}`` for every number outside its range."""
+def range_errors(
+    form: Mapping[str, Any], only: set[tuple[str, str]] | None = None
+) -> dict[str, str]:
+    """``{field: "<field>_range"}`` for every number (of ``only``, if given) outside its range."""
     errors: dict[str, str] = {}
     for (section_name, name), field in OPTION_FIELDS.items():
+        if only is not None and (section_name, name) not in only:
+            continue
         values = form.get(section_name, {}) if section_name else form
         value = values.get(name)
         if value is None and (section_name, name) in OPTIONAL_NUMBERS:
@@ -235,20 +241,68 @@ def _stored(group: str, value: float) -> float:
     return value / 100 if group in PERCENT_OF_BASELINE else value
 
 
+def _thresholds_from_form(section_form: dict[str, Any], chemistry: Chemistry) -> dict[str, Any]:
+    """The thresholds that differ from the chemistry's defaults (a new chemistry brings its
+    own for the rest)."""
+    defaults = thresholds_for(chemistry)
+    thresholds: dict[str, Any] = {}
+    for name, (group, bound, _field) in THRESHOLD_FIELDS.items():
+        value = section_form.get(name)
+        default = getattr(getattr(defaults, group), bound)
+        if value is not None and value != _shown(group, default):
+            thresholds.setdefault(group, {})[bound] = _stored(group, float(value))
+    grace_h = section_form.get(GRACE)
+    if grace_h is not None and float(grace_h) * 3600.0 != defaults.deviation_grace:
+        thresholds[GRACE] = float(grace_h) * 3600.0
+    return thresholds
+
+
+# A GENEREX web manager (read-only): how often it is read and our alarm rules on its readings;
+# no strings to form, no equalization, no trip, no environment sensor.
+GENEREX_THRESHOLDS = [n for n in THRESHOLD_FIELDS if not n.startswith("hydrogen")]
+GENEREX_FIELDS = {("", OPT_POLL_INTERVAL), *(("thresholds", n) for n in GENEREX_THRESHOLDS)}
+
+
+def generex_options_from_form(form: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    chemistry = Chemistry(form[OPT_CHEMISTRY])
+    options = {k: v for k, v in previous.items() if k != "thresholds"}
+    options.update(
+        {
+            OPT_POLL_INTERVAL: float(form[OPT_POLL_INTERVAL]),
+            OPT_CHEMISTRY: chemistry.value,
+            "latch_alarms": bool(form["latch_alarms"]),
+        }
+    )
+    thresholds = _thresholds_from_form(form["thresholds"], chemistry)
+    if thresholds:
+        options["thresholds"] = thresholds
+    return options
+
+
+def _generex_schema() -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(OPT_POLL_INTERVAL): OPTION_FIELDS[("", OPT_POLL_INTERVAL)].selector(),
+            vol.Required(OPT_CHEMISTRY): dropdown([c.value for c in Chemistry], "chemistry"),
+            vol.Required("latch_alarms"): BooleanSelector(),
+            vol.Required("thresholds"): section(
+                vol.Schema(
+                    {
+                        vol.Optional(name): OPTION_FIELDS[("thresholds", name)].selector()
+                        for name in GENEREX_THRESHOLDS
+                    }
+                ),
+                {"collapsed": False},
+            ),
+        }
+    )
+
+
 def options_from_form(form: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
     """The bacs_core configuration dict from the options form (thresholds only where they
     differ from the chemistry's defaults, so a chemistry change brings its own)."""
     chemistry = Chemistry(form[OPT_CHEMISTRY])
-    defaults = thresholds_for(chemistry)
-    thresholds: dict[str, Any] = {}
-    for name, (group, bound, _field) in THRESHOLD_FIELDS.items():
-        value = form["thresholds"].get(name)
-        default = getattr(getattr(defaults, group), bound)
-        if value is not None and value != _shown(group, default):
-            thresholds.setdefault(group, {})[bound] = _stored(group, float(value))
-    grace_h = form["thresholds"].get(GRACE)
-    if grace_h is not None and float(grace_h) * 3600.0 != defaults.deviation_grace:
-        thresholds[GRACE] = float(grace_h) * 3600.0
+    thresholds = _thresholds_from_form(form["thresholds"], chemistry)
     eq_form = form["equalization"]
     equalization: dict[str, Any] = {
         "enabled": bool(eq_form["enabled"]),
@@ -359,6 +413,8 @@ class BacsOptionsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         entry = self.config_entry
+        if entry.data.get(CONF_KIND) == KIND_GENEREX:
+            return await self.async_step_generex(user_input)
         errors: dict[str, str] = {}
         placeholders = {"error": "", **range_placeholders()}
         shown: Mapping[str, Any] = entry.options
@@ -398,6 +454,40 @@ class BacsOptionsFlow(OptionsFlow):
                 _options_schema(_relay_choices(entry)),
                 user_input or _form_defaults(dict(entry.options)),
             ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_generex(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A GENEREX web manager: the poll interval and our alarm rules, nothing it controls."""
+        entry = self.config_entry
+        errors: dict[str, str] = {}
+        placeholders = {"error": "", **range_placeholders()}
+        if user_input is not None:
+            errors = range_errors(user_input, GENEREX_FIELDS)
+        if user_input is not None and not errors:
+            options = generex_options_from_form(user_input, dict(entry.options))
+            try:
+                validate_config({**options, "buses": [{"id": BUS_ID, "url": entry.data[CONF_URL]}]})
+            except ConfigError as err:
+                errors["base"] = "invalid_config"
+                placeholders["error"] = str(err)
+            else:
+                return self.async_create_entry(data=options)
+        defaults = _form_defaults(dict(entry.options))
+        shown = {
+            OPT_POLL_INTERVAL: defaults[OPT_POLL_INTERVAL],
+            OPT_CHEMISTRY: defaults[OPT_CHEMISTRY],
+            "latch_alarms": defaults["latch_alarms"],
+            "thresholds": {
+                k: v for k, v in defaults["thresholds"].items() if k in GENEREX_THRESHOLDS
+            },
+        }
+        return self.async_show_form(
+            step_id="generex",
+            data_schema=self.add_suggested_values_to_schema(_generex_schema(), user_input or shown),
             errors=errors,
             description_placeholders=placeholders,
         )

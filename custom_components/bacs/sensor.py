@@ -29,6 +29,7 @@ from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from bacs_core.snapshot import (
     Alarm,
     BreakerState,
+    Capability,
     ChargeState,
     CurrentSensorSnapshot,
     EnvironmentSnapshot,
@@ -61,6 +62,7 @@ class BacsSensorEntityDescription(SensorEntityDescription):
 
     value_fn: Callable[[Any], float | str | None]
     attr_fn: Callable[[Any], dict[str, Any]] | None = None
+    capability: Capability | None = None  # the source must have it (snapshot.capabilities)
 
 
 def _volts(**kw: Any) -> dict[str, Any]:
@@ -99,6 +101,7 @@ MODULE_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
     ),
     BacsSensorEntityDescription(
         key="internal_resistance",
+        capability=Capability.PER_BLOCK_RESISTANCE,
         translation_key="internal_resistance",
         native_unit_of_measurement="mΩ",
         state_class=SensorStateClass.MEASUREMENT,
@@ -110,6 +113,7 @@ MODULE_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
     ),
     BacsSensorEntityDescription(
         key="balancing_current",
+        capability=Capability.EQUALIZE,
         translation_key="balancing_current",
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
@@ -118,6 +122,7 @@ MODULE_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
     ),
     BacsSensorEntityDescription(
         key="deviation",
+        capability=Capability.EQUALIZE,
         translation_key="deviation",
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
@@ -197,6 +202,7 @@ STRING_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
     ),
     BacsSensorEntityDescription(
         key="state_of_charge",
+        capability=Capability.STATE_OF_CHARGE,
         translation_key="state_of_charge",
         device_class=SensorDeviceClass.BATTERY,
         native_unit_of_measurement=PERCENTAGE,
@@ -206,6 +212,7 @@ STRING_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
     ),
     BacsSensorEntityDescription(
         key="discharge_weakest_block",
+        capability=Capability.DISCHARGE_ANALYSIS,
         translation_key="discharge_weakest_block",
         value_fn=lambda s: s.weak_blocks[0].position if s.weak_blocks else None,
         attr_fn=lambda s: {
@@ -253,6 +260,7 @@ TRIP_STATE_OPTIONS = [t.value for t in TripState if t is not TripState.UNKNOWN] 
 STRING_TRIP_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
     BacsSensorEntityDescription(
         key="breaker",
+        capability=Capability.TRIP,
         translation_key="breaker",
         device_class=SensorDeviceClass.ENUM,
         options=[b.value for b in BreakerState],
@@ -260,6 +268,7 @@ STRING_TRIP_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
     ),
     BacsSensorEntityDescription(
         key="trip_state",
+        capability=Capability.TRIP,
         translation_key="trip_state",
         device_class=SensorDeviceClass.ENUM,
         options=TRIP_STATE_OPTIONS,
@@ -308,6 +317,7 @@ HUB_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
     ),
     BacsSensorEntityDescription(
         key="trip_state",
+        capability=Capability.TRIP,
         translation_key="trip_state",
         device_class=SensorDeviceClass.ENUM,
         options=TRIP_STATE_OPTIONS,
@@ -315,6 +325,7 @@ HUB_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
     ),
     BacsSensorEntityDescription(
         key="breaker",
+        capability=Capability.TRIP,
         translation_key="breaker",
         device_class=SensorDeviceClass.ENUM,
         options=[b.value for b in BreakerState],
@@ -483,17 +494,23 @@ def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]
 
     index = coordinator.index
     out: list[BacsEntity] = []
+
+    def able(
+        descriptions: tuple[BacsSensorEntityDescription, ...],
+    ) -> list[BacsSensorEntityDescription]:
+        return [d for d in descriptions if coordinator.can(d.capability)]
+
     if "hub" not in known:
         known.add("hub")
-        out += [HubSensor(coordinator, d) for d in HUB_SENSORS]
+        out += [HubSensor(coordinator, d) for d in able(HUB_SENSORS)]
         out.append(HubAlarmSensor(coordinator, HUB_ALARMS))
     for i in new_targets(known, list(index.strings)):
-        out += [StringSensor(coordinator, d, i) for d in STRING_SENSORS]
+        out += [StringSensor(coordinator, d, i) for d in able(STRING_SENSORS)]
         out.append(StringAlarmSensor(coordinator, STRING_ALARMS, i))
-        out += [StringTripSensor(coordinator, d, i) for d in STRING_TRIP_SENSORS]
+        out += [StringTripSensor(coordinator, d, i) for d in able(STRING_TRIP_SENSORS)]
         out += string_history_sensors(coordinator, i)
     for ref in new_targets(known, index.modules):
-        out += [ModuleSensor(coordinator, d, ref) for d in MODULE_SENSORS]
+        out += [ModuleSensor(coordinator, d, ref) for d in able(MODULE_SENSORS)]
     for ref in new_targets(known, index.sensors):
         out += [CurrentSensorSensor(coordinator, d, ref) for d in CURRENT_SENSORS]
     for ref in new_targets(known, index.environment):

@@ -18,7 +18,8 @@ from homeassistant.helpers import device_registry as dr
 
 from bacs_core.manager import Manager, SafetyRefusedError
 from bacs_core.model import DeviceFamily
-from bacs_core.snapshot import DeviceRef
+from bacs_core.snapshot import Capability, DeviceRef
+from bacs_core.source import Source
 
 from .const import (
     ATTR_ALARM_KEY,
@@ -81,7 +82,7 @@ def _entry(hass: HomeAssistant, entry_id: str) -> BacsConfigEntry:
 
 def _device(
     hass: HomeAssistant, device_id: str, family: DeviceFamily | None
-) -> tuple[Manager, DeviceRef]:
+) -> tuple[Source, DeviceRef]:
     """The manager and the address a device of this integration answers at now."""
     device = dr.async_get(hass).async_get(device_id)
     if device is None:
@@ -114,7 +115,7 @@ def _device(
     )
 
 
-def _check_string(manager: Manager, string: int | None) -> None:
+def _check_string(manager: Source, string: int | None) -> None:
     snap = manager.snapshot
     known = [t.string for t in snap.safety.strings] if snap else []
     if string is not None and string not in known:
@@ -128,19 +129,24 @@ def _check_string(manager: Manager, string: int | None) -> None:
         )
 
 
-async def async_trip(manager: Manager, reason: str, string: int | None = None) -> None:
+async def async_trip(manager: Source, reason: str, string: int | None = None) -> None:
     """Open one string's breakers, or every string's, now (the action; the Trip breaker
-    button trips every string)."""
-    if not manager.safety.breakers:
+    button trips every string). A read-only source (a GENEREX web manager) refuses with its
+    own reason."""
+    if Capability.TRIP not in manager.capabilities:
+        await async_run_command(manager.trip(reason, string))  # raises "not supported"
+        return
+    if isinstance(manager, Manager) and not manager.safety.breakers:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_trip_relay")
     _check_string(manager, string)
     await async_run_command(manager.trip(reason, string))
 
 
-async def async_reset(manager: Manager, string: int | None = None) -> None:
+async def async_reset(manager: Source, string: int | None = None) -> None:
     """Release one string's trip relays, or every string's, when the manager finds it safe
     (the action; the Reset breaker button resets every string)."""
-    _check_string(manager, string)
+    if Capability.TRIP in manager.capabilities:  # else the source says why it cannot
+        _check_string(manager, string)
     try:
         await manager.reset_trip(string)
     except SafetyRefusedError as err:
@@ -153,7 +159,7 @@ async def async_reset(manager: Manager, string: int | None = None) -> None:
         raise translated(err) from err
 
 
-async def async_acknowledge(manager: Manager, key: str | None) -> int:
+async def async_acknowledge(manager: Source, key: str | None) -> int:
     """Acknowledge one latched alarm by its key, or all (the action and the button)."""
     snap = manager.snapshot
     if key is not None and (snap is None or key not in {a.key for a in snap.alarms}):

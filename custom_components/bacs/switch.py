@@ -14,7 +14,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from bacs_core.snapshot import DeviceRef
+from bacs_core.snapshot import Capability, DeviceRef
 
 from .const import DOMAIN
 from .coordinator import BacsConfigEntry, BacsCoordinator
@@ -116,7 +116,10 @@ def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]
     out: list[BacsEntity] = []
     if "hub" not in known:
         known.add("hub")
-        out.append(EqualizationSwitch(coordinator))
+        if coordinator.can(Capability.EQUALIZE):
+            out.append(EqualizationSwitch(coordinator))
+    if not coordinator.can(Capability.RELAYS):
+        return out
     for ref in new_targets(known, coordinator.index.relays):
         relay = coordinator.index.relays[ref]
         out += [
