@@ -53,25 +53,44 @@ TARGETS = (
         0.90,
     ),
     Target(
-        "safety",
-        "bacs_core/manager/safety.py",
-        ("tests/core/test_safety_edges.py", "tests/core/test_manager_rules.py"),
-        0.90,
-    ),
-    Target(
         "alarms",
         "bacs_core/manager/alarms.py",
         (
             "tests/core/test_alarm_edges.py",
             "tests/core/test_alarm_rules.py",
+            "tests/core/test_alarm_engine.py",
             "tests/core/test_manager_rules.py",
         ),
+        0.85,
+    ),
+    # The manager's own safety alarms (trip state unknown, trip path, trip failed, state not
+    # saved, unwatched and frozen blocks): rules that turn state into alarm conditions, judged
+    # with the alarm engine that raises them. The trip decision itself is in safety.py.
+    Target(
+        "conditions",
+        "bacs_core/manager/conditions.py",
+        ("tests/core/test_conditions_edges.py", "tests/core/test_safety_latch.py"),
         0.85,
     ),
     Target(
         "storage",
         "bacs_core/manager/storage.py",
-        ("tests/core/test_storage_edges.py", "tests/core/test_manager_rules.py"),
+        (
+            "tests/core/test_storage_edges.py",
+            "tests/core/test_safety_latch.py",
+            "tests/core/test_manager_rules.py",
+        ),
+        0.85,
+    ),
+    # The state file's format: versioned, validated, so a damaged file never clears the latch.
+    Target(
+        "persisted",
+        "bacs_core/manager/persisted.py",
+        (
+            "tests/core/test_persisted_edges.py",
+            "tests/core/test_storage_edges.py",
+            "tests/core/test_safety_latch.py",
+        ),
         0.85,
     ),
     Target(
@@ -79,6 +98,22 @@ TARGETS = (
         "bacs_core/manager/equalization.py",
         ("tests/core/test_equalization.py", "tests/core/test_equalization_edges.py"),
         0.75,
+    ),
+    Target(
+        "equalization_reach",
+        "bacs_core/manager/equalization_reach.py",
+        ("tests/core/test_equalization.py", "tests/core/test_equalization_edges.py"),
+        0.75,
+    ),
+    Target(
+        "safety",
+        "bacs_core/manager/safety.py",
+        (
+            "tests/core/test_safety_edges.py",
+            "tests/core/test_safety_latch.py",
+            "tests/core/test_manager_rules.py",
+        ),
+        0.90,
     ),
 )
 
