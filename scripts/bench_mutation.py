@@ -102,7 +102,11 @@ TARGETS = (
     Target(
         "equalization_reach",
         "bacs_core/manager/equalization_reach.py",
-        ("tests/core/test_equalization.py", "tests/core/test_equalization_edges.py"),
+        (
+            "tests/core/test_equalization_reach_edges.py",
+            "tests/core/test_equalization.py",
+            "tests/core/test_equalization_edges.py",
+        ),
         0.75,
     ),
     Target(
