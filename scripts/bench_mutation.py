@@ -60,6 +60,7 @@ TARGETS = (
         "bacs_core/manager/alarms.py",
         (
             "tests/core/test_alarm_edges.py",
+            "tests/core/test_alarm_engine_edges.py",
             "tests/core/test_alarm_rules.py",
             "tests/core/test_alarm_engine.py",
             "tests/core/test_manager_rules.py",

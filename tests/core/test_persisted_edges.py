@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -413,3 +414,40 @@ def test_a_file_with_a_wrong_field_falls_back_to_its_bak_copy(tmp_path: Path) ->
     assert isinstance(got, PersistedState)
     assert got.safety.state is TripState.TRIPPED
     assert got.recovered is not None and "wrong field safety.state" in got.recovered
+
+
+def test_a_null_alarm_field_does_not_end_the_checks_of_the_fields_after_it() -> None:
+    data = good()
+    data["alarms"]["temp:bus1/3"] |= {"since": None, "code": 5}  # since comes before code
+    with pytest.raises(StateFormatError, match=r"^alarms\.temp:bus1/3\.code:"):
+        PersistedState.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "found"),
+    [
+        ("safety|reason", 5, "found int 5"),
+        ("safety|state", None, "found null"),
+        ("runaway|1|baseline", "0.3", "found str '0.3'"),
+        ("trends|bus1/3|first", "4", "found str '4'"),
+        ("alarms", [], "found list []"),
+        ("alarms|temp:bus1/3|latched", "yes", "found str 'yes'"),
+    ],
+)
+def test_the_error_says_what_was_found(path: str, value: Any, found: str) -> None:
+    with pytest.raises(StateFormatError, match=re.escape(found)):
+        PersistedState.from_dict(_set(path, value))
+
+
+def test_a_found_value_is_shown_cut_to_sixty_characters() -> None:
+    with pytest.raises(StateFormatError) as err:
+        PersistedState.from_dict(_set("safety|reason", ["x" * 100]))
+    shown = str(err.value).split("found ", 1)[1]
+    assert shown == f"list {['x' * 100]!r}"[:60]
+
+
+def test_an_unknown_trip_state_lists_the_known_ones() -> None:
+    with pytest.raises(StateFormatError) as err:
+        PersistedState.from_dict(_set("safety|state", "open"))
+    assert all(t.value in str(err.value) for t in TripState)
+    assert ", ".join(t.value for t in TripState) in str(err.value)
