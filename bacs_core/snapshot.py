@@ -65,6 +65,11 @@ class TripState(StrEnum):
     UNKNOWN = "unknown"
 
 
+class TripScope(StrEnum):
+    STRING = "string"  # a runaway opens its own string's breaker(s)
+    ALL = "all"  # a runaway on any string opens every breaker
+
+
 @dataclass(frozen=True, slots=True)
 class Value:
     """A measured value with its quality; ``value`` is None when nothing usable arrived."""
@@ -220,7 +225,26 @@ class UnwatchedBlock:
 
 
 @dataclass(frozen=True, slots=True)
+class StringTrip:
+    """One string's breaker trip: its own latch, its breaker(s) and why it tripped."""
+
+    string: int  # 1-based
+    state: TripState
+    breaker: BreakerState  # its breaker(s): open only when every one reads open
+    reason: str | None = None
+    tripped_at: datetime | None = None
+    countdown_s: float | None = None
+    breaker_path_available: bool = True  # its trip relay module(s) answer
+    runaway: bool = False  # a runaway is confirmed on this string
+    pre_alert: bool = False  # its pre-alert (or runaway) stands: a reset is refused
+    note: str | None = None  # why its state is UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
 class SafetySnapshot:
+    """The trip as a whole (the most severe string's state; the breaker open only when
+    every breaker is) and per string in ``strings``."""
+
     trip_state: TripState
     breaker: BreakerState
     runaway: bool  # detection criteria currently confirmed
@@ -233,6 +257,11 @@ class SafetySnapshot:
     breaker_path_available: bool = True
     unwatched_blocks: tuple[UnwatchedBlock, ...] = ()
     state_note: str | None = None  # why the trip state is UNKNOWN, or was recovered
+    strings: tuple[StringTrip, ...] = ()
+    scope: TripScope = TripScope.STRING  # what a runaway on one string trips
+
+    def string(self, index: int) -> StringTrip | None:
+        return next((s for s in self.strings if s.string == index), None)
 
 
 @dataclass(frozen=True, slots=True)

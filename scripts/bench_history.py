@@ -11,7 +11,10 @@ days_in_1_gib: the same year plus one discharge a month on every string (2 h dis
   every 10 s poll, 10 min recovery, 8 h recharge at every poll, 30 min after: 3 840 rows per
   string per month), 1 GiB divided by the bytes per day.
 query_block_year_ms: one block's year of voltages (HistoryStore.block_voltages), median of 5.
-report_s: null until the report (issue 13 item 3) exists.
+report_s: ``bacs report --discharge last`` on that year's file: the last monthly discharge of
+  all 10 strings (330 blocks, 2 h at every 10 s poll, one outage), its records written through
+  the store (one weak block per string), the page rendered (read, analyse, plot, HTML); median
+  of 3, in-process (the CLI adds about 1 s of Python and matplotlib start-up).
 """
 
 from __future__ import annotations
@@ -227,6 +230,80 @@ def measure_size_and_query(directory: Path) -> dict[str, float]:
     }
 
 
+def measure_report(directory: Path) -> dict[str, float]:
+    """The discharge report for the last monthly discharge of the year's file (330 blocks)."""
+    from bacs_core.history import BlockDischarge, DischargeRecord
+    from bacs_core.history.batch import WriteBatch
+    from bacs_core.history.reader import HistoryReader
+    from bacs_core.report import discharge_report
+
+    start = T0 + timedelta(days=30 * 11 + 15, seconds=5)
+    end = start + timedelta(seconds=POLL_S * 719)
+    weak = 17
+    records = []
+    for string in range(1, STRINGS + 1):
+        blocks = tuple(
+            BlockDischarge(
+                position=p,
+                device=f"bus{string}/{p}",
+                start_v=12.5,
+                end_v=11.5 if p == weak else 11.9,
+                recovery_v=12.5 if p == weak else 12.6,
+                min_v=11.5 if p == weak else 11.9,
+                shortfall_max_v=0.4 if p == weak else 0.01,
+                shortfall_at=end,
+                shortfall_end_v=0.4 if p == weak else 0.0,
+                fell_at=start + timedelta(minutes=70) if p == weak else None,
+                end_voltage_at=None,
+                resistance_mohm=7.0 if p == weak else 5.0,
+                resistance_ratio=1.4 if p == weak else 1.0,
+                soh_discharge_pct=74.0 if p == weak else 100.0,
+                soh_resistance_pct=80.0 if p == weak else 100.0,
+                soh_pct=74.0 if p == weak else 100.0,
+                replace_by=end.date() if p == weak else None,
+            )
+            for p in range(1, BLOCKS + 1)
+        )
+        records.append(
+            DischargeRecord(
+                string=string,
+                start=start,
+                end=end,
+                duration_s=7190.0,
+                ah=20.0,
+                wh=20.0 * 12.2 * BLOCKS,
+                mean_current_a=10.0,
+                min_string_v=11.9 * BLOCKS,
+                min_string_v_at=end,
+                rated_ah=100.0,
+                capacity_delivered_pct=20.0,
+                reached_end_voltage=False,
+                capacity_rate_adjusted_pct=None,
+                mean_temperature_c=24.0,
+                gap_s=0.0,
+                recovered=True,
+                early=(weak,),
+                blocks=blocks,
+            )
+        )
+    store = HistoryStore(directory)
+    store.open()
+    store.write(WriteBatch(discharges=records))
+    store.close()
+    reader = HistoryReader(directory)
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        html = discharge_report(reader, "last")
+        timings.append(time.perf_counter() - started)
+    assert html.count('<g id="bar-s') == STRINGS * BLOCKS and "block 17" in html
+    return {
+        "report_s": round(statistics.median(timings), 2),
+        "report_bytes": len(html.encode()),
+        "report_blocks": STRINGS * BLOCKS,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true")
@@ -240,9 +317,8 @@ def main() -> int:
             asyncio.run(write_cpu(directory / "cpu", args.float_cycles, args.discharge_cycles))
         )
         result.update(measure_size_and_query(directory))
+        result.update(measure_report(directory / "mixed"))
     result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)  # a shared machine
-    result["report_s"] = None
-    result["report_note"] = "the discharge report (issue 13 item 3) does not exist yet"
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 

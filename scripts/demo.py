@@ -629,6 +629,7 @@ BACS demo ready{took}: {base}
   simulator:   scenario {args.scenario}, speed ×{args.speed:g}, weak block: string 1 block 7
   try:         ./scripts/demo fault runaway:1:12=3     (a runaway in string 1 block 12; trips
                                                         after ~5 simulated hours)
+               ./scripts/demo clear-fault runaway:1:12 (the block cools: then Reset breaker)
                ./scripts/demo scenario discharge       (float | discharge | thermal-runaway)
                ./scripts/demo close-breaker 1          (after a trip and a reset)
   logs:        {rel}/config/home-assistant.log, {rel}/logs/simulator.log
@@ -657,6 +658,8 @@ async def control(args: argparse.Namespace) -> int:
         raise DemoError(f"no demo in {args.dir}: start one with ./scripts/demo")
     if args.command == "fault":
         command: dict[str, Any] = {"fault": args.spec}
+    elif args.command == "clear-fault":
+        command = {"clear_fault": args.spec}
     elif args.command == "scenario":
         command = {"scenario": args.name}
     elif args.command == "close-breaker":
@@ -711,6 +714,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     fault = sub.add_parser("fault", help="inject a fault into the running demo's simulator")
     fault.add_argument("spec", help="kind[:string[:block]][=value], e.g. runaway:1:12=3")
+    clear = sub.add_parser(
+        "clear-fault",
+        help="end a fault in the running demo's simulator (a runaway: the block cools)",
+    )
+    clear.add_argument("spec", help="kind[:string[:block]], e.g. runaway:1:12")
     scenario = sub.add_parser("scenario", help="switch the running simulator's scenario")
     scenario.add_argument("name", choices=SCENARIOS)
     close = sub.add_parser("close-breaker", help="close a string's breaker again (by hand)")

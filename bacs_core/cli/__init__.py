@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("simulate", "scan", "monitor", "run", "probe", "export")
+SUBCOMMANDS = ("simulate", "scan", "monitor", "run", "probe", "export", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

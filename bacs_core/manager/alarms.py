@@ -97,6 +97,9 @@ class Condition:
     source: str = "safety"
     device: DeviceRef | None = None
     string: int | None = None
+    # Stays, at its severity, once it no longer holds until a person acknowledges it,
+    # whatever ``latch_alarms`` says (a breaker that did not open).
+    latch: bool = False
 
 
 _LEVEL = {
@@ -306,7 +309,8 @@ class AlarmEngine:
                 None,
                 c.message,
                 {"device": c.device, "string": c.string, "source": c.source},
-                Limit(),
+                Limit(latch=c.latch),
+                always_latch=c.latch,
             )
         return self._finish()
 
@@ -476,6 +480,7 @@ class AlarmEngine:
         *,
         unit: str = "",
         step: float = 0.0,
+        always_latch: bool = False,
     ) -> None:
         self._seen.add(key)
         st = self._states.get(key)
@@ -493,7 +498,9 @@ class AlarmEngine:
                 st.clear_since = None
                 st.acknowledged = False
                 st.latched = False
-                st.latch = limit.latch and self.latch_alarms and level is Level.ALARM
+                st.latch = always_latch or (
+                    limit.latch and self.latch_alarms and level is Level.ALARM
+                )
                 st.since = st.since if shown_before and st.since else now
                 st.value, st.threshold, st.message, st.code = value, threshold, message, code
                 st.source, st.device, st.string = where["source"], where["device"], where["string"]
@@ -523,7 +530,7 @@ class AlarmEngine:
         previous = st.level
         st.level, st.clear_since = level, None
         if level is Level.NONE:
-            if st.latch and not st.acknowledged and previous is Level.ALARM:
+            if st.latch and not st.acknowledged and previous >= Level.ALARM:
                 st.latched = True
             self._emit(
                 EventType.ALARM_CLEARED,
@@ -551,7 +558,8 @@ class AlarmEngine:
             standing = st.level is not Level.NONE
             if not standing and not st.latched:
                 continue
-            level = st.level if standing else Level.ALARM
+            # Latched: at the severity it was announced with (an alarm, or a critical one).
+            level = st.level if standing else max(Level.ALARM, st.reported)
             severity = _SEVERITY[level]
             if st.code in ("bus_lost",):
                 severity = Severity.ALARM

@@ -2,8 +2,9 @@
 the blocks the runaway detector cannot watch. Each key is passed every cycle (held or not).
 
 Keys (stable, for automations): ``safety:state_unknown``, ``safety:state_recovered``,
-``safety:state_not_saved``, ``safety:trip_path``, ``safety:trip_failed``,
-``safety:unwatched``, ``stale:BUS/UNIT``.
+``safety:state_not_saved``, ``safety:trip_path``, ``safety:trip_failed:STRING`` (one per
+string, latched: it stays after the breaker reads open until a person acknowledges it or
+resets that string's trip), ``safety:unwatched``, ``stale:BUS/UNIT``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,18 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..bus import AnyReading, ModuleReading
 from ..model import DeviceFamily, Quality
-from ..snapshot import DeviceRef, SafetySnapshot, Severity, TripState, UnwatchedBlock
+from ..snapshot import (
+    BreakerState,
+    DeviceRef,
+    SafetySnapshot,
+    Severity,
+    StringTrip,
+    TripState,
+    UnwatchedBlock,
+)
 from .alarms import Condition
 from .presence import Presence
-from .safety import TripSettings
+from .safety import LATCHED, TripSettings
 from .search import missing_relays
 from .topology import Topology
 
@@ -23,7 +32,7 @@ UNKNOWN_KEY = "safety:state_unknown"
 RECOVERED_KEY = "safety:state_recovered"
 NOT_SAVED_KEY = "safety:state_not_saved"
 PATH_KEY = "safety:trip_path"
-FAILED_KEY = "safety:trip_failed"
+FAILED_KEY = "safety:trip_failed"  # + ":STRING"
 UNWATCHED_KEY = "safety:unwatched"
 LISTED = 8  # names in one alarm message before "and N more"
 
@@ -51,6 +60,24 @@ def breaker_gaps(settings: TripSettings, topology: Topology, presence: Presence)
     return list(dict.fromkeys(missing + silent))
 
 
+def failed_key(string: int) -> str:
+    return f"{FAILED_KEY}:{string}"
+
+
+def is_failed_key(key: str, string: int | None) -> bool:
+    """Whether ``key`` is the trip-failed alarm of ``string`` (None: of any string)."""
+    prefix, _, index = key.rpartition(":")
+    return prefix == FAILED_KEY and index.isdigit() and string in (None, int(index))
+
+
+def _strings(trips: Sequence[StringTrip], everyone: int) -> str:
+    """ "" when every string is concerned, else " (string 2)" / " (strings 1, 3)"."""
+    if not trips or len(trips) == everyone:
+        return ""
+    indices = ", ".join(str(t.string) for t in trips)
+    return f" ({'string' if len(trips) == 1 else 'strings'} {indices})"
+
+
 def safety_conditions(
     safety: SafetySnapshot,
     trip_wanted: bool,
@@ -58,29 +85,42 @@ def safety_conditions(
     recovered: str | None,
     save_problem: str | None,
 ) -> list[Condition]:
-    state = safety.trip_state
+    strings = safety.strings
     unknown = None
-    if state is TripState.UNKNOWN:
+    unknown_strings = [t for t in strings if t.state is TripState.UNKNOWN]
+    if safety.trip_state is TripState.UNKNOWN or unknown_strings:
+        note = next((t.note for t in unknown_strings if t.note), None) or safety.state_note
         unknown = (
-            f"breaker trip state unknown: {safety.state_note or 'state file unreadable'}. "
-            "The trip relays are left as they are and a runaway still trips; check the "
-            "breaker, then reset the trip to confirm"
+            f"breaker trip state unknown{_strings(unknown_strings, len(strings))}: "
+            f"{note or 'state file unreadable'}. The trip relays are left as they are and a "
+            "runaway still trips; check the breaker, then reset the trip to confirm"
         )
     path = None
     path_severity = None
     if trip_wanted and not safety.breaker_path_available:
-        missing = _listed(list(missing_relays)) or "not found yet"
-        if state in (TripState.TRIPPED, TripState.FAILED, TripState.COUNTDOWN):
+        missing = _listed(list(missing_relays))
+        blocked = [t for t in strings if not t.breaker_path_available]
+        latched = [t for t in blocked if t.state in LATCHED]
+        where = _strings(latched or blocked, len(strings))
+        without = [t for t in blocked if t.breaker is BreakerState.UNKNOWN and not missing]
+        module = (
+            f"trip relay module {missing} does not answer"
+            if missing
+            else f"no trip breaker for {_listed([f'string {t.string}' for t in without])}"
+            if without
+            else "the trip relay module does not answer"
+        )
+        if latched or safety.trip_state in LATCHED:
             path_severity = Severity.CRITICAL
             path = (
-                f"breaker trip latched but the trip relay module does not answer ({missing}): "
-                "it is applied when the module answers; open the breaker by hand"
+                f"breaker trip latched{where} but {module}: it is applied when the module "
+                "answers; open the breaker by hand"
             )
         else:
             path_severity = Severity.ALARM
             path = (
-                f"automatic trip armed but the breaker path is unavailable: trip relay module "
-                f"{missing} does not answer; a runaway trips when it does"
+                f"automatic trip armed but the breaker path is unavailable{where}: {module}; "
+                "a runaway trips when it does"
             )
     return [
         Condition(
@@ -104,12 +144,17 @@ def safety_conditions(
             else "",
         ),
         Condition(PATH_KEY, "trip_path_unavailable", path_severity, path or ""),
-        Condition(
-            FAILED_KEY,
-            "trip_failed",
-            Severity.CRITICAL if state is TripState.FAILED else None,
-            "the breaker did not report open after the trip: open it by hand, check "
-            "the trip coil and its wiring",
+        *(
+            Condition(
+                failed_key(t.string),
+                "trip_failed",
+                Severity.CRITICAL if t.state is TripState.FAILED else None,
+                f"string {t.string}: the breaker did not report open after the trip: open it "
+                "by hand, check the trip coil and its wiring",
+                string=t.string,
+                latch=True,
+            )
+            for t in strings
         ),
     ]
 

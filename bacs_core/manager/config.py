@@ -14,9 +14,9 @@ import voluptuous as vol
 from ..bus.url import BusUrlError, parse_bus_url
 from ..model import FIRST_UNIT_ID, LAST_UNIT_ID, RELAY_CHANNELS, Chemistry
 from ..snapshot import DeviceRef
+from .breakers import LostBusPolicy, TripScope
 from .equalization import EqualizationSettings, TargetMode
 from .runaway import RunawaySettings
-from .safety import LostBusPolicy
 from .thresholds import THRESHOLD_SCHEMA, Thresholds, thresholds_for
 
 _REF = re.compile(r"^([A-Za-z0-9_-]+)/(\d{1,3})$")
@@ -124,6 +124,8 @@ BREAKER_SCHEMA = vol.Schema(
         vol.Required("relay"): device_ref,
         vol.Required("channel"): vol.All(int, vol.Range(1, RELAY_CHANNELS)),
         vol.Required("input"): vol.All(int, vol.Range(1, RELAY_CHANNELS)),
+        # The string this breaker opens; without one it is common to every string.
+        vol.Optional("string"): vol.Any(None, vol.All(int, vol.Range(1, 64))),
     }
 )
 
@@ -131,6 +133,8 @@ TRIP_SCHEMA = vol.Schema(
     {
         vol.Optional("breakers", default=[]): [BREAKER_SCHEMA],
         vol.Optional("auto", default=False): bool,
+        # What a runaway on one string trips: its own breaker(s), or every breaker.
+        vol.Optional("scope", default=TripScope.STRING.value): vol.In([t.value for t in TripScope]),
         vol.Optional("pre_trip_delay", default=0.0): vol.All(vol.Coerce(float), vol.Range(0, 3600)),
         vol.Optional("verify_cycles", default=3): vol.All(int, vol.Range(1, 20)),
         vol.Optional("lost_bus_policy", default="hold"): vol.In([p.value for p in LostBusPolicy]),
@@ -195,12 +199,14 @@ class BreakerConfig:
     relay: DeviceRef
     channel: int
     input: int
+    string: int | None = None  # the string it opens; None: every string (a common breaker)
 
 
 @dataclass(frozen=True, slots=True)
 class TripConfig:
     breakers: tuple[BreakerConfig, ...] = ()
     auto: bool = False  # relay module k, channel n ↔ string 4(k−1)+n, input n its feedback
+    scope: TripScope = TripScope.STRING  # a runaway trips its own string, or all of them
     pre_trip_delay: float = 0.0
     verify_cycles: int = 3
     lost_bus_policy: LostBusPolicy = LostBusPolicy.HOLD
@@ -258,9 +264,19 @@ def validate_config(data: dict[str, Any]) -> ManagerConfig:
                     raise ConfigError(f"strings: {s.name} names unknown bus {ref.bus!r}")
     eq = v["equalization"]
     trip = v["trip"]
+    string_total = len(strings) if strings is not None else v["string_count"]
+    outputs = set()
     for b in trip["breakers"]:
         if b["relay"].bus not in bus_ids:
             raise ConfigError(f"trip.breakers: unknown bus {b['relay'].bus!r}")
+        if b.get("string") is not None and b["string"] > string_total:
+            raise ConfigError(
+                f"trip.breakers: {b['relay']} relay {b['channel']} names string {b['string']}, "
+                f"but there are {string_total} strings"
+            )
+        if (b["relay"], b["channel"]) in outputs:
+            raise ConfigError(f"trip.breakers: {b['relay']} relay {b['channel']} is listed twice")
+        outputs.add((b["relay"], b["channel"]))
     counts = v.get("block_counts")
     if counts is not None and len(counts) != v["string_count"]:
         raise ConfigError(
@@ -297,9 +313,11 @@ def validate_config(data: dict[str, Any]) -> ManagerConfig:
         ),
         trip=TripConfig(
             breakers=tuple(
-                BreakerConfig(b["relay"], b["channel"], b["input"]) for b in trip["breakers"]
+                BreakerConfig(b["relay"], b["channel"], b["input"], b.get("string"))
+                for b in trip["breakers"]
             ),
             auto=trip["auto"],
+            scope=TripScope(trip["scope"]),
             pre_trip_delay=trip["pre_trip_delay"],
             verify_cycles=trip["verify_cycles"],
             lost_bus_policy=LostBusPolicy(trip["lost_bus_policy"]),

@@ -1,11 +1,14 @@
 """What the manager keeps across restarts, in a versioned form that is read back strictly.
 
-Format 2 (format 1 had no ``topology`` and stored a latched trip as its state only):
-``{"version": 2, "safety": {...}, "alarms": {...}, "runaway": {...}, "trends": {...},
-"topology": {"relays": ["bus1/40", ...], "units": ["bus1/1", ...]}}``. Every field is
-checked on the way in; the first wrong one raises ``StateFormatError`` naming it, and the
-manager then treats the copy as unreadable (the trip state becomes UNKNOWN unless the
-previous copy is good).
+Format 3: ``{"version": 3, "safety": {"strings": {"1": TRIP, "2": TRIP, ...}, "others":
+TRIP}, "alarms": {...}, "runaway": {...}, "trends": {...}, "topology": {"relays":
+["bus1/40", ...], "units": ["bus1/1", ...]}}`` where TRIP is ``{"state", "reason",
+"tripped_at", "note"}``: one trip per string, and ``others`` for a string not listed.
+Formats 1 and 2 (format 1 had no ``topology``) stored one trip for the whole room as
+``"safety": TRIP``: it is read as ``others`` with no string listed, so an old latched trip
+latches every string (fail safe). Every field is checked on the way in; the first wrong one
+raises ``StateFormatError`` naming it, and the manager then treats the copy as unreadable
+(the trip state becomes UNKNOWN unless the previous copy is good).
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from datetime import datetime
 from typing import Any
 
 from ..snapshot import DeviceRef, TripState
-from .safety import TripRecord
+from .safety import SafetyRecord, TripRecord
 from .storage import BACKUP_NOTE_KEY, BackupStorage, StateUnreadableError, Storage
 from .trend import ResistanceTrend
 
-FORMAT_VERSION = 2
-_KNOWN_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+_KNOWN_VERSIONS = (1, 2, 3)
 
 
 class StateFormatError(ValueError):
@@ -30,7 +33,7 @@ class StateFormatError(ValueError):
 
 @dataclass
 class PersistedState:
-    safety: TripRecord = field(default_factory=lambda: TripRecord(TripState.ARMED))
+    safety: SafetyRecord = field(default_factory=SafetyRecord)
     alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
     runaway: dict[str, dict[str, Any]] = field(default_factory=dict)
     trends: dict[DeviceRef, ResistanceTrend] = field(default_factory=dict)
@@ -43,10 +46,8 @@ class PersistedState:
         return {
             "version": FORMAT_VERSION,
             "safety": {
-                "state": s.state.value,
-                "reason": s.reason,
-                "tripped_at": s.tripped_at.isoformat() if s.tripped_at else None,
-                "note": s.note,
+                "strings": {str(k): _trip_dict(r) for k, r in sorted(s.strings.items())},
+                "others": _trip_dict(s.others),
             },
             "alarms": self.alarms,
             "runaway": self.runaway,
@@ -70,21 +71,20 @@ class PersistedState:
         if "safety" not in data:
             raise StateFormatError("safety: missing (the trip state is not in the store)")
         safety = _mapping(data, "safety")
-        if "state" not in safety:
-            raise StateFormatError("safety.state: missing")
-        state = _text(safety, "safety.state", "state", required=True)
-        assert state is not None
-        try:
-            trip_state = TripState(state)
-        except ValueError:
-            choices = ", ".join(t.value for t in TripState)
-            raise StateFormatError(f"safety.state: {state!r} is not one of {choices}") from None
-        record = TripRecord(
-            trip_state,
-            _text(safety, "safety.reason", "reason"),
-            _stamp(safety, "safety.tripped_at", "tripped_at"),
-            _text(safety, "safety.note", "note"),
-        )
+        if version >= 3:
+            if "others" not in safety:
+                raise StateFormatError("safety.others: missing")
+            strings = {}
+            for key, value in _mapping(safety, "strings").items():
+                where = f"safety.strings.{key}"
+                if not key.isdigit() or int(key) < 1:
+                    raise StateFormatError(f"{where}: the key must be a string number from 1")
+                strings[int(key)] = _trip(_as_mapping(value, where), where)
+            record = SafetyRecord(
+                strings, _trip(_as_mapping(safety["others"], "safety.others"), "safety.others")
+            )
+        else:  # one trip for the room: every string takes it
+            record = SafetyRecord({}, _trip(safety, "safety"))
         alarms = {
             key: _alarm(f"alarms.{key}", value) for key, value in _mapping(data, "alarms").items()
         }
@@ -146,6 +146,33 @@ async def load_state(storage: Storage) -> PersistedState | str | None:
         return str(err)
     except StateFormatError as err:
         return f"{problem}; the previous copy too: wrong field {err}"
+
+
+def _trip_dict(r: TripRecord) -> dict[str, Any]:
+    return {
+        "state": r.state.value,
+        "reason": r.reason,
+        "tripped_at": r.tripped_at.isoformat() if r.tripped_at else None,
+        "note": r.note,
+    }
+
+
+def _trip(data: Mapping[str, Any], where: str) -> TripRecord:
+    if "state" not in data:
+        raise StateFormatError(f"{where}.state: missing")
+    state = _text(data, f"{where}.state", "state", required=True)
+    assert state is not None
+    try:
+        trip_state = TripState(state)
+    except ValueError:
+        choices = ", ".join(t.value for t in TripState)
+        raise StateFormatError(f"{where}.state: {state!r} is not one of {choices}") from None
+    return TripRecord(
+        trip_state,
+        _text(data, f"{where}.reason", "reason"),
+        _stamp(data, f"{where}.tripped_at", "tripped_at"),
+        _text(data, f"{where}.note", "note"),
+    )
 
 
 # -- field checks -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,9 @@ class RunawayStatus:
     # (string, position) of the blocks it cannot watch this cycle: no temperature of quality
     # OK (stale, missing, out of range) or one set aside as implausible.
     unwatched: frozenset[tuple[int, int]] = frozenset()
+    # Per string: where a runaway is confirmed (with why), and where a pre-alert stands.
+    confirmed_strings: Mapping[int, str] = field(default_factory=dict)
+    pre_alert_strings: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -78,14 +81,13 @@ class RunawayDetector:
     def __init__(self, settings: RunawaySettings | None = None) -> None:
         self.settings = settings or RunawaySettings()
         self._strings: dict[int, _String] = {}
-        self._pre_alert_until = -math.inf
+        self._pre_alert_until: dict[int, float] = {}  # per string
 
     def update(self, now_s: float, strings: Sequence[StringThermal]) -> RunawayStatus:
         s = self.settings
-        pre_alert = False
         holding: set[int] = set()
         reasons: list[str] = []
-        confirmed = False
+        confirmed: dict[int, str] = {}
         unwatched: set[tuple[int, int]] = set()
         for st in strings:
             state = self._strings.setdefault(st.index, _String())
@@ -123,24 +125,26 @@ class RunawayDetector:
                 elif delta > s.alarm_delta and (fast or high_current):
                     cause = f"rising {rate:.1f} K/h" if fast else f"float current ×{ratio:.1f}"
                     string_trip, why = True, f"block {i + 1} {delta:.1f} K above ambient, {cause}"
-            pre_alert |= string_pre
+            if string_pre or string_trip:
+                self._pre_alert_until[st.index] = now_s + s.pre_alert_hold_s
             if string_trip:
                 state.consecutive += 1
                 holding.add(st.index)
                 reasons.append(f"string {st.index}: {why}")
                 if state.consecutive >= s.confirm_cycles:
-                    confirmed = True
+                    confirmed[st.index] = reasons[-1]
             else:
                 state.consecutive = 0
-        if pre_alert or holding:
-            self._pre_alert_until = now_s + s.pre_alert_hold_s
+        pre_alerts = frozenset(i for i, until in self._pre_alert_until.items() if now_s < until)
         return RunawayStatus(
-            now_s < self._pre_alert_until,
+            bool(pre_alerts),
             bool(holding),
-            confirmed,
+            bool(confirmed),
             frozenset(holding),
             "; ".join(reasons) or None,
             frozenset(unwatched),
+            confirmed,
+            pre_alerts,
         )
 
     def _plausible(self, now_s: float, block: _Block, t: float | None) -> float | None:

@@ -33,10 +33,8 @@ from ..bus import (
 from ..events import Event, EventType
 from ..model import RELAY_CHANNELS, Command, DeviceFamily
 from ..snapshot import (
-    BreakerState,
     DeviceRef,
     SystemSnapshot,
-    TripState,
     WeakBlock,
 )
 from .actuators import Actuators
@@ -46,6 +44,7 @@ from .balancing import equalize_string
 from .conditions import (
     RECOVERED_KEY,
     breaker_gaps,
+    is_failed_key,
     safety_conditions,
     stale_conditions,
     stale_devices,
@@ -250,6 +249,15 @@ class Manager:
 
     def _rebuild(self) -> None:
         cfg = self.config
+        # A block's resistance history follows its module: to a new address, and never to
+        # another module wired in at the same one.
+        moved, replaced = self.topology.take_changes()
+        trends = self.observer.trends
+        for old, new in moved.items():
+            if old in trends:
+                trends[new] = trends.pop(old)
+        for ref in replaced:
+            trends.pop(ref, None)
         self.topology.rebuild(cfg, self._equalization, self._float_voltage)
         # Auto-trip wants one breaker per string (at least one while no string is known
         # yet): fewer known breakers means the path to the breaker is unavailable.
@@ -262,6 +270,8 @@ class Manager:
                 cfg.trip.lost_bus_policy,
                 cfg.trip.lost_bus_timeout,
                 expected=expected,
+                scope=cfg.trip.scope,
+                strings=tuple(s.index for s in self.topology.strings),
             )
         )
         self.search.remember_relays()
@@ -296,6 +306,8 @@ class Manager:
             runaway.pre_alert,
             relay_states(self.topology, readings),
             blind(self.topology, readings),
+            runaway_strings=runaway.confirmed_strings,
+            pre_alert_strings=runaway.pre_alert_strings,
         )
         events += decision.events
         await self.actuators.drive_relays(decision.outputs)
@@ -433,36 +445,33 @@ class Manager:
         self._emit(events)
         return len(events)
 
-    async def trip(self, reason: str) -> None:
-        """Open the breaker now (manual trip), without waiting for the next cycle."""
+    async def trip(self, reason: str, string: int | None = None) -> None:
+        """Open a string's breaker(s) now, or every breaker (``None``): a manual trip,
+        without waiting for the next cycle."""
         async with self._lock:
-            events = self.safety.trip(self._wall(), reason)
-            await self.actuators.drive_relays(self._breaker_outputs(True))
+            events = self.safety.trip(self._wall(), reason, string)
+            await self.actuators.drive_relays(self.safety.outputs())
             await self._persist(force=True)
         self._emit(events)
 
-    async def reset_trip(self) -> None:
-        """De-energise the trip relays. Raises SafetyRefusedError with the reason when unsafe."""
+    async def reset_trip(self, string: int | None = None) -> None:
+        """Release a string's trip relays (``None``: every string's). Raises
+        SafetyRefusedError with the reason when unsafe: that string's runaway or pre-alert
+        stands (the pre-alert counts too: after a restart the detector sees a hot block
+        before it has the history to confirm a runaway again), or its breaker cannot be read.
+        The reset also acknowledges the string's latched ``trip_failed`` alarm."""
         async with self._lock:
-            snap = self.snapshot
-            # The pre-alert counts too: after a restart the detector sees a hot block at once
-            # (above ambient) before it has the history to confirm a runaway again.
-            runaway = (
-                self.safety.runaway
-                or self.safety.pre_alert
-                or bool(snap and (snap.safety.runaway or snap.safety.pre_alert))
-            )
-            readable = self.safety.breaker is not BreakerState.UNKNOWN
-            events = self.safety.reset(self._wall(), runaway, readable)
-            await self.actuators.drive_relays(self._breaker_outputs(False))
+            now = self._wall()
+            events = self.safety.reset(now, string=string)
+            await self.actuators.drive_relays(self.safety.outputs())
+            events += self._acknowledge_failed(now, string)
             await self._persist(force=True)
         self._emit(events)
 
-    def _breaker_outputs(self, energised: bool) -> dict[DeviceRef, dict[int, bool]]:
-        outputs: dict[DeviceRef, dict[int, bool]] = {}
-        for b in self.safety.breakers:
-            outputs.setdefault(b.relay, {})[b.channel] = energised
-        return outputs
+    def _acknowledge_failed(self, now: datetime, string: int | None) -> list[Event]:
+        shown = self.snapshot.alarms if self.snapshot else ()
+        keys = [a.key for a in shown if is_failed_key(a.key, string)]
+        return [e for key in keys for e in self.alarms.acknowledge(now, key)]
 
     async def measure_resistance(self, ref: DeviceRef) -> None:
         self.topology.device(ref, DeviceFamily.BATTERY_MODULE)
@@ -478,16 +487,15 @@ class Manager:
         self.topology.device(ref, DeviceFamily.RELAY)
         if not 1 <= channel <= RELAY_CHANNELS:
             raise ValueError(f"relay channel {channel} is not 1..{RELAY_CHANNELS}")
-        is_breaker = any(b.relay == ref and b.channel == channel for b in self.safety.breakers)
-        latched = (TripState.TRIPPED, TripState.FAILED, TripState.COUNTDOWN, TripState.UNKNOWN)
-        if is_breaker and not on and self.safety.state in latched:
+        breaker = self.safety.settings.breaker_of(ref, channel)
+        if breaker is not None and not on and self.safety.holds(ref, channel):
             raise SafetyRefusedError(
                 "use_reset",
                 "this relay holds the breaker trip: use the "
                 "reset action, which checks that it is safe",
             )
-        if is_breaker and on:
-            await self.trip("breaker relay switched on by hand")
+        if breaker is not None and on:
+            await self.trip("breaker relay switched on by hand", breaker.string)
             return
         async with self._lock:
             await self.actuators.set_relay(ref, channel, on)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from ..bus import BusClient, BusConnectionError, DeviceIdentity
 from ..model import RELAY_CHANNELS, DeviceFamily
 from ..snapshot import DeviceRef
+from .breakers import Breaker
 from .charge_state import ChargeStateTracker
 from .config import ManagerConfig
 from .equalization import EqualizationController, StringCommands
-from .safety import Breaker
 
 _LOG = logging.getLogger(__name__)
 SCAN_TIMEOUT_S = 0.1
@@ -48,6 +48,11 @@ class Topology:
         self.relays: list[DeviceRef] = []
         self.sensors: list[DeviceRef] = []
         self.environment: list[DeviceRef] = []
+        # Identity changes seen by scans since the manager last took them (``take_changes``):
+        # a module answering at a new address (old ref → new ref), and a new module at an
+        # address another one had (its history is not the new one's).
+        self._moved: dict[DeviceRef, DeviceRef] = {}
+        self._replaced: set[DeviceRef] = set()
 
     async def discover(
         self,
@@ -78,8 +83,25 @@ class Topology:
                 if family is None or dev.family is family:
                     found[DeviceRef(bus_id, dev.unit)] = dev
         new = [ref for ref in found if ref not in self.devices]
+        for ref, dev in found.items():
+            known = self.devices.get(ref)
+            if known is not None and known.serial != dev.serial:
+                self._replaced.add(ref)  # another module wired in at this address
+                new.append(ref)
+            if not dev.serial:
+                continue  # an unset serial says nothing about where a module went
+            for other, seen in list(self.devices.items()):
+                if other != ref and seen.serial == dev.serial and seen.kind is dev.kind:
+                    del self.devices[other]  # re-addressed: it answers at ``ref`` now
+                    self._moved[other] = ref
         self.devices.update(found)
         return new
+
+    def take_changes(self) -> tuple[dict[DeviceRef, DeviceRef], set[DeviceRef]]:
+        """(moved: old ref → new ref, replaced refs) since the last call."""
+        changes = (self._moved, self._replaced)
+        self._moved, self._replaced = {}, set()
+        return changes
 
     def buses_without_devices(self) -> list[str]:
         with_devices = {ref.bus for ref in self.devices}
@@ -138,14 +160,17 @@ class Topology:
         self.strings = strings
 
     def breakers(self, cfg: ManagerConfig) -> tuple[Breaker, ...]:
-        """The configured breakers, or with ``auto``: relay module k, channel n opens string
-        4(k−1)+n, input n its feedback — for the relay modules found so far."""
-        breakers = [Breaker(b.relay, b.channel, b.input) for b in cfg.trip.breakers]
+        """The configured breakers (a breaker naming no string is common to all), or with
+        ``auto``: relay module k, channel n opens string 4(k−1)+n, input n its feedback — for
+        the relay modules found so far."""
+        breakers = [Breaker(b.relay, b.channel, b.input, b.string) for b in cfg.trip.breakers]
         if cfg.trip.auto and not breakers:
             for k in range(len(self.strings)):
                 relay_index, channel = divmod(k, RELAY_CHANNELS)
                 if relay_index < len(self.relays):
-                    breakers.append(Breaker(self.relays[relay_index], channel + 1, channel + 1))
+                    breakers.append(
+                        Breaker(self.relays[relay_index], channel + 1, channel + 1, k + 1)
+                    )
         return tuple(breakers)
 
 

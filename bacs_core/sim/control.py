@@ -1,7 +1,8 @@
 """A line-oriented JSON control channel for a running simulator (demo buttons, scripts).
 
 One JSON object per line in, one per line out. Commands:
-``{"fault": "runaway:1:12=3"}``, ``{"scenario": "discharge"}``, ``{"close_breaker": 1}``,
+``{"fault": "runaway:1:12=3"}``, ``{"clear_fault": "runaway:1:12"}`` (the block cools by the
+physics, so a reset becomes permitted), ``{"scenario": "discharge"}``, ``{"close_breaker": 1}``,
 ``{"press_button": [bus, unit]}``, ``{"status": true}``.
 """
 
@@ -19,6 +20,8 @@ def handle_command(room: Room, command: dict[str, Any]) -> dict[str, Any]:
     try:
         if "fault" in command:
             room.inject(Fault.parse(str(command["fault"])))
+        elif "clear_fault" in command:
+            room.clear_fault(Fault.parse(str(command["clear_fault"])))
         elif "scenario" in command:
             room.set_scenario(Scenario(str(command["scenario"])))
         elif "close_breaker" in command:
@@ -29,7 +32,7 @@ def handle_command(room: Room, command: dict[str, Any]) -> dict[str, Any]:
         elif "status" not in command:
             return {
                 "ok": False,
-                "error": "unknown command; use fault, scenario, close_breaker, "
+                "error": "unknown command; use fault, clear_fault, scenario, close_breaker, "
                 "press_button or status",
             }
     except (ValueError, KeyError, TypeError, IndexError) as err:
@@ -48,6 +51,7 @@ def status(room: Room) -> dict[str, Any]:
                 "current_a": round(s.physics.string_current_a, 3),
                 "voltage_v": round(sum(s.physics.voltages), 2),
                 "breaker_closed": s.physics.breaker_closed,
+                "trip_relay_energised": bool(s.relay.relays[s.channel]),
                 "max_temperature_c": round(max(s.physics.temperatures), 2),
             }
             for s in room.strings

@@ -421,6 +421,15 @@ class StringPhysics:
         """Dry-out and internal heat: temperature and float current run away (§2.1)."""
         self._runaway[i] = (severity, self.time_s)
 
+    def end_runaway(self, i: int) -> bool:
+        """The runaway's cause removed (dry-out stopped, the short burnt open): its heat and
+        self-discharge stop and the block cools by the thermal model, not at once. Returns
+        whether a runaway was running."""
+        if self._runaway.pop(i, None) is None:
+            return False
+        self.i_sd_extra[i] = 0.0
+        return True
+
     def set_ambient(self, celsius: float) -> None:
         self.ambient_c = celsius
 

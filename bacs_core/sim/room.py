@@ -380,6 +380,46 @@ class Room:
         else:
             self._apply(fault)
 
+    def clear_fault(self, fault: Fault) -> None:
+        """End a fault that can end: a runaway (the block cools by the physics), a stuck
+        breaker, a silent or frozen module, noise, a bus fault. A fault still pending is
+        dropped. Damage (weak, outlier, short, loose) stays: replace the block."""
+        where = (fault.kind, fault.string, fault.block)
+        pending = [f for f in self._pending if (f.kind, f.string, f.block) == where]
+        self._pending = [f for f in self._pending if f not in pending]
+        if fault.kind in BUS_FAULTS:
+            bus = self.buses[max(0, min(fault.string - 1, len(self.buses) - 1))]
+            if fault.kind is FaultKind.TIMEOUTS:
+                bus.faults.timeout_p = 0.0
+            elif fault.kind is FaultKind.CRC:
+                bus.faults.crc_p = 0.0
+            elif fault.kind is FaultKind.GARBAGE:
+                bus.faults.garbage_p = 0.0
+            else:
+                bus.faults.vanished_until = self.time_s
+            return
+        s = self.string(fault.string)
+        if fault.kind is FaultKind.BREAKER_STUCK:
+            s.breaker_stuck = False
+            return
+        i = fault.block - 1
+        if not 0 <= i < len(s.modules):
+            raise ValueError(f"string {fault.string} has no block {fault.block}")
+        match fault.kind:
+            case FaultKind.RUNAWAY:
+                if not s.physics.end_runaway(i) and not pending:
+                    raise ValueError(f"no runaway in string {fault.string} block {fault.block}")
+            case FaultKind.DEAD:
+                s.bus.dead.discard(s.modules[i].unit)
+            case FaultKind.NOISE:
+                s.noise_v[i] = self.config.noise_v
+            case FaultKind.STUCK:
+                s.modules[i].frozen = False
+            case _:
+                raise ValueError(
+                    f"{fault.kind.value} is damage that does not clear: replace the block"
+                )
+
     def _apply_due_faults(self) -> None:
         while self._pending and self._pending[0].at_s <= self.time_s:
             self._apply(self._pending.pop(0))

@@ -34,6 +34,8 @@ from .coordinator import (
     hub_identifier,
     string_identifier,
 )
+from .history import async_start_history
+from .history_services import async_setup_history_services
 from .repairs import SafetyNotices, async_delete_safety_issues
 from .services import async_setup_services
 
@@ -42,6 +44,7 @@ _LOGGER = logging.getLogger(__name__)
 PLATFORMS = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
+    Platform.IMAGE,
     Platform.NUMBER,
     Platform.SENSOR,
     Platform.SWITCH,
@@ -52,6 +55,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Actions are registered here so automations validate while an entry is not loaded."""
     async_setup_services(hass)
+    async_setup_history_services(hass)
     return True
 
 
@@ -91,6 +95,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
 
     storage = StoreStorage(hass, entry.entry_id)
     manager = Manager(config, storage=storage, transports={BUS_ID: transport})
+    history = await async_start_history(hass, entry, manager)  # before the first snapshot
     # Events of the first cycles (an alarm standing at start, a restored trip) are kept until
     # the devices exist, then told: nothing the manager says is lost to the set-up order.
     early: list[BacsEvent] = []
@@ -102,7 +107,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
     ir.async_delete_issue(hass, DOMAIN, f"port_missing_{entry.entry_id}")
     _adopt_hardware_id(hass, entry, manager)
     coordinator = BacsCoordinator(hass, entry, manager, url)
-    entry.runtime_data = BacsRuntimeData(manager, coordinator, transport, url)
+    entry.runtime_data = BacsRuntimeData(manager, coordinator, transport, url, history=history)
     try:
         await coordinator.async_config_entry_first_refresh()
     except BaseException:

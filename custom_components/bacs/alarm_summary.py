@@ -25,18 +25,30 @@ def ordered(alarms: Iterable[Alarm]) -> list[Alarm]:
     )
 
 
+def _where(safety: SafetySnapshot, state: TripState) -> str:
+    """ " (string 2)" when only some strings are in ``state``; "" when all are (or one)."""
+    strings = [t.string for t in safety.strings if t.state is state]
+    if not strings or len(strings) == len(safety.strings):
+        return ""
+    return f" ({'string' if len(strings) == 1 else 'strings'} {', '.join(map(str, strings))})"
+
+
 def safety_line(safety: SafetySnapshot) -> str | None:
     """The breaker trip (or the runaway pre-alert) in words, None when all is normal."""
     reason = safety.reason or "no reason recorded"
     state = safety.trip_state
+    where = _where(safety, state)
     if state is TripState.FAILED:
-        return f"Breaker trip FAILED, the breaker did not report open: {reason}"
+        return f"Breaker trip FAILED{where}, the breaker did not report open: {reason}"
     if state is TripState.TRIPPED:
-        return f"Breaker tripped: {reason}"
+        return f"Breaker tripped{where}: {reason}"
     if state is TripState.COUNTDOWN:
-        return f"Thermal runaway, the breaker trip countdown is running: {reason}"
+        return f"Thermal runaway, the breaker trip countdown is running{where}: {reason}"
     if state is TripState.UNKNOWN:
-        return "Breaker trip state unknown (the saved state could not be read): check the breaker"
+        return (
+            f"Breaker trip state unknown{where} (the saved state could not be read): "
+            "check the breaker"
+        )
     if safety.runaway:
         return f"Thermal runaway detected: {reason}"
     if safety.pre_alert:

@@ -54,6 +54,7 @@ ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_DEVICE_ID: Final = "device_id"
 ATTR_ALARM_KEY: Final = "alarm_key"
 ATTR_REASON: Final = "reason"
+ATTR_STRING: Final = "string"
 
 # Repairs
 ISSUE_PORT_MISSING: Final = "port_missing"

@@ -29,6 +29,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from bacs_core.bus import RegisterTransport
 from bacs_core.bus.errors import BusError
 from bacs_core.events import Event
+from bacs_core.history import HistoryRecorder
 from bacs_core.manager import Manager, StateUnreadableError
 from bacs_core.snapshot import (
     CurrentSensorSnapshot,
@@ -313,6 +314,7 @@ class BacsRuntimeData:
     transport: RegisterTransport
     url: str
     unsubscribe: list[Any] = field(default_factory=list)
+    history: HistoryRecorder | None = None  # history.py: the entry's battery history
 
 
 type BacsConfigEntry = ConfigEntry[BacsRuntimeData]

@@ -27,7 +27,7 @@ from homeassistant.helpers.selector import (
 from bacs_core.manager import ConfigError, validate_config
 from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN, RUNAWAY_SCHEMA
 from bacs_core.manager.equalization import TargetMode
-from bacs_core.manager.safety import LostBusPolicy
+from bacs_core.manager.safety import LostBusPolicy, TripScope
 from bacs_core.manager.thresholds import thresholds_for
 from bacs_core.model import RELAY_CHANNELS, Chemistry
 
@@ -215,6 +215,7 @@ def _form_defaults(options: dict[str, Any]) -> dict[str, Any]:
             "channel": breaker.get("channel", 1),
             "input": breaker.get("input", 1),
             "pre_trip_delay": trip.get("pre_trip_delay", 0.0),
+            "scope": trip.get("scope", TripScope.STRING.value),
             "lost_bus_policy": trip.get("lost_bus_policy", LostBusPolicy.HOLD.value),
         },
     }
@@ -260,6 +261,7 @@ def options_from_form(form: dict[str, Any], previous: dict[str, Any]) -> dict[st
     trip: dict[str, Any] = {
         "auto": trip_form["relay"] == TRIP_AUTO,
         "pre_trip_delay": float(trip_form["pre_trip_delay"]),
+        "scope": trip_form.get("scope", TripScope.STRING.value),
         "lost_bus_policy": trip_form["lost_bus_policy"],
     }
     if trip_form["relay"] not in (TRIP_AUTO, TRIP_NONE):
@@ -340,6 +342,7 @@ def _options_schema(relays: list[str]) -> vol.Schema:
                             )
                         ),
                         **required("trip", ["channel", "input", "pre_trip_delay"]),
+                        vol.Required("scope"): dropdown([t.value for t in TripScope], "trip_scope"),
                         vol.Required("lost_bus_policy"): dropdown(
                             [p.value for p in LostBusPolicy], "lost_bus_policy"
                         ),

@@ -35,6 +35,7 @@ from bacs_core.snapshot import (
     ManagerStatus,
     ModuleSnapshot,
     StringSnapshot,
+    StringTrip,
     SystemSnapshot,
     TripState,
 )
@@ -237,8 +238,38 @@ TRIP_STATE_UNKNOWN = "state_unknown"
 
 
 def _trip_state(snap: SystemSnapshot) -> str:
-    state = snap.safety.trip_state
+    return _trip_state_value(snap.safety.trip_state)
+
+
+def _trip_state_value(state: TripState) -> str:
     return TRIP_STATE_UNKNOWN if state is TripState.UNKNOWN else state.value
+
+
+TRIP_STATE_OPTIONS = [t.value for t in TripState if t is not TripState.UNKNOWN] + [
+    TRIP_STATE_UNKNOWN
+]
+
+# Each string's own breaker (relay n trips string n) and its own latch, on the string's device.
+STRING_TRIP_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
+    BacsSensorEntityDescription(
+        key="breaker",
+        translation_key="breaker",
+        device_class=SensorDeviceClass.ENUM,
+        options=[b.value for b in BreakerState],
+        value_fn=lambda t: t.breaker.value,
+    ),
+    BacsSensorEntityDescription(
+        key="trip_state",
+        translation_key="trip_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=TRIP_STATE_OPTIONS,
+        value_fn=lambda t: _trip_state_value(t.state),
+        attr_fn=lambda t: {
+            "reason": t.reason,
+            "tripped_at": t.tripped_at.isoformat(timespec="seconds") if t.tripped_at else None,
+        },
+    ),
+)
 
 
 # The alarm texts (as core `nut` shows a UPS's status text): the worst alarm's message (what,
@@ -279,7 +310,7 @@ HUB_SENSORS: tuple[BacsSensorEntityDescription, ...] = (
         key="trip_state",
         translation_key="trip_state",
         device_class=SensorDeviceClass.ENUM,
-        options=[t.value for t in TripState if t is not TripState.UNKNOWN] + [TRIP_STATE_UNKNOWN],
+        options=TRIP_STATE_OPTIONS,
         value_fn=_trip_state,
     ),
     BacsSensorEntityDescription(
@@ -425,6 +456,13 @@ class StringAlarmSensor(StringEntity, BacsSensor):
         return [a for a in self.coordinator.data.alarms if a.string == self.index]
 
 
+class StringTripSensor(StringEntity, BacsSensor):
+    """The string's breaker and its trip, as the manager's safety snapshot has them."""
+
+    def source(self) -> StringTrip | None:
+        return self.coordinator.data.safety.string(self.index)
+
+
 class ModuleSensor(BusDeviceEntity, BacsSensor):
     def source(self) -> ModuleSnapshot | None:
         return self.coordinator.index.modules.get(self.ref)
@@ -441,6 +479,8 @@ class EnvironmentSensor(BusDeviceEntity, BacsSensor):
 
 
 def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]:
+    from .history_sensor import string_history_sensors  # it builds on this module's base
+
     index = coordinator.index
     out: list[BacsEntity] = []
     if "hub" not in known:
@@ -450,6 +490,8 @@ def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]
     for i in new_targets(known, list(index.strings)):
         out += [StringSensor(coordinator, d, i) for d in STRING_SENSORS]
         out.append(StringAlarmSensor(coordinator, STRING_ALARMS, i))
+        out += [StringTripSensor(coordinator, d, i) for d in STRING_TRIP_SENSORS]
+        out += string_history_sensors(coordinator, i)
     for ref in new_targets(known, index.modules):
         out += [ModuleSensor(coordinator, d, ref) for d in MODULE_SENSORS]
     for ref in new_targets(known, index.sensors):

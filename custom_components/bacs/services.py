@@ -25,6 +25,7 @@ from .const import (
     ATTR_CONFIG_ENTRY_ID,
     ATTR_DEVICE_ID,
     ATTR_REASON,
+    ATTR_STRING,
     DOMAIN,
     SERVICE_ACKNOWLEDGE,
     SERVICE_IDENTIFY,
@@ -37,9 +38,27 @@ from .errors import COMMAND_ERRORS, async_require_admin, async_run_command, tran
 
 ENTRY_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
 ACK_SCHEMA = ENTRY_SCHEMA.extend({vol.Optional(ATTR_ALARM_KEY): cv.string})
+
+
+def _string_number(value: Any) -> int:
+    """A string's number: 2, 2.0 (the number selector) or "2"; never 2.5 or true."""
+    if isinstance(value, bool):
+        raise vol.Invalid("a string number is expected")
+    number = vol.Coerce(float)(value)
+    if not number.is_integer():
+        raise vol.Invalid(f"a whole string number is expected, not {value!r}")
+    return int(number)
+
+
+# One string (relay n trips string n), or every string when left out.
+STRING_FIELD = {vol.Optional(ATTR_STRING): vol.All(_string_number, vol.Range(min=1, max=64))}
 TRIP_SCHEMA = ENTRY_SCHEMA.extend(
-    {vol.Optional(ATTR_REASON, default="manual trip"): vol.All(cv.string, vol.Length(1, 200))}
+    {
+        vol.Optional(ATTR_REASON, default="manual trip"): vol.All(cv.string, vol.Length(1, 200)),
+        **STRING_FIELD,
+    }
 )
+RESET_SCHEMA = ENTRY_SCHEMA.extend(STRING_FIELD)
 DEVICE_SCHEMA = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string})
 
 
@@ -95,17 +114,35 @@ def _device(
     )
 
 
-async def async_trip(manager: Manager, reason: str) -> None:
-    """Open the breakers now (the action and the Trip breaker button)."""
+def _check_string(manager: Manager, string: int | None) -> None:
+    snap = manager.snapshot
+    known = [t.string for t in snap.safety.strings] if snap else []
+    if string is not None and string not in known:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_string",
+            translation_placeholders={
+                "string": str(string),
+                "strings": ", ".join(map(str, known)) or "none",
+            },
+        )
+
+
+async def async_trip(manager: Manager, reason: str, string: int | None = None) -> None:
+    """Open one string's breakers, or every string's, now (the action; the Trip breaker
+    button trips every string)."""
     if not manager.safety.breakers:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_trip_relay")
-    await async_run_command(manager.trip(reason))
+    _check_string(manager, string)
+    await async_run_command(manager.trip(reason, string))
 
 
-async def async_reset(manager: Manager) -> None:
-    """Release the trip relays when the manager finds it safe (the action and the button)."""
+async def async_reset(manager: Manager, string: int | None = None) -> None:
+    """Release one string's trip relays, or every string's, when the manager finds it safe
+    (the action; the Reset breaker button resets every string)."""
+    _check_string(manager, string)
     try:
-        await manager.reset_trip()
+        await manager.reset_trip(string)
     except SafetyRefusedError as err:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
@@ -138,13 +175,13 @@ async def _acknowledge(call: ServiceCall) -> dict[str, Any] | None:
 async def _trip(call: ServiceCall) -> None:
     await async_require_admin(call.hass, call.context)
     entry = _entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
-    await async_trip(entry.runtime_data.manager, call.data[ATTR_REASON])
+    await async_trip(entry.runtime_data.manager, call.data[ATTR_REASON], call.data.get(ATTR_STRING))
 
 
 async def _reset(call: ServiceCall) -> None:
     await async_require_admin(call.hass, call.context)
     entry = _entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
-    await async_reset(entry.runtime_data.manager)
+    await async_reset(entry.runtime_data.manager, call.data.get(ATTR_STRING))
 
 
 async def _measure(call: ServiceCall) -> None:
@@ -162,7 +199,7 @@ type Handler = Callable[[ServiceCall], Coroutine[Any, Any, dict[str, Any] | None
 SERVICES: dict[str, tuple[Handler, vol.Schema]] = {
     SERVICE_ACKNOWLEDGE: (_acknowledge, ACK_SCHEMA),
     SERVICE_TRIP: (_trip, TRIP_SCHEMA),
-    SERVICE_RESET: (_reset, ENTRY_SCHEMA),
+    SERVICE_RESET: (_reset, RESET_SCHEMA),
     SERVICE_MEASURE: (_measure, DEVICE_SCHEMA),
     SERVICE_IDENTIFY: (_identify, DEVICE_SCHEMA),
 }

@@ -91,7 +91,10 @@ async def test_runaway_trips_stays_latched_over_a_restart_and_resets_when_cool(r
     assert snap.safety.trip_state is TripState.TRIPPED
     snap = await site.cycles(2)
     assert not room.string(1).physics.breaker_closed
-    assert snap.safety.breaker is BreakerState.OPEN
+    assert room.string(2).physics.breaker_closed  # relay n trips string n only
+    tripped = snap.safety.string(1)
+    assert tripped is not None and tripped.breaker is BreakerState.OPEN
+    assert snap.safety.breaker is BreakerState.CLOSED  # string 2's still connects a battery
     assert snap.status is ManagerStatus.TRIPPED
     types = [e.type for e in site.events]
     assert types.index(EventType.RUNAWAY_DETECTED) < types.index(EventType.TRIPPED)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bacs_core.events import Event, EventType
+from bacs_core.manager.breakers import Feedback, breaker_state
 from bacs_core.manager.safety import (
     Breaker,
     LostBusPolicy,
@@ -23,6 +24,7 @@ from bacs_core.manager.safety import (
     Safety,
     SafetyDecision,
     SafetyRefusedError,
+    TripRecord,
     TripSettings,
 )
 from bacs_core.snapshot import BreakerState, DeviceRef, TripState
@@ -150,7 +152,9 @@ def test_each_breaker_is_read_on_its_own_relay_and_input() -> None:
     two = (Breaker(R1, 2, 3), Breaker(R2, 1, 1))
 
     def read(relays: dict[DeviceRef, RelayState]) -> BreakerState:
-        return make(breakers=two).breaker_state(relays)  # a first reading is believed
+        return (
+            make(breakers=two).update(T0, 0.0, False, None, False, relays, False).snapshot.breaker
+        )
 
     # Input 3 of R1 and input 1 of R2 say closed; every other input says the opposite.
     both = {R1: relay((False, False, True, False)), R2: relay((True, False, False))}
@@ -167,15 +171,19 @@ def test_each_breaker_is_read_on_its_own_relay_and_input() -> None:
 
 def test_an_unreadable_breaker_is_unknown() -> None:
     two = (Breaker(R1, 2, 3), Breaker(R2, 1, 1))
+
+    def read(breakers: tuple[Breaker, ...], relays: dict[DeviceRef, RelayState]) -> BreakerState:
+        return breaker_state(breakers, Feedback().read(breakers, relays))
+
     good = relay((False, False, False))
-    assert make(breakers=two).breaker_state({R1: good}) is BreakerState.UNKNOWN  # R2 missing
-    assert make(breakers=two).breaker_state({R1: good, R2: relay(None)}) is BreakerState.UNKNOWN
+    assert read(two, {R1: good}) is BreakerState.UNKNOWN  # R2 missing
+    assert read(two, {R1: good, R2: relay(None)}) is BreakerState.UNKNOWN
     short = {R1: relay((False, False)), R2: good}
-    assert make(breakers=two).breaker_state(short) is BreakerState.UNKNOWN
+    assert read(two, short) is BreakerState.UNKNOWN
     # Exactly as many inputs as the highest one used is enough.
     exact = {R1: relay((False, False, False)), R2: relay((False,))}
-    assert make(breakers=two).breaker_state(exact) is BreakerState.OPEN
-    assert make(breakers=()).breaker_state({R1: good}) is BreakerState.UNKNOWN
+    assert read(two, exact) is BreakerState.OPEN
+    assert read((), {R1: good}) is BreakerState.UNKNOWN
 
 
 # -- the trip --------------------------------------------------------------------------------
@@ -224,19 +232,19 @@ def test_the_pre_trip_countdown() -> None:
     assert run.safety.state is TripState.COUNTDOWN
     assert d.outputs == {R1: {2: False}}
     assert [e.type for e in d.events] == [EventType.RUNAWAY_DETECTED, EventType.TRIP_COUNTDOWN]
-    assert d.events[1].data == {"seconds": 30.0}
+    assert d.events[1].data == {"seconds": 30.0, "strings": "1"}
     assert "30 s" in d.events[1].message
     assert "block 3" in d.events[1].message
     assert d.snapshot.countdown_s == 30.0
     assert d.snapshot.tripped_at is None
     d = run.cycle(runaway=True, dt=10.0)  # t = 20
     assert [e.type for e in d.events] == [EventType.TRIP_COUNTDOWN]
-    assert d.events[0].data == {"seconds": 20.0}
+    assert d.events[0].data == {"seconds": 20.0, "strings": "1"}
     assert "20 s" in d.events[0].message
     assert d.snapshot.countdown_s == 20.0
     d = run.cycle(runaway=False, dt=19.5)  # t = 39.5: the countdown runs on regardless
     assert run.safety.state is TripState.COUNTDOWN
-    assert d.events[0].data == {"seconds": 0.5}
+    assert d.events[0].data == {"seconds": 0.5, "strings": "1"}
     d = run.cycle(runaway=False, dt=0.5)  # t = 40: exactly at the end
     assert run.safety.state is TripState.TRIPPED
     assert d.outputs == {R1: {2: True}}
@@ -473,25 +481,25 @@ def test_lost_bus_trip_does_not_override_a_countdown_or_an_earlier_trip() -> Non
 
 def test_a_trip_is_stored_with_its_reason_and_time() -> None:
     run = Run(make())
-    assert run.safety.state_dict()["state"] == "armed"
-    assert run.safety.state_dict()["reason"] is None
-    assert run.safety.state_dict()["tripped_at"] is None
+    assert run.safety.record().strings[1] == TripRecord(TripState.ARMED)
+    assert run.safety.record().others == TripRecord(TripState.ARMED)
     run.cycle(runaway=True)
-    saved = json.loads(json.dumps(run.safety.state_dict()))
-    assert saved["state"] == "tripped"
-    assert saved["reason"] == "string 1: block 3 16.0 K above ambient"
-    assert saved["tripped_at"] == (T0 + timedelta(seconds=10)).isoformat()
+    saved = run.safety.record().strings[1]
+    assert saved.state is TripState.TRIPPED
+    assert saved.reason == "string 1: block 3 16.0 K above ambient"
+    assert saved.tripped_at == T0 + timedelta(seconds=10)
+    assert json.loads(json.dumps(run.safety.state_dict()))["state"] == "tripped"
 
 
 def test_a_failed_trip_and_a_countdown_are_stored_as_such() -> None:
     run = Run(make(verify=1))
     run.cycle(runaway=True)
     run.cycle(runaway=True)
-    assert run.safety.state_dict()["state"] == "failed"
+    assert run.safety.record().strings[1].state is TripState.FAILED
     run = Run(make(delay=600.0))
     run.cycle(runaway=True)
-    assert run.safety.state_dict()["state"] == "countdown"
-    assert run.safety.state_dict()["reason"] == "string 1: block 3 16.0 K above ambient"
+    assert run.safety.record().strings[1].state is TripState.COUNTDOWN
+    assert run.safety.record().strings[1].reason == "string 1: block 3 16.0 K above ambient"
 
 
 def test_breakers_property_lists_the_configured_breakers() -> None:
@@ -558,12 +566,14 @@ def test_the_words_a_person_reads() -> None:
     d = run.cycle(runaway=True)
     (failed,) = d.events
     assert failed.message == (
-        "breaker did not report open: open it by hand, check the trip coil and its wiring"
+        "string 1: breaker did not report open (bus1/67 relay 2): open it by hand, check the "
+        "trip coil and its wiring"
     )
+    assert failed.string == 1
     run.cycle(runaway=True, relays=opened())
     run.cycle(runaway=True, relays=opened())
     after_all = [e for e in run.events if e.type is EventType.TRIPPED][-1]
-    assert after_all.message == "breaker reported open after all"
+    assert after_all.message == "string 1: breaker reported open after all"
 
 
 def test_a_countdown_of_under_a_second_is_a_countdown() -> None:
@@ -579,7 +589,7 @@ def test_countdown_seconds_are_reported_to_a_tenth() -> None:
     run = Run(make(delay=30.0))
     run.cycle(runaway=True)
     d = run.cycle(runaway=True, dt=10.04)
-    assert d.events[0].data == {"seconds": 20.0}  # 19.96 s left, to a tenth
+    assert d.events[0].data == {"seconds": 20.0, "strings": "1"}  # 19.96 s left, to a tenth
     assert d.snapshot.countdown_s == pytest.approx(19.96)
     d = run.cycle(runaway=True, dt=19.46)
     assert d.snapshot.countdown_s == pytest.approx(0.5)

@@ -148,7 +148,8 @@ async def test_two_restarts_with_the_relay_silent_keep_the_latch(
         assert snap.safety.trip_state is TripState.TRIPPED
         await site.manager.stop()
     saved = json.loads((tmp_path / "state.json").read_text())
-    assert saved["safety"]["state"] == "tripped"
+    assert saved["safety"]["strings"]["1"]["state"] == "tripped"
+    assert saved["safety"]["strings"]["2"]["state"] == "tripped"
     silence_relay(room, False)
     site = await Site(room, storage).start()
     snap = await site.cycles(3)
@@ -218,7 +219,8 @@ async def test_runaway_while_the_relay_is_silent_trips_when_it_answers(room: Roo
     silence_relay(room, False)
     snap = await site.cycles(6)  # found by the next search (30 s), confirmed open (2 polls)
     assert energised(room)
-    assert snap.safety.breaker is BreakerState.OPEN
+    string1 = snap.safety.string(1)
+    assert string1 is not None and string1.breaker is BreakerState.OPEN
 
 
 async def test_runaway_without_any_trip_relay_is_still_announced(room: Room) -> None:
@@ -351,7 +353,7 @@ async def test_backup_copy_keeps_the_latch_when_the_main_file_is_damaged(
     await tripped_site(room, FileStorage(path))
     backup = tmp_path / "state.json.bak"
     assert backup.exists()
-    assert json.loads(backup.read_text())["safety"]["state"] == "tripped"
+    assert json.loads(backup.read_text())["safety"]["strings"]["1"]["state"] == "tripped"
     path.write_text(json.dumps({"version": 2, "safety": {"state": "tripped", "reason": 7}}))
     site = await Site(room, FileStorage(path)).start()
     snap = await site.cycles(2)
@@ -382,7 +384,7 @@ async def test_missing_state_directory_is_created(room: Room, tmp_path: Path) ->
     snap = await site.cycles(1)
     assert snap.safety.trip_state is TripState.ARMED
     await site.manager.stop()
-    assert json.loads(path.read_text())["version"] == 2
+    assert json.loads(path.read_text())["version"] == 3
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")

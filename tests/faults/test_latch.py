@@ -138,8 +138,10 @@ def seen_before(tmp: Path, room: Room) -> None:
     state.write_text(json.dumps(stored))
 
 
-def stored_state(tmp: Path) -> str:
-    return str(json.loads((tmp / "state" / "bacs.json").read_text())["safety"]["state"])
+def stored_state(tmp: Path, string: int = 1) -> str:
+    """A string's trip state in the state file (format 3: one per string)."""
+    safety = json.loads((tmp / "state" / "bacs.json").read_text())["safety"]
+    return str(safety["strings"][str(string)]["state"])
 
 
 async def until(check: Any) -> None:
@@ -170,6 +172,7 @@ async def test_sigkill_while_tripped_keeps_the_latch(site: Room_, tmp_path: Path
     await until(site.relay_energised)
     await run.kill()
     assert stored_state(tmp_path) == "tripped"
+    assert stored_state(tmp_path, 2) == "armed"  # relay n trips string n only
     site.cool_down()  # the cause is gone: only the stored latch can keep the breaker open
     for _ in range(2):  # restarts probe the known devices first: seconds, not a full scan
         site.forget_relay_outputs()
@@ -223,7 +226,7 @@ async def test_sigkill_during_the_countdown_trips_at_restart(tmp_path: Path) -> 
     code, out = await run_sim(config, 2)
     assert code == 0, out
     assert all(line.endswith("trip tripped") for line in status_lines(out)), out
-    assert stored_state(tmp_path) == "tripped"
+    assert stored_state(tmp_path) == stored_state(tmp_path, 2) == "tripped"  # every string
     assert "Traceback" not in out
 
 
@@ -240,7 +243,7 @@ async def test_damaged_state_file_is_unknown_in_the_cli(tmp_path: Path, damage: 
     assert code == 0, out
     assert all(line.endswith("trip unknown") for line in status_lines(out)), out
     assert "Traceback" not in out
-    assert stored_state(tmp_path) == "unknown"
+    assert stored_state(tmp_path) == stored_state(tmp_path, 2) == "unknown"
 
 
 async def test_state_path_that_is_a_directory_is_unknown_not_a_crash(tmp_path: Path) -> None:

@@ -79,6 +79,17 @@ async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
     return entry
 
 
+@pytest.fixture(autouse=True)
+def history_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's battery history (history.db, reports, exports) in its own directory, not in
+    PHCC's shared testing_config inside site-packages."""
+    root = tmp_path / "bacs-history"
+    monkeypatch.setattr(
+        "custom_components.bacs.history.history_dir", lambda _hass, entry_id: root / entry_id
+    )
+    return root
+
+
 @pytest.fixture
 async def loaded_entry(hass: HomeAssistant) -> AsyncGenerator[MockConfigEntry]:
     entry = await setup(hass, make_entry(entry_id="01JBACSTESTENTRY0000000000"))

@@ -68,9 +68,10 @@ async def automate(hass: HomeAssistant, blueprint: str, **inputs: Any) -> str:
     return entity_id
 
 
-def test_three_blueprints_with_their_metadata() -> None:
+def test_the_blueprints_with_their_metadata() -> None:
     assert BLUEPRINTS == [
         "battery_alarm_notification.yaml",
+        "discharge_report.yaml",
         "thermal_runaway_response.yaml",
         "weekly_battery_health_summary.yaml",
     ]

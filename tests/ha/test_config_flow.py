@@ -18,6 +18,7 @@ from serial.tools.list_ports_common import ListPortInfo
 
 from bacs_core.sim.loopback import LoopbackTransport
 from bacs_core.sim.room import Room, RoomConfig
+from bacs_core.snapshot import TripScope
 from custom_components.bacs import bus as bus_helpers
 from custom_components.bacs.const import DOMAIN
 
@@ -413,6 +414,7 @@ def _options_form(**changes: Any) -> dict[str, Any]:
             "channel": 1,
             "input": 1,
             "pre_trip_delay": 0,
+            "scope": "string",
             "lost_bus_policy": "hold",
         },
     }
@@ -462,6 +464,21 @@ async def test_options_flow(hass: HomeAssistant) -> None:
     }
     assert values["relay"] == "bus1/11"
     assert values["channel"] == 2
+    assert values["scope"] == "string"
+    # What a runaway trips: its own string (the default) or every string, applied live.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], _options_form(trip={"relay": "auto", "scope": "all"})
+    )
+    await hass.async_block_till_done()
+    assert entry.options["trip"]["scope"] == "all"
+    assert manager.config.trip.scope is TripScope.ALL
+    assert (await manager.poll_once()).safety.scope is TripScope.ALL
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    values = {
+        str(k): k.description["suggested_value"]
+        for k in result["data_schema"].schema["trip"].schema.schema
+    }
+    assert values["scope"] == "all"
     # A new poll interval reloads (the manager's loop reads it once).
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], _options_form(poll_interval=30)
@@ -490,6 +507,7 @@ async def test_options_keep_a_relay_not_on_the_bus(hass: HomeAssistant) -> None:
     assert entry.options["trip"] == {
         "auto": False,
         "pre_trip_delay": 0.0,
+        "scope": "string",
         "lost_bus_policy": "hold",
     }
     await hass.async_block_till_done()

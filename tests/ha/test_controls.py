@@ -138,7 +138,9 @@ async def test_turn_on_everything_assist_sees_moves_no_relay(
     ("service", "data"),
     [
         ("trip_breaker", {"reason": "test"}),
+        ("trip_breaker", {"reason": "test", "string": 2}),
         ("reset_breaker", {}),
+        ("reset_breaker", {"string": 1}),
         ("acknowledge_alarms", {}),
     ],
 )

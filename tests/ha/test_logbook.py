@@ -67,7 +67,7 @@ async def test_logbook_describes_events_and_leaves_balancing_out(
     described = [e for e in entries if e.get("domain") == DOMAIN]
     messages = [f"{e['name']} {e['message']}" for e in described]
     assert "String 1 block 3 raised an alarm: does not answer" in messages, messages
-    trip = "BACS test TRIPPED the battery breaker: breaker trip: manual: smoke"
+    trip = "BACS test TRIPPED the battery breaker: breaker trip, every string: manual: smoke"
     assert trip in messages, messages
     # Balancing: the string's sensor, once per change; nothing per block.
     balancing = [e["entity_id"] for e in entries if "balanc" in (e.get("entity_id") or "")]

@@ -36,6 +36,8 @@ async def test_actions_exist_without_an_entry(hass: HomeAssistant) -> None:
         "reset_breaker",
         "measure_resistance",
         "identify",
+        "generate_report",
+        "export_history",
     }
     with pytest.raises(ServiceValidationError) as err:
         await _call(hass, "trip_breaker", {"config_entry_id": "nope"})
