@@ -19,6 +19,8 @@ from bacs_core.manager.conditions import (
     UNKNOWN_KEY,
     UNWATCHED_KEY,
     breaker_gaps,
+    failed_key,
+    is_failed_key,
     safety_conditions,
     stale_conditions,
     stale_devices,
@@ -36,6 +38,7 @@ from bacs_core.snapshot import (
     DeviceRef,
     SafetySnapshot,
     Severity,
+    StringTrip,
     TripState,
     UnwatchedBlock,
     Value,
@@ -46,7 +49,25 @@ RELAY, RELAY2 = DeviceRef("a", 100), DeviceRef("b", 101)
 SENSOR, ENV = DeviceRef("b", 50), DeviceRef("b", 60)
 
 
-def snap(state: TripState, *, path: bool = True, note: str | None = None) -> SafetySnapshot:
+def trip(
+    string: int,
+    state: TripState = TripState.ARMED,
+    *,
+    path: bool = True,
+    breaker: BreakerState = BreakerState.CLOSED,
+    note: str | None = None,
+) -> StringTrip:
+    return StringTrip(string, state, breaker, breaker_path_available=path, note=note)
+
+
+def snap(
+    state: TripState,
+    *,
+    path: bool = True,
+    note: str | None = None,
+    strings: tuple[StringTrip, ...] | None = None,
+) -> SafetySnapshot:
+    """The whole trip; by default two strings in ``state`` with the same path."""
     return SafetySnapshot(
         trip_state=state,
         breaker=BreakerState.CLOSED,
@@ -57,6 +78,9 @@ def snap(state: TripState, *, path: bool = True, note: str | None = None) -> Saf
         tripped_at=None,
         breaker_path_available=path,
         state_note=note,
+        strings=(trip(1, state, path=path), trip(2, state, path=path))
+        if strings is None
+        else strings,
     )
 
 
@@ -103,7 +127,14 @@ def module(quality: Quality = Quality.OK, temperature: Value | None = None) -> M
 
 def test_every_key_is_passed_every_cycle_and_all_clear_when_armed() -> None:
     out = by_key(safety_conditions(snap(TripState.ARMED), True, [], None, None))
-    assert set(out) == {UNKNOWN_KEY, RECOVERED_KEY, NOT_SAVED_KEY, PATH_KEY, FAILED_KEY}
+    assert set(out) == {
+        UNKNOWN_KEY,
+        RECOVERED_KEY,
+        NOT_SAVED_KEY,
+        PATH_KEY,
+        failed_key(1),
+        failed_key(2),
+    }
     assert all(c.severity is None for c in out.values())
     assert all(c.source == "safety" for c in out.values())
 
@@ -115,6 +146,7 @@ def test_unknown_state_is_critical_and_carries_its_note() -> None:
     c = out[UNKNOWN_KEY]
     assert (c.code, c.severity) == ("trip_state_unknown", Severity.CRITICAL)
     assert "relay 1 energised" in c.message
+    assert "(string" not in c.message  # every string is concerned: none named
     others = [k for k, v in out.items() if v.severity is not None]
     assert others == [UNKNOWN_KEY]
 
@@ -122,7 +154,31 @@ def test_unknown_state_is_critical_and_carries_its_note() -> None:
 def test_unknown_state_without_a_note_says_the_file_was_unreadable() -> None:
     c = by_key(safety_conditions(snap(TripState.UNKNOWN), True, [], None, None))[UNKNOWN_KEY]
     assert c.severity is Severity.CRITICAL
-    assert "state file unreadable" in c.message
+    assert ": state file unreadable." in c.message
+
+
+def test_one_unknown_string_is_named_with_its_own_note() -> None:
+    strings = (trip(1), trip(2, TripState.UNKNOWN, note="relay 2 energised"), trip(3))
+    s = snap(TripState.UNKNOWN, note="room note", strings=strings)
+    c = by_key(safety_conditions(s, True, [], None, None))[UNKNOWN_KEY]
+    assert c.severity is Severity.CRITICAL
+    assert "(string 2)" in c.message and "relay 2 energised" in c.message
+    assert "room note" not in c.message
+    two = (trip(1, TripState.UNKNOWN), trip(2), trip(3, TripState.UNKNOWN))
+    c = by_key(
+        safety_conditions(
+            snap(TripState.UNKNOWN, note="room note", strings=two), True, [], None, None
+        )
+    )[UNKNOWN_KEY]
+    assert "(strings 1, 3)" in c.message and "room note" in c.message
+
+
+def test_an_unknown_string_alone_raises_the_unknown_alarm() -> None:
+    strings = (trip(1), trip(2, TripState.UNKNOWN))
+    c = by_key(safety_conditions(snap(TripState.ARMED, strings=strings), True, [], None, None))[
+        UNKNOWN_KEY
+    ]
+    assert c.severity is Severity.CRITICAL
 
 
 def test_recovered_state_is_a_warning_naming_the_copy() -> None:
@@ -141,11 +197,24 @@ def test_state_not_saved_is_an_alarm_with_its_cause() -> None:
     assert out[RECOVERED_KEY].severity is None
 
 
-def test_trip_failed_is_critical_only_in_failed() -> None:
+def test_trip_failed_is_critical_per_string_only_in_failed_and_latches() -> None:
     for state in TripState:
-        c = by_key(safety_conditions(snap(state), True, [], None, None))[FAILED_KEY]
-        assert c.code == "trip_failed"
-        assert c.severity is (Severity.CRITICAL if state is TripState.FAILED else None), state
+        strings = (trip(1), trip(2, state))
+        out = by_key(safety_conditions(snap(state, strings=strings), True, [], None, None))
+        one, two = out[failed_key(1)], out[failed_key(2)]
+        assert (one.code, one.severity, one.string, one.latch) == ("trip_failed", None, 1, True)
+        assert (two.code, two.string, two.latch) == ("trip_failed", 2, True)
+        assert two.severity is (Severity.CRITICAL if state is TripState.FAILED else None), state
+        assert two.message.startswith("string 2: ")
+    assert [failed_key(n) for n in (1, 12)] == [f"{FAILED_KEY}:1", f"{FAILED_KEY}:12"]
+
+
+def test_failed_keys_are_told_apart_by_string() -> None:
+    assert is_failed_key(failed_key(3), 3) and is_failed_key(failed_key(3), None)
+    assert not is_failed_key(failed_key(3), 4)
+    assert not is_failed_key(FAILED_KEY, None)
+    assert not is_failed_key(f"{FAILED_KEY}:x", None)
+    assert not is_failed_key(f"{PATH_KEY}:3", 3)
 
 
 @pytest.mark.parametrize(
@@ -164,22 +233,56 @@ def test_unavailable_breaker_path_severity_depends_on_the_latch(
 ) -> None:
     c = by_key(safety_conditions(snap(state, path=False), True, [str(RELAY)], None, None))[PATH_KEY]
     assert (c.code, c.severity) == ("trip_path_unavailable", severity)
-    assert str(RELAY) in c.message
+    assert f"trip relay module {RELAY} does not answer" in c.message
     # A latched trip that cannot reach the breaker tells the person to open it by hand.
     assert ("by hand" in c.message) is (severity is Severity.CRITICAL)
 
 
+def test_a_latched_string_without_its_path_is_critical_and_named() -> None:
+    strings = (trip(1, path=False), trip(2, TripState.TRIPPED, path=False), trip(3))
+    c = by_key(
+        safety_conditions(
+            snap(TripState.ARMED, path=False, strings=strings), True, ["r/1"], None, None
+        )
+    )[PATH_KEY]
+    assert c.severity is Severity.CRITICAL
+    assert "latched (string 2) but" in c.message  # the latched one, not every blocked one
+    armed = (trip(1, path=False), trip(2), trip(3, path=False))
+    c = by_key(
+        safety_conditions(
+            snap(TripState.ARMED, path=False, strings=armed), True, ["r/1"], None, None
+        )
+    )[PATH_KEY]
+    assert c.severity is Severity.ALARM
+    assert "unavailable (strings 1, 3):" in c.message
+
+
+def test_a_string_without_a_breaker_is_named_when_no_relay_is_missing() -> None:
+    strings = (trip(1), trip(2, path=False, breaker=BreakerState.UNKNOWN))
+    s = snap(TripState.ARMED, path=False, strings=strings)
+    c = by_key(safety_conditions(s, True, [], None, None))[PATH_KEY]
+    assert c.severity is Severity.ALARM
+    assert "no trip breaker for string 2" in c.message
+    # A breaker whose state is known has one: it is its relay module that does not answer.
+    known = (trip(1), trip(2, path=False))
+    s = snap(TripState.ARMED, path=False, strings=known)
+    c = by_key(safety_conditions(s, True, [], None, None))[PATH_KEY]
+    assert "the trip relay module does not answer" in c.message
+    # A missing relay module is named rather than the string.
+    c = by_key(
+        safety_conditions(
+            snap(TripState.ARMED, path=False, strings=strings), True, ["r/9"], None, None
+        )
+    )[PATH_KEY]
+    assert "trip relay module r/9 does not answer" in c.message
+    assert "no trip breaker" not in c.message
+
+
 def test_breaker_path_alarm_needs_a_wanted_trip_and_a_missing_path() -> None:
     no_trip = by_key(safety_conditions(snap(TripState.ARMED, path=False), False, [], None, None))
-    assert no_trip[PATH_KEY].severity is None
+    assert no_trip[PATH_KEY].severity is None and no_trip[PATH_KEY].message == ""
     available = by_key(safety_conditions(snap(TripState.TRIPPED), True, ["x"], None, None))
     assert available[PATH_KEY].severity is None
-
-
-def test_breaker_path_alarm_without_names_says_not_found_yet() -> None:
-    c = by_key(safety_conditions(snap(TripState.ARMED, path=False), True, [], None, None))[PATH_KEY]
-    assert c.severity is Severity.ALARM
-    assert "not found yet" in c.message
 
 
 def test_long_lists_are_cut_with_a_count_of_the_rest() -> None:
@@ -187,13 +290,17 @@ def test_long_lists_are_cut_with_a_count_of_the_rest() -> None:
     c = by_key(safety_conditions(snap(TripState.ARMED, path=False), True, names, None, None))[
         PATH_KEY
     ]
-    assert all(n in c.message for n in names[:LISTED])
-    assert names[LISTED] not in c.message
-    assert "and 3 more" in c.message
+    assert f"trip relay module {', '.join(names[:LISTED])} and 3 more does not answer" in (
+        c.message
+    )
     exact = by_key(
         safety_conditions(snap(TripState.ARMED, path=False), True, names[:LISTED], None, None)
     )[PATH_KEY]
     assert "more" not in exact.message
+    one_more = by_key(
+        safety_conditions(snap(TripState.ARMED, path=False), True, names[: LISTED + 1], None, None)
+    )[PATH_KEY]
+    assert "and 1 more" in one_more.message
 
 
 # --- breaker_gaps ------------------------------------------------------------------------------

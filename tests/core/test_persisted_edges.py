@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bacs_core.manager import FileStorage, MemoryStorage
+from bacs_core.manager.latch import SafetyRecord
 from bacs_core.manager.persisted import (
     FORMAT_VERSION,
     PersistedState,
@@ -53,7 +54,13 @@ def good() -> dict[str, Any]:
     trend = ResistanceTrend()
     trend.restore({"baseline": 4.2, "first": [4.1, 4.3], "history": [[1.0, 4.2], [2.0, 4.4]]})
     state = PersistedState(
-        TripRecord(TripState.TRIPPED, "runaway on string 1", TRIPPED_AT, "by the detector"),
+        SafetyRecord(
+            {
+                1: TripRecord(TripState.TRIPPED, "runaway on string 1", TRIPPED_AT, "by relay"),
+                2: TripRecord(TripState.ARMED),
+            },
+            TripRecord(TripState.UNKNOWN, note="not seen yet"),
+        ),
         {"temp:bus1/3": alarm_record()},
         {"1": {"baseline": 0.35}},
         {DeviceRef("bus1", 3): trend},
@@ -65,10 +72,14 @@ def good() -> dict[str, Any]:
 
 def test_a_full_state_comes_back_as_it_was_stored() -> None:
     data = good()
-    assert data["version"] == FORMAT_VERSION == 2
+    assert data["version"] == FORMAT_VERSION == 3
     back = PersistedState.from_dict(data)
-    assert back.safety == TripRecord(
-        TripState.TRIPPED, "runaway on string 1", TRIPPED_AT, "by the detector"
+    assert back.safety == SafetyRecord(
+        {
+            1: TripRecord(TripState.TRIPPED, "runaway on string 1", TRIPPED_AT, "by relay"),
+            2: TripRecord(TripState.ARMED),
+        },
+        TripRecord(TripState.UNKNOWN, note="not seen yet"),
     )
     assert back.alarms == {"temp:bus1/3": alarm_record()}
     assert back.runaway == {"1": {"baseline": 0.35}}
@@ -85,15 +96,25 @@ def test_a_full_state_comes_back_as_it_was_stored() -> None:
 
 
 def test_the_smallest_state_is_the_trip_state_alone() -> None:
-    back = PersistedState.from_dict({"version": 2, "safety": {"state": "armed"}})
-    assert back.safety == TripRecord(TripState.ARMED)
+    back = PersistedState.from_dict({"version": 3, "safety": {"others": {"state": "armed"}}})
+    assert back.safety == SafetyRecord({}, TripRecord(TripState.ARMED))
     assert (back.alarms, back.runaway, back.trends, back.relays, back.units) == ({}, {}, {}, (), ())
 
 
 def test_a_new_state_is_armed_and_stores_nulls() -> None:
     d = PersistedState().as_dict()
-    assert d["safety"] == {"state": "armed", "reason": None, "tripped_at": None, "note": None}
+    armed = {"state": "armed", "reason": None, "tripped_at": None, "note": None}
+    assert d["safety"] == {"strings": {}, "others": armed}
     assert d["topology"] == {"relays": [], "units": []}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_old_single_trip_latches_every_string(version: int) -> None:
+    old = {"state": "tripped", "reason": "runaway", "tripped_at": TRIPPED_AT.isoformat()}
+    back = PersistedState.from_dict({"version": version, "safety": old})
+    assert back.safety == SafetyRecord({}, TripRecord(TripState.TRIPPED, "runaway", TRIPPED_AT))
+    with pytest.raises(StateFormatError, match=r"^safety\.state:"):
+        PersistedState.from_dict({"version": version, "safety": {"state": "open"}})
 
 
 def test_format_1_had_no_version_and_no_topology() -> None:
@@ -101,10 +122,13 @@ def test_format_1_had_no_version_and_no_topology() -> None:
     back = PersistedState.from_dict(
         {"safety": {"state": "tripped"}, "topology": {"relays": "junk"}}
     )
-    assert back.safety.state is TripState.TRIPPED
+    assert back.safety.others.state is TripState.TRIPPED
     assert back.relays == ()
-    v1 = PersistedState.from_dict({"version": 1, "safety": {"state": "failed"}})
-    assert v1.safety.state is TripState.FAILED
+    v2 = PersistedState.from_dict(
+        {"version": 2, "safety": {"state": "failed"}, "topology": {"relays": ["b/4"]}}
+    )
+    assert v2.safety.others.state is TripState.FAILED
+    assert v2.relays == (DeviceRef("b", 4),)
 
 
 def test_the_recovery_note_is_read_back_and_must_be_text() -> None:
@@ -131,21 +155,31 @@ def _set(path: str, value: Any) -> dict[str, Any]:
 
 # (path to change, new value or ... to delete, the field the error must name)
 WRONG = [
-    ("version", 3, "version"),
+    ("version", 4, "version"),
     ("version", "2", "version"),
     ("version", True, "version"),
     ("version", 0, "version"),
     ("safety", ..., "safety"),
     ("safety", None, "safety"),
     ("safety", ["tripped"], "safety"),
-    ("safety|state", ..., "safety.state"),
-    ("safety|state", None, "safety.state"),
-    ("safety|state", "open", "safety.state"),
-    ("safety|state", 1, "safety.state"),
-    ("safety|reason", 5, "safety.reason"),
-    ("safety|note", ["x"], "safety.note"),
-    ("safety|tripped_at", "yesterday", "safety.tripped_at"),
-    ("safety|tripped_at", 1700000000, "safety.tripped_at"),
+    ("safety|others", ..., "safety.others"),
+    ("safety|others", "armed", "safety.others"),
+    ("safety|others|state", ..., "safety.others.state"),
+    ("safety|others|state", "open", "safety.others.state"),
+    ("safety|others|note", 3, "safety.others.note"),
+    ("safety|strings", [], "safety.strings"),
+    ("safety|strings|0", {"state": "armed"}, "safety.strings.0"),
+    ("safety|strings|x", {"state": "armed"}, "safety.strings.x"),
+    ("safety|strings|-1", {"state": "armed"}, "safety.strings.-1"),
+    ("safety|strings|2", "armed", "safety.strings.2"),
+    ("safety|strings|1|state", ..., "safety.strings.1.state"),
+    ("safety|strings|1|state", None, "safety.strings.1.state"),
+    ("safety|strings|1|state", "open", "safety.strings.1.state"),
+    ("safety|strings|1|state", 1, "safety.strings.1.state"),
+    ("safety|strings|1|reason", 5, "safety.strings.1.reason"),
+    ("safety|strings|1|note", ["x"], "safety.strings.1.note"),
+    ("safety|strings|1|tripped_at", "yesterday", "safety.strings.1.tripped_at"),
+    ("safety|strings|1|tripped_at", 1700000000, "safety.strings.1.tripped_at"),
     ("alarms", [], "alarms"),
     ("alarms|temp:bus1/3", "on", "alarms.temp:bus1/3"),
     ("runaway", "x", "runaway"),
@@ -333,22 +367,24 @@ def test_nothing_stored_is_none() -> None:
 
 def test_a_good_store_is_read() -> None:
     got = load(MemoryStorage(good()))
-    assert isinstance(got, PersistedState) and got.safety.state is TripState.TRIPPED
+    assert isinstance(got, PersistedState) and got.safety.strings[1].state is TripState.TRIPPED
 
 
 def test_a_wrong_field_without_a_previous_copy_is_a_problem_naming_it() -> None:
-    got = load(MemoryStorage(_set("safety|state", "open")))
+    got = load(MemoryStorage(_set("safety|strings|1|state", "open")))
     assert isinstance(got, str)
-    assert got.startswith("wrong field safety.state:")
+    assert got.startswith("wrong field safety.strings.1.state:")
     assert got.endswith("no previous copy")
 
 
 def test_a_wrong_field_falls_back_to_the_previous_copy() -> None:
-    store = Backed(_set("safety|state", "open"), good())
+    store = Backed(_set("safety|strings|1|state", "open"), good())
     got = load(store)
     assert isinstance(got, PersistedState)
-    assert got.safety.state is TripState.TRIPPED
-    assert len(store.fell_back) == 1 and store.fell_back[0].startswith("wrong field safety.state")
+    assert got.safety.strings[1].state is TripState.TRIPPED
+    assert len(store.fell_back) == 1 and store.fell_back[0].startswith(
+        "wrong field safety.strings.1.state"
+    )
     assert got.recovered is not None and "previous used" in got.recovered
 
 
@@ -359,23 +395,25 @@ def test_a_wrong_field_with_no_previous_copy_kept() -> None:
 
 
 def test_a_wrong_previous_copy_too_names_both() -> None:
-    got = load(Backed(_set("safety|state", "open"), _set("version", 9)))
+    got = load(Backed(_set("safety|strings|1|state", "open"), _set("version", 9)))
     assert isinstance(got, str)
-    assert got.startswith("wrong field safety.state:")
+    assert got.startswith("wrong field safety.strings.1.state:")
     assert "the previous copy too: wrong field version:" in got
 
 
 def test_an_unreadable_previous_copy_is_the_storage_s_word() -> None:
-    got = load(Backed(_set("safety|state", "open"), None, unreadable=True))
+    got = load(Backed(_set("safety|strings|1|state", "open"), None, unreadable=True))
     assert isinstance(got, str) and got.endswith("the backup copy is damaged too")
 
 
 def test_a_copy_already_read_from_the_backup_does_not_fall_back_again() -> None:
-    data = _set("safety|state", "open") | {BACKUP_NOTE_KEY: "main file damaged; backup used"}
+    data = _set("safety|strings|1|state", "open") | {
+        BACKUP_NOTE_KEY: "main file damaged; backup used"
+    }
     store = Backed(data, good())
     got = load(store)
     assert isinstance(got, str)
-    assert got.startswith("wrong field safety.state:")
+    assert got.startswith("wrong field safety.strings.1.state:")
     assert got.endswith("main file damaged; backup used")
     assert store.fell_back == []
 
@@ -409,11 +447,11 @@ def test_a_file_with_a_wrong_field_falls_back_to_its_bak_copy(tmp_path: Path) ->
     storage = FileStorage(path)
     asyncio.run(storage.save(good()))
     asyncio.run(storage.save(good()))  # the first copy is now the .bak
-    path.write_text(json.dumps(_set("safety|state", "open")), encoding="utf-8")
+    path.write_text(json.dumps(_set("safety|strings|1|state", "open")), encoding="utf-8")
     got = load(FileStorage(path))
     assert isinstance(got, PersistedState)
-    assert got.safety.state is TripState.TRIPPED
-    assert got.recovered is not None and "wrong field safety.state" in got.recovered
+    assert got.safety.strings[1].state is TripState.TRIPPED
+    assert got.recovered is not None and "wrong field safety.strings.1.state" in got.recovered
 
 
 def test_a_null_alarm_field_does_not_end_the_checks_of_the_fields_after_it() -> None:
@@ -426,8 +464,8 @@ def test_a_null_alarm_field_does_not_end_the_checks_of_the_fields_after_it() -> 
 @pytest.mark.parametrize(
     ("path", "value", "found"),
     [
-        ("safety|reason", 5, "found int 5"),
-        ("safety|state", None, "found null"),
+        ("safety|strings|1|reason", 5, "found int 5"),
+        ("safety|strings|1|state", None, "found null"),
         ("runaway|1|baseline", "0.3", "found str '0.3'"),
         ("trends|bus1/3|first", "4", "found str '4'"),
         ("alarms", [], "found list []"),
@@ -441,13 +479,13 @@ def test_the_error_says_what_was_found(path: str, value: Any, found: str) -> Non
 
 def test_a_found_value_is_shown_cut_to_sixty_characters() -> None:
     with pytest.raises(StateFormatError) as err:
-        PersistedState.from_dict(_set("safety|reason", ["x" * 100]))
+        PersistedState.from_dict(_set("safety|strings|1|reason", ["x" * 100]))
     shown = str(err.value).split("found ", 1)[1]
     assert shown == f"list {['x' * 100]!r}"[:60]
 
 
 def test_an_unknown_trip_state_lists_the_known_ones() -> None:
     with pytest.raises(StateFormatError) as err:
-        PersistedState.from_dict(_set("safety|state", "open"))
+        PersistedState.from_dict(_set("safety|strings|1|state", "open"))
     assert all(t.value in str(err.value) for t in TripState)
     assert ", ".join(t.value for t in TripState) in str(err.value)
