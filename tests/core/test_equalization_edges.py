@@ -257,7 +257,8 @@ def test_a_block_too_high_stops_shunting_when_hot_silent_or_unread(
     settle(ctrl, string([block(v) for v in SPREAD], string_current=2.0))
     judged(ctrl, 0, too_high=True)
     blocks = [block(v) for v in SPREAD]
-    blocks[0] = block(trouble.pop("voltage", SPREAD[0]), **trouble)  # type: ignore[arg-type]
+    rest = {k: v for k, v in trouble.items() if k != "voltage"}
+    blocks[0] = block(trouble.get("voltage", SPREAD[0]), **rest)  # type: ignore[arg-type]
     commands = ctrl.update(600.0, string(blocks, string_current=2.0))
     assert commands.shunt[0] == 0.0
     assert commands.state[0] is BalancingState.OUT_OF_RANGE
