@@ -75,7 +75,7 @@ class PersistedState:
             if "others" not in safety:
                 raise StateFormatError("safety.others: missing")
             strings = {}
-            for key, value in _mapping(safety, "strings").items():
+            for key, value in _as_mapping(safety.get("strings", {}), "safety.strings").items():
                 where = f"safety.strings.{key}"
                 if not key.isdigit() or int(key) < 1:
                     raise StateFormatError(f"{where}: the key must be a string number from 1")

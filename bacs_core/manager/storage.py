@@ -67,33 +67,32 @@ class FileStorage:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.backup = self.path.with_name(f"{self.path.name}.bak")
-        self._good: str | None = None  # the text last read or written intact
 
     # -- reading -----------------------------------------------------------------------------
     @staticmethod
-    def _read(path: Path) -> tuple[dict[str, Any] | None, str, str | None]:
-        """(data, text, problem): data None with a problem when the file is damaged."""
+    def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+        """(data, problem): data None with a problem when the file is damaged."""
         try:
             raw = path.read_bytes()
         except IsADirectoryError:
-            return None, "", f"{path} is a directory, not a state file"
+            return None, f"{path} is a directory, not a state file"
         except PermissionError as err:
-            return None, "", f"{path} cannot be read: {err.strerror}"
+            return None, f"{path} cannot be read: {err.strerror}"
         except OSError as err:
             if isinstance(err, FileNotFoundError):
                 raise
-            return None, "", f"{path} cannot be read: {err.strerror or err}"
+            return None, f"{path} cannot be read: {err.strerror or err}"
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            return None, "", f"{path} is not UTF-8 text (byte {err.start})"
+            return None, f"{path} is not UTF-8 text (byte {err.start})"
         try:
             data = json.loads(text)
         except ValueError as err:
-            return None, text, f"{path} is not valid JSON ({err})"
+            return None, f"{path} is not valid JSON ({err})"
         if not isinstance(data, dict):
-            return None, text, f"{path} holds a JSON {type(data).__name__}, not an object"
-        return data, text, None
+            return None, f"{path} holds a JSON {type(data).__name__}, not an object"
+        return data, None
 
     def _set_aside(self, path: Path) -> None:
         if not path.is_file():
@@ -107,18 +106,17 @@ class FileStorage:
 
     def _load_backup(self, problem: str) -> dict[str, Any] | None:
         try:
-            data, text, bak_problem = self._read(self.backup)
+            data, bak_problem = self._read(self.backup)
         except FileNotFoundError:
             raise StateUnreadableError(f"{problem}; no backup copy {self.backup}") from None
         if data is None:
             raise StateUnreadableError(f"{problem}; the backup copy is damaged too: {bak_problem}")
-        self._good = text
         _LOG.error("%s; read the previous copy %s instead", problem, self.backup)
         return {**data, BACKUP_NOTE_KEY: f"{problem}; the previous copy {self.backup} was used"}
 
     def _load(self) -> dict[str, Any] | None:
         try:
-            data, text, problem = self._read(self.path)
+            data, problem = self._read(self.path)
         except FileNotFoundError:
             if self.backup.exists():
                 return self._load_backup(f"{self.path} is missing")
@@ -127,11 +125,9 @@ class FileStorage:
             assert problem is not None
             self._set_aside(self.path)
             return self._load_backup(problem)
-        self._good = text
         return data
 
     def _fall_back(self, problem: str) -> dict[str, Any] | None:
-        self._good = None
         self._set_aside(self.path)
         return self._load_backup(f"{self.path}: {problem}")
 
@@ -155,7 +151,6 @@ class FileStorage:
         # Then the copy: the main file is whole before the copy changes, and the copy whole
         # before the next main write, so one of them always holds the last good state.
         self._write(self.backup, text)
-        self._good = text
         try:  # the renames themselves survive a power cut once the directory is synced
             dir_fd = os.open(self.path.parent, os.O_RDONLY)
         except OSError:

@@ -207,3 +207,100 @@ def test_clearing_out_of_range_on_a_fresh_controller_is_harmless() -> None:
     ctrl.clear_out_of_range(3)
     commands = ctrl.update(0.0, string([block(v) for v in SPREAD]))
     assert commands.out_of_range == frozenset()
+
+
+# -- a block beyond reach, in the controller ---------------------------------------------------
+
+
+def judged(
+    ctrl: EqualizationController, index: int, *, too_high: bool, retry_at: float = 1e9
+) -> None:
+    """Mark block ``index`` as track_reach does when it finds it beyond reach."""
+    b = ctrl._blocks[index]
+    b.out_of_range, b.too_high, b.retry_at = True, too_high, retry_at
+    b.beyond_s, b.level, b.command = 500.0, 1.0, 0.0
+    b.history.extend([0.1] * 5)
+
+
+def test_a_block_too_high_keeps_its_maximum_shunt_or_the_string_current() -> None:
+    ctrl = EqualizationController()
+    inputs = string([block(v) for v in SPREAD], string_current=2.0)
+    settle(ctrl, inputs)
+    judged(ctrl, 0, too_high=True)
+    commands = ctrl.update(600.0, inputs)
+    assert commands.state[0] is BalancingState.OUT_OF_RANGE
+    assert commands.out_of_range == frozenset({0})
+    assert commands.shunt[0] == MAX
+    # Less string current than the module can shunt: all of it, not more.
+    low = string([block(v) for v in SPREAD], string_current=0.04)
+    assert ctrl.update(610.0, low).shunt[0] == pytest.approx(0.04)
+
+
+def test_a_block_too_low_gets_no_shunt() -> None:
+    ctrl = EqualizationController()
+    inputs = string([block(v) for v in SPREAD], string_current=2.0)
+    settle(ctrl, inputs)
+    judged(ctrl, 5, too_high=False)
+    commands = ctrl.update(600.0, inputs)
+    assert commands.state[5] is BalancingState.OUT_OF_RANGE
+    assert commands.shunt[5] == 0.0
+
+
+@pytest.mark.parametrize(
+    "trouble",
+    [{"temperature": 41.0}, {"module_temperature": 71.0}, {"comms_ok": False}, {"voltage": None}],
+)
+def test_a_block_too_high_stops_shunting_when_hot_silent_or_unread(
+    trouble: dict[str, object],
+) -> None:
+    ctrl = EqualizationController()
+    settle(ctrl, string([block(v) for v in SPREAD], string_current=2.0))
+    judged(ctrl, 0, too_high=True)
+    blocks = [block(v) for v in SPREAD]
+    rest = {k: v for k, v in trouble.items() if k != "voltage"}
+    blocks[0] = block(trouble.get("voltage", SPREAD[0]), **rest)  # type: ignore[arg-type]
+    commands = ctrl.update(600.0, string(blocks, string_current=2.0))
+    assert commands.shunt[0] == 0.0
+    assert commands.state[0] is BalancingState.OUT_OF_RANGE
+
+
+def test_a_block_beyond_reach_is_tried_again_after_its_retry_time() -> None:
+    ctrl = EqualizationController()
+    inputs = string([block(v) for v in SPREAD], string_current=2.0)
+    settle(ctrl, inputs)
+    judged(ctrl, 5, too_high=False, retry_at=700.0)
+    assert ctrl.update(690.0, inputs).state[5] is BalancingState.OUT_OF_RANGE
+    commands = ctrl.update(700.0, inputs)
+    assert commands.state[5] is not BalancingState.OUT_OF_RANGE
+    assert 5 not in commands.out_of_range
+    b = ctrl._blocks[5]
+    assert not b.out_of_range and b.beyond_s < 500.0
+    assert len(b.history) <= 1  # the evidence starts again
+
+
+def test_clearing_out_of_range_for_one_block_or_all() -> None:
+    ctrl = EqualizationController()
+    inputs = string([block(v) for v in SPREAD], string_current=2.0)
+    settle(ctrl, inputs)
+    judged(ctrl, 0, too_high=True)
+    judged(ctrl, 5, too_high=False)
+    ctrl.clear_out_of_range(5)
+    assert [b.out_of_range for b in ctrl._blocks].count(True) == 1
+    assert ctrl._blocks[0].out_of_range
+    assert (ctrl._blocks[5].beyond_s, ctrl._blocks[5].level) == (0.0, None)
+    assert (ctrl._blocks[0].beyond_s, ctrl._blocks[0].level) == (500.0, 1.0)
+    assert ctrl.update(600.0, inputs).out_of_range == frozenset({0})
+    ctrl.clear_out_of_range()
+    assert not any(b.out_of_range for b in ctrl._blocks)
+    assert ctrl.update(610.0, inputs).out_of_range == frozenset()
+
+
+def test_a_pause_keeps_a_block_out_of_range_shown_and_forgets_the_commands() -> None:
+    ctrl = EqualizationController()
+    settle(ctrl, string([block(v) for v in SPREAD], string_current=2.0))
+    judged(ctrl, 0, too_high=True)
+    commands = ctrl.update(600.0, string([block(v) for v in SPREAD], pause=True))
+    assert commands.state[0] is BalancingState.OUT_OF_RANGE
+    assert set(commands.state[1:]) == {BalancingState.PAUSED}
+    assert commands.shunt == (0.0,) * 8
+    assert all(b.command == 0.0 and b.level is None for b in ctrl._blocks)

@@ -48,7 +48,16 @@ def test_docs_show_the_equivalents_the_bench_reads() -> None:
 
 def test_every_target_maps_to_test_files_that_exist() -> None:
     for target in bench().TARGETS:
-        assert any((ROOT / t).is_file() for t in target.tests), target
+        assert all((ROOT / t).is_file() for t in target.tests), target
+
+
+def test_tests_left_out_of_a_target_exist_in_its_own_test_files() -> None:
+    """A renamed simulator test must not silently join the mutant runs again (or vanish)."""
+    for target in bench().TARGETS:
+        for node in target.left_out:
+            path, _, name = node.partition("::")
+            assert path in target.tests, node
+            assert f"def {name}(" in (ROOT / path).read_text(encoding="utf-8"), node
 
 
 SOURCE = """\

@@ -282,6 +282,18 @@ def test_unusable_blocks_are_skipped_not_the_ones_after_them() -> None:
     assert status.reason is not None and "block 2" in status.reason
 
 
+def test_the_blocks_it_cannot_watch_are_named_by_string_and_position() -> None:
+    d = RunawayDetector()
+    first: list[float | None] = [None, 25.0, 25.0, None] + [25.0] * (BLOCKS - 4)
+    status = d.update(0.0, [string(first), string(25.0, index=2)])
+    assert status.unwatched == frozenset({(1, 1), (1, 4)})
+    # Block 3 of string 2 jumps 16 K (set aside as implausible): unwatched while held.
+    hot: list[float | None] = [25.0, 25.0, 41.0] + [25.0] * (BLOCKS - 3)
+    status = d.update(10.0, [string(25.0), string(hot, index=2)])
+    assert status.unwatched == frozenset({(2, 3)})
+    assert d.update(20.0, [string(25.0), string(25.0, index=2)]).unwatched == frozenset({(2, 3)})
+
+
 # -- the float current ---------------------------------------------------------------------
 
 

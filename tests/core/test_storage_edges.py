@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bacs_core.manager import FileStorage, MemoryStorage
+from bacs_core.manager.storage import BACKUP_NOTE_KEY, StateUnreadableError
 
 
 def load(store: Any) -> Any:
@@ -252,3 +253,58 @@ def test_a_json_value_that_is_not_an_object_is_damage_too(tmp_path: Path) -> Non
     assert loaded is None
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("state.json.corrupt-")]
     assert [p.read_text(encoding="utf-8") for p in kept] == ["[1, 2, 3]"]
+
+
+# -- what the log and the store say about a damaged or missing file ------------------------
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_file_that_cannot_be_set_aside_is_logged_with_its_cause(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_text("{not json", encoding="utf-8")
+
+    def refuse(src: object, dst: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr("bacs_core.manager.storage.os.replace", refuse)
+    with pytest.raises(StateUnreadableError):
+        load(FileStorage(path))
+    assert path.read_text(encoding="utf-8") == "{not json"  # left where it was
+    said = errors(caplog)
+    assert any(str(path) in m and "Read-only file system" in m for m in said), said
+
+
+def test_reading_the_previous_copy_is_logged_with_the_problem_and_the_copy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.json"
+    save(FileStorage(path), STATE)
+    path.write_text("[1]", encoding="utf-8")
+    data = load(FileStorage(path))
+    assert data[BACKUP_NOTE_KEY].startswith(f"{path} holds a JSON list, not an object")
+    said = errors(caplog)
+    assert any("JSON list" in m and f"{path}.bak" in m for m in said), said
+
+
+def test_a_missing_main_file_with_a_copy_left_reads_the_copy_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save(FileStorage(path), STATE)
+    path.unlink()
+    data = load(FileStorage(path))
+    assert data[BACKUP_NOTE_KEY].startswith(f"{path} is missing")
+    assert {k: v for k, v in data.items() if k != BACKUP_NOTE_KEY} == STATE
+
+
+@pytest.mark.parametrize(("text", "kind"), [("[1, 2]", "list"), ("3", "int"), ('"x"', "str")])
+def test_a_json_value_that_is_not_an_object_is_named_in_the_problem(
+    tmp_path: Path, text: str, kind: str
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(StateUnreadableError, match=f"holds a JSON {kind}, not an object"):
+        load(FileStorage(path))

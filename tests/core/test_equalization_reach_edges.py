@@ -1,0 +1,229 @@
+"""The evidence that a block is beyond the equalizer's reach, at its edges
+(bacs_core/manager/equalization_reach.py): too high (its own shunt at the maximum while the
+others have authority), too low (the others' shunts used up), for out_of_range_lags of its own
+lag (never less than out_of_range_min_s) while its deviation is not closing; one block at a
+time. track_reach is driven directly with plain block states, one call per minute."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from bacs_core.manager.equalization_reach import (
+    ERROR_HISTORY_S,
+    BlockState,
+    track_reach,
+)
+from bacs_core.manager.equalization_types import BlockInput, EqualizationSettings, StringInputs
+from bacs_core.manager.plant_estimate import PlantEstimate
+from bacs_core.snapshot import ChargeState
+
+S = EqualizationSettings()
+LIMIT = S.out_of_range_deviation  # 10 mV
+SHUNT = 0.5  # A, every module's maximum here
+I_STR = 1.0  # A, the string's float current
+# An identified lag short enough that the minimum evidence time (1800 s) applies.
+FAST = PlantEstimate(0.06, theta_as=60.0, identified=True, lag_identified=True)
+UNKNOWN_LAG = PlantEstimate(0.06, theta_as=60.0, identified=False, lag_identified=False)
+BACK = round(S.out_of_range_min_s / 2 / ERROR_HISTORY_S)  # 15 minutes of history to compare
+
+
+def inputs(n: int = 3) -> StringInputs:
+    block = BlockInput(13.6, 25.0, 30.0, 6, SHUNT)
+    return StringInputs([block] * n, ChargeState.FLOAT, I_STR, 100.0)
+
+
+def blocks(*commands: float) -> list[BlockState]:
+    return [BlockState(command=c) for c in commands]
+
+
+def run(
+    bs: list[BlockState],
+    deviation: Sequence[float | None] | None = None,
+    minutes: int = 1,
+    *,
+    start: int = 0,
+    plant: PlantEstimate = FAST,
+    step: float = ERROR_HISTORY_S,
+    deviations: Sequence[Sequence[float | None]] | None = None,
+) -> None:
+    """Call track_reach ``minutes`` times, ``step`` seconds apart, keeping the commands."""
+    for k in range(minutes):
+        dev = deviations[k] if deviations is not None else deviation
+        assert dev is not None
+        commands = [b.command for b in bs]
+        track_reach(
+            bs,
+            S,
+            (start + k) * step,
+            step,
+            inputs(len(bs)),
+            dev,
+            list(range(len(bs))),
+            plant,
+            I_STR,
+        )
+        if not any(b.out_of_range for b in bs):
+            for b, c in zip(bs, commands, strict=True):
+                b.command = c  # the controller would hold them where they were
+
+
+# The first BACK+1 minutes only fill the history; then 30 minutes of evidence (1800 s).
+FIRST_EVIDENCE = BACK + 1
+RIPE = FIRST_EVIDENCE + round(S.out_of_range_min_s / ERROR_HISTORY_S) - 1  # calls in all
+
+
+def test_a_block_too_high_at_its_maximum_is_out_of_range_after_the_evidence_time() -> None:
+    bs = blocks(SHUNT, 0.0, 0.0)
+    dev = [0.02, 0.0, 0.0]
+    run(bs, dev, RIPE - 1)
+    assert not any(b.out_of_range for b in bs)
+    assert bs[0].beyond_s == pytest.approx(S.out_of_range_min_s - ERROR_HISTORY_S)
+    run(bs, dev, 1, start=RIPE - 1)
+    b = bs[0]
+    assert b.out_of_range and b.too_high
+    assert b.command == 0.0 and b.level is None
+    now = (RIPE - 1) * ERROR_HISTORY_S
+    assert b.retry_at == pytest.approx(now + S.retry_after_s)
+    assert all(x.beyond_s == 0.0 for x in bs)
+    assert not bs[1].out_of_range and not bs[2].out_of_range
+
+
+def test_the_history_must_cover_half_the_evidence_time_before_anything_counts() -> None:
+    bs = blocks(SHUNT, 0.0, 0.0)
+    run(bs, [0.02, 0.0, 0.0], BACK)
+    assert bs[0].beyond_s == 0.0
+    assert len(bs[0].history) == BACK
+    run(bs, [0.02, 0.0, 0.0], 1, start=BACK)
+    assert bs[0].beyond_s == ERROR_HISTORY_S
+
+
+def test_the_history_keeps_one_deviation_per_minute() -> None:
+    bs = blocks(0.0, 0.0, 0.0)
+    run(bs, [-0.004, 0.0, 0.003], 6, step=30.0)  # 3 minutes, called every 30 s
+    assert list(bs[0].history) == [0.004] * 3
+    assert list(bs[2].history) == [0.003] * 3
+
+
+@pytest.mark.parametrize(
+    ("command", "deviation", "counts"),
+    [
+        (SHUNT, 0.02, True),
+        (0.98 * SHUNT, 0.02, True),  # "at the maximum" allows 2 % short of it
+        (0.97 * SHUNT, 0.02, False),  # still has authority
+        (SHUNT, LIMIT, False),  # on the limit is within the promise
+        (SHUNT, LIMIT + 0.001, True),
+        (SHUNT, None, False),  # no reading: no evidence
+    ],
+)
+def test_too_high_needs_its_shunt_at_the_maximum_and_beyond_the_limit(
+    command: float, deviation: float | None, counts: bool
+) -> None:
+    bs = blocks(command, 0.0, 0.0)
+    run(bs, [deviation, 0.0, 0.0], FIRST_EVIDENCE)
+    assert (bs[0].beyond_s > 0) is counts
+
+
+def test_a_high_block_is_not_judged_while_the_others_shunts_are_used_up() -> None:
+    # The median of the shunts is at 90 %: a low block is being raised; the high one waits.
+    bs = blocks(SHUNT, 0.9 * SHUNT, 0.9 * SHUNT, 0.0)
+    run(bs, [0.02, 0.0, 0.0, 0.0], RIPE + 5)
+    assert not any(b.out_of_range for b in bs)
+    assert bs[0].beyond_s == 0.0
+
+
+@pytest.mark.parametrize(("others", "counts"), [(0.9, True), (0.89, False)])
+def test_too_low_needs_the_others_shunts_used_up(others: float, counts: bool) -> None:
+    bs = blocks(0.0, others * SHUNT, others * SHUNT)
+    run(bs, [-0.02, 0.0, 0.0], FIRST_EVIDENCE)
+    assert (bs[0].beyond_s > 0) is counts
+
+
+def test_too_low_needs_its_own_shunt_off() -> None:
+    bs = blocks(0.01, SHUNT, SHUNT)
+    run(bs, [-0.02, 0.0, 0.0], FIRST_EVIDENCE)
+    assert bs[0].beyond_s == 0.0
+
+
+def test_a_low_block_out_of_range_keeps_no_shunt() -> None:
+    bs = blocks(0.0, SHUNT, SHUNT)
+    run(bs, [-0.02, 0.0, 0.0], RIPE)
+    assert bs[0].out_of_range and not bs[0].too_high
+    assert not bs[1].out_of_range and not bs[2].out_of_range
+
+
+def test_a_block_on_target_only_at_the_price_of_a_pinned_block_is_beyond_reach() -> None:
+    bs = blocks(0.0, SHUNT, SHUNT)
+    bs[1].pinned = True
+    # Its deviation is closing fast (it is being held), yet it counts: its price is the pin.
+    devs = [[-0.009 * (0.5 ** (k / 10)), 0.0, 0.0] for k in range(RIPE)]
+    run(bs, minutes=RIPE, deviations=devs)
+    assert bs[0].out_of_range
+    # Held on target (not above it by more than the limit): it is not kept at a shunt.
+    assert not bs[0].too_high
+    without_pin = blocks(0.0, SHUNT, SHUNT)
+    run(without_pin, minutes=RIPE, deviations=devs)
+    assert not without_pin[0].out_of_range and without_pin[0].beyond_s == 0.0
+
+
+def test_a_deviation_that_is_closing_is_no_evidence() -> None:
+    bs = blocks(SHUNT, 0.0, 0.0)
+    # From 60 mV towards the limit: over 15 minutes it closes by more than a fifth.
+    devs = [[LIMIT + 0.05 * (0.97**k), 0.0, 0.0] for k in range(RIPE + 10)]
+    run(bs, minutes=RIPE + 10, deviations=devs)
+    assert not bs[0].out_of_range
+    assert bs[0].beyond_s == 0.0
+
+
+def test_a_deviation_closing_by_less_than_a_fifth_is_evidence() -> None:
+    bs = blocks(SHUNT, 0.0, 0.0)
+    devs = [[LIMIT + 0.05 * (0.995**k), 0.0, 0.0] for k in range(RIPE)]
+    run(bs, minutes=RIPE, deviations=devs)
+    assert bs[0].out_of_range
+
+
+def test_a_noisy_cycle_lowers_the_tally_by_a_quarter_of_its_time_not_to_zero() -> None:
+    bs = blocks(SHUNT, 0.0, 0.0)
+    run(bs, [0.02, 0.0, 0.0], FIRST_EVIDENCE + 9)  # 10 minutes of evidence
+    assert bs[0].beyond_s == 600.0
+    run(bs, [0.0, 0.0, 0.0], 1, start=FIRST_EVIDENCE + 9)
+    assert bs[0].beyond_s == 600.0 - ERROR_HISTORY_S / 4
+    run(bs, [0.0, 0.0, 0.0], 100, start=FIRST_EVIDENCE + 10)
+    assert bs[0].beyond_s == 0.0  # never below zero
+
+
+def test_without_an_identified_lag_the_slowest_plausible_one_is_assumed() -> None:
+    # Unidentified: lag = 7200 s x design current (0.1 A) / the block's current (1 - 0.5 A)
+    # = 1440 s; four of them: 5760 s of evidence instead of the minimum 1800 s.
+    window = S.out_of_range_lags * S.unidentified_lag_s * 0.1 / (I_STR - SHUNT)
+    assert window == pytest.approx(5760.0)
+    back = round(window / 2 / ERROR_HISTORY_S)
+    ripe = back + 1 + round(window / ERROR_HISTORY_S) - 1
+    bs = blocks(SHUNT, 0.0, 0.0)
+    run(bs, [0.02, 0.0, 0.0], ripe - 1, plant=UNKNOWN_LAG)
+    assert not bs[0].out_of_range
+    assert bs[0].beyond_s == pytest.approx(window - ERROR_HISTORY_S)
+    run(bs, [0.02, 0.0, 0.0], 1, start=ripe - 1, plant=UNKNOWN_LAG)
+    assert bs[0].out_of_range
+
+
+def test_an_identified_long_lag_sets_the_evidence_time() -> None:
+    # θ = 1200 A·s at the block's 0.5 A: a 2400 s lag, four of them 9600 s.
+    plant = PlantEstimate(0.06, theta_as=1200.0, identified=True, lag_identified=True)
+    window = S.out_of_range_lags * 1200.0 / (I_STR - SHUNT)
+    back = round(window / 2 / ERROR_HISTORY_S)
+    ripe = back + 1 + round(window / ERROR_HISTORY_S) - 1
+    bs = blocks(SHUNT, 0.0, 0.0)
+    run(bs, [0.02, 0.0, 0.0], ripe - 1, plant=plant)
+    assert not bs[0].out_of_range
+    run(bs, [0.02, 0.0, 0.0], 1, start=ripe - 1, plant=plant)
+    assert bs[0].out_of_range
+
+
+def test_one_block_at_a_time_the_farthest_and_the_others_start_again() -> None:
+    bs = blocks(SHUNT, SHUNT, 0.0, 0.0, 0.0)
+    run(bs, [0.02, 0.03, 0.0, 0.0, 0.0], RIPE)
+    assert [b.out_of_range for b in bs] == [False, True, False, False, False]
+    assert bs[0].beyond_s == 0.0  # its evidence starts again
+    assert bs[0].command == SHUNT  # and it keeps its shunt meanwhile
