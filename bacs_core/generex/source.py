@@ -48,6 +48,7 @@ from ..source import (
     SourceUnavailableError,
     UnsupportedCommandError,
 )
+from ..tasks import cancel_and_wait
 from .adapter import GenerexAdapter, GenerexUnreachableError
 from .judge import conditions, observe
 from .readings import Cs141Readings
@@ -194,13 +195,7 @@ class GenerexSource:
         task, self._task = self._task, None
         self._stopping = True
         if task is not None:
-            # pymodbus turns a cancellation inside a request into ModbusIOException (which a
-            # cycle survives), so one cancel can be lost: cancel until the task is done.
-            while not task.done():
-                task.cancel()
-                await asyncio.wait({task}, timeout=1.0)
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         await self._persist()
         await self.adapter.close()
 

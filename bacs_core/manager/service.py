@@ -13,7 +13,6 @@ snapshot), persisted (what survives a restart) and diagnostics.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -40,6 +39,7 @@ from ..snapshot import (
     WeakBlock,
 )
 from ..source import MANAGER_CAPABILITIES
+from ..tasks import cancel_and_wait
 from .actuators import Actuators
 from .alarms import AlarmEngine
 from .assembly import CycleFacts, SnapshotAssembler
@@ -197,13 +197,7 @@ class Manager:
         task, self._task = self._task, None
         self._stopping = True
         if task is not None:
-            # pymodbus turns a cancellation inside a request into ModbusIOException (a bus
-            # error we survive), so one cancel can be lost: the loop also checks the flag.
-            while not task.done():
-                task.cancel()
-                await asyncio.wait({task}, timeout=1.0)
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self._started:
             async with self._lock:
                 await self.actuators.all_shunts_off()
