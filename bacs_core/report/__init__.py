@@ -56,6 +56,15 @@ def discharge_report(
             )
         )
         body.append(page.figure(charts.weakest_curves(r, s.series, weak)))
+        if len(s.ups) or page.has_ups(r):
+            body.append(
+                page.figure(
+                    charts.ups_beside_string(r, s.series, s.ups),
+                    "The linked UPS: its output load and its own runtime estimate at each "
+                    "sample, under the string voltage; shaded: while it reported being on "
+                    "battery.",
+                )
+            )
         body.append(page.figure(charts.temperatures(r, s.series, weak)))
         body.append(page.figure(charts.resistance_trend(s.trend, weak, tz)))
         body.append("<h3>Blocks</h3>")
