@@ -132,9 +132,12 @@ class DischargeAnalyzer:
                 run.ups_on_line_at = None
         return out
 
-    def ups_on_line(self, when: datetime) -> None:
-        """The mains are back: the records end once their strings stop discharging too."""
+    def ups_on_line(self, when: datetime | None) -> None:
+        """The mains are back (``when``), or the UPS's state is no longer known (None): the
+        records end once their strings stop discharging too."""
         self._ups_since = None
+        if when is None:
+            return
         for run in self._runs.values():
             if run.ups_on_battery_at is not None and run.ups_on_line_at is None:
                 run.ups_on_line_at = when

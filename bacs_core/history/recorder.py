@@ -174,7 +174,7 @@ class HistoryRecorder:
 
     @property
     def ups(self) -> UpsStatus | None:
-        """The linked UPS's last status, None when none was ever given."""
+        """The linked UPS's last status; None when none is linked or nothing is known."""
         return self._ups
 
     def add_discharge_listener(self, cb: DischargeListener) -> Callable[[], None]:
@@ -223,22 +223,26 @@ class HistoryRecorder:
         clock by default.
 
         Going on battery writes the minutes before it from the ring, starts every-poll
-        logging and opens every string's discharge record at once; back on mains, the
-        records end when their strings stop discharging. Load and runtime are stored with
-        each stored snapshot and summarised in the discharge records."""
+        logging and opens every string's discharge record at once; back on mains (or no
+        longer known), the records end when their strings stop discharging. Load and
+        runtime are stored with each stored snapshot and summarised in the discharge
+        records. ``UpsStatus()`` (nothing known) unlinks: no more UPS rows."""
         started = time.thread_time()
         try:
             at = when or self._clock()
             was = self._ups.on_battery if self._ups is not None else None
-            self._ups = status
+            self._ups = status if status.known else None  # nothing known: no UPS rows
             if status.on_battery is True and was is not True:
                 self._on_battery(at, status)
-            elif status.on_battery is False and was is True:
+            elif status.on_battery is not True and was is True:
+                # Back on mains; or no longer known (the UPS or its server went away): then
+                # the strings' own state decides when the discharge ends.
                 self.policy.ups_on_battery = False
-                self.discharges.ups_on_line(at)
-                batch = WriteBatch(events=[self._ups_event(at, EVENT_ON_LINE, status)])
-                batch.ups.append(UpsRow.of(ms(at), SampleKind.DISCHARGE, status))
-                self.writer.submit(batch)
+                self.discharges.ups_on_line(at if status.on_battery is False else None)
+                if status.on_battery is False:
+                    batch = WriteBatch(events=[self._ups_event(at, EVENT_ON_LINE, status)])
+                    batch.ups.append(UpsRow.of(ms(at), SampleKind.DISCHARGE, status))
+                    self.writer.submit(batch)
         finally:
             self._loop_cpu_s += time.thread_time() - started
 

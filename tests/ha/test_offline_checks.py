@@ -262,11 +262,12 @@ def test_flow_steps_errors_and_aborts_are_translated() -> None:
     for reason in ("already_configured", "already_in_progress", "reconfigure_successful"):
         assert reason in config["abort"]
     assert {"init", "generex"} <= set(STRINGS["options"]["step"])
-    assert set(STRINGS["options"]["step"]["generex"]["sections"]) == {"thresholds"}
+    assert set(STRINGS["options"]["step"]["generex"]["sections"]) == {"thresholds", "ups"}
     assert set(STRINGS["options"]["step"]["init"]["sections"]) == {
         "equalization",
         "thresholds",
         "trip",
+        "ups",
     }
     repair = STRINGS["issues"]["port_missing"]["fix_flow"]
     assert "select_port" in repair["step"]
