@@ -40,6 +40,16 @@ def discharge_report(
         f"Generated {created:%Y-%m-%d %H:%M} from {reader.path}."
     )
     body = ["<h2>Findings</h2>", page.findings(records, tz)]
+    if len(loaded.ups) or any(page.has_ups(r) for r in records):
+        body += [
+            "<h2>UPS</h2>",
+            page.figure(
+                charts.ups_beside_strings(records, [s.series for s in loaded.strings], loaded.ups),
+                "The linked UPS: its output load and its own runtime estimate at each stored "
+                "sample, under each string's voltage; shaded: while it reported being on "
+                "battery. Per string, its figures over the discharge are in the string's table.",
+            ),
+        ]
     for s in loaded.strings:
         r = s.record
         weak = page.weakest(r)
@@ -56,15 +66,6 @@ def discharge_report(
             )
         )
         body.append(page.figure(charts.weakest_curves(r, s.series, weak)))
-        if len(s.ups) or page.has_ups(r):
-            body.append(
-                page.figure(
-                    charts.ups_beside_string(r, s.series, s.ups),
-                    "The linked UPS: its output load and its own runtime estimate at each "
-                    "sample, under the string voltage; shaded: while it reported being on "
-                    "battery.",
-                )
-            )
         body.append(page.figure(charts.temperatures(r, s.series, weak)))
         body.append(page.figure(charts.resistance_trend(s.trend, weak, tz)))
         body.append("<h3>Blocks</h3>")

@@ -120,7 +120,6 @@ class StringDischarge:
     record: DischargeRecord
     series: Series
     trend: ResistanceTrend
-    ups: UpsSeries
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +129,7 @@ class DischargeData:
     strings: list[StringDischarge]
     recovery_s: float
     end_v_per_cell: float
+    ups: UpsSeries  # the linked UPS over the whole outage (one UPS feeds every string)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +232,11 @@ def load_discharge(
         w1 = r.end + timedelta(seconds=cfg.recovery_s + 120.0)
         series = series_of(list(reader.samples(w0, w1, r.string)), r.string)
         trend = resistance_trend(reader, r.string, r.end - timedelta(days=RESISTANCE_DAYS), w1)
-        out.append(StringDischarge(r, series, trend, ups_series(reader.ups(w0, w1))))
-    return DischargeData(out, cfg.recovery_s, cfg.end_v_per_cell)
+        out.append(StringDischarge(r, series, trend))
+    w0 = min(r.start for r in records) - timedelta(seconds=BEFORE_S)
+    w1 = max(r.end for r in records) + timedelta(seconds=cfg.recovery_s + 120.0)
+    ups = ups_series(reader.ups(w0, w1))
+    return DischargeData(out, cfg.recovery_s, cfg.end_v_per_cell, ups)
 
 
 def load_period(

@@ -21,7 +21,7 @@ from bacs_core.history import DischargeRecord, HistoryConfig, HistoryRecorder, H
 from bacs_core.source import Source
 
 from .coordinator import BacsConfigEntry
-from .ups import async_setup_ups_link
+from .ups import async_setup_ups_link, ups_figures
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def discharge_event_data(entry_id: str, record: DischargeRecord) -> dict[str, An
         "recovered": record.recovered,
         "early": list(record.early),
         "weakest_block": weakest.position if weakest else None,
+        **ups_figures(record),
     }
 
 

@@ -26,7 +26,7 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, Stat
 from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.util.unit_conversion import DurationConverter, ElectricPotentialConverter
 
-from bacs_core.history import HistoryRecorder, UpsStatus
+from bacs_core.history import DischargeRecord, HistoryRecorder, UpsStatus
 
 from .coordinator import BacsConfigEntry
 
@@ -102,6 +102,18 @@ def voltage_from(state: State | None) -> float | None:
     if unit not in ElectricPotentialConverter.VALID_UNITS:
         return None
     return float(ElectricPotentialConverter.convert(value, unit, UnitOfElectricPotential.VOLT))
+
+
+def ups_figures(r: DischargeRecord) -> dict[str, Any]:
+    """A linked UPS's figures of the discharge, only those it gave (none without a UPS)."""
+    figures = {
+        "ups_on_battery_at": r.ups_on_battery_at.isoformat() if r.ups_on_battery_at else None,
+        "ups_load_avg_pct": r.ups_load_avg_pct,
+        "ups_load_max_pct": r.ups_load_max_pct,
+        "ups_runtime_start_s": r.ups_runtime_start_s,
+        "ups_runtime_end_s": r.ups_runtime_end_s,
+    }
+    return {k: v for k, v in figures.items() if v is not None}
 
 
 def ups_status(states: Mapping[str, State | None]) -> UpsStatus:

@@ -17,12 +17,13 @@ from homeassistant.core import HomeAssistant, State
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from bacs_core.history import HistoryReader
 from bacs_core.history.codec import SampleKind
 from bacs_core.sim.physics import ChargerMode
 from custom_components.bacs.const import DOMAIN
+from custom_components.bacs.history import EVENT_DISCHARGE
 from custom_components.bacs.ups import on_battery_from, runtime_from, ups_status, voltage_from
 
 from .conftest import OPTIONS, cycle, make_entry, room, setup
@@ -63,6 +64,7 @@ async def test_on_battery_logs_fast_and_the_record_carries_the_ups(
     hass.states.async_set(ON_BATTERY, "off")
     hass.states.async_set(LOAD, "18", PERCENT)
     hass.states.async_set(RUNTIME, "60", MINUTES)
+    events = async_capture_events(hass, EVENT_DISCHARGE)
     entry = await setup(hass, _ups_entry())
     recorder = entry.runtime_data.history
     assert recorder.ups is not None and recorder.ups.runtime_s == 3600.0
@@ -106,6 +108,12 @@ async def test_on_battery_logs_fast_and_the_record_carries_the_ups(
     assert record.ups_load_max_pct == 55.0
     assert record.ups_runtime_start_s == 3600.0
     assert record.ups_runtime_end_s == 15 * 60.0
+    # The sensor and the event carry them too.
+    attrs = hass.states.get("sensor.string_1_last_discharge_duration").attributes
+    assert attrs["ups_load_max_pct"] == 55.0 and attrs["ups_runtime_end_s"] == 900.0
+    assert attrs["ups_on_battery_at"] == outage.isoformat()
+    [event] = [e for e in events if e.data["string"] == 1]
+    assert event.data["ups_runtime_start_s"] == 3600.0
     stored = HistoryReader(recorder.store.path.parent).ups(outage, back)
     assert stored[0].on_battery is True and stored[0].load_pct == 18.0
     assert {45.0, 50.0, 55.0, 52.0} <= {r.load_pct for r in stored}
@@ -119,7 +127,7 @@ async def test_on_battery_logs_fast_and_the_record_carries_the_ups(
     )
     assert report is not None
     page = Path(str(report["path"])).read_text(encoding="utf-8")
-    assert 'id="ups-load-s1"' in page and 'id="ups-runtime-s1"' in page
+    assert '<g id="ups-load"' in page and '<g id="ups-runtime"' in page
     assert "UPS runtime at start / end" in page and "60.0 min / 15.0 min" in page
     await hass.config_entries.async_unload(entry.entry_id)
 
