@@ -143,13 +143,18 @@ class HistoryReader:
         return [EnvironmentRow(*row) for row in rows]
 
     def ups(self, start: datetime, end: datetime) -> list[UpsRow]:
-        """The linked UPS's stored readings, oldest first (none when no UPS is linked)."""
+        """The linked UPS's stored readings, oldest first (none when no UPS is linked, or in a
+        file from before schema 3 that no store has migrated yet: a reader never migrates)."""
         conn = self._reader()
         try:
             rows = conn.execute(
                 "SELECT * FROM ups WHERE t >= ? AND t <= ? ORDER BY t",
                 (to_ms(start), to_ms(end)),
             ).fetchall()
+        except sqlite3.OperationalError as err:
+            if "no such table" not in str(err):
+                raise
+            rows = []
         finally:
             conn.close()
         return [

@@ -6,6 +6,7 @@ migrates to the UPS table with its data."""
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import sqlite3
@@ -14,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bacs_core.history import HistoryConfig, HistoryStore, StoreState, UpsStatus
+from bacs_core.history import HistoryConfig, HistoryReader, HistoryStore, StoreState, UpsStatus
 from bacs_core.history.batch import WriteBatch
 from bacs_core.history.codec import SampleKind, ms
+from bacs_core.history.export import export_discharge
 from bacs_core.history.schema import MIGRATIONS, VERSION
 from bacs_core.history.ups import UpsRow
 from bacs_core.sim.physics import ChargerMode
@@ -139,6 +141,22 @@ def test_load_and_runtime_in_the_record_and_the_rows(outage: Outage) -> None:
     assert record.to_dict()["ups_on_battery_at"] == outage.on_battery_at.isoformat()
 
 
+def test_the_jsonl_export_carries_the_ups(outage: Outage) -> None:
+    site = outage.site
+    record = site.store.discharge("last", 1)
+    assert record is not None
+    out = io.StringIO()
+    samples = export_discharge(site.store, out, "jsonl", record)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0]["discharge"]["ups_load_max_pct"] == record.ups_load_max_pct
+    ups = [x["ups"] for x in lines if "ups" in x]
+    assert len(ups) >= 62 and ups[0]["on_battery"] is True
+    assert next(x for x in ups if x["on_battery"] is False)["time"] == outage.on_line_at.isoformat()
+    assert len([x for x in lines if "voltages_v" in x]) == samples
+    times = [x.get("time") or x.get("ups", {}).get("time") for x in lines[1:]]
+    assert times == sorted(times)  # one time line, samples and readings together
+
+
 def test_the_report_shows_the_ups(outage: Outage) -> None:
     pytest.importorskip("matplotlib")
     from bacs_core.history import HistoryReader
@@ -205,6 +223,8 @@ def test_a_version_2_file_migrates_to_the_ups_table(tmp_path: Path) -> None:
     )
     conn.execute("INSERT INTO energy VALUES (1, 1000.0, 500.0, ?)", (ms(start),))
     conn.close()
+    # A reader never migrates: a version 2 file simply has no UPS readings.
+    assert HistoryReader(tmp_path).ups(start, start + timedelta(days=1)) == []
     store = HistoryStore(tmp_path)
     status = store.open()
     assert status.state is StoreState.OK and status.migrated_from == 2
