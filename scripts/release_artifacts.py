@@ -20,6 +20,7 @@ import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
@@ -126,6 +127,7 @@ def check(art: Artifacts, root: Path = ROOT) -> list[str]:
         problems.append(f"manifest requirements {manifest['requirements']} do not name {name}")
     elif not lib[0].specifier.contains(version):
         problems.append(f"manifest requirement {lib[0]} does not admit the wheel's {version}")
+    problems += _report_requirements(ours, lib, project)
 
     with zipfile.ZipFile(art.wheel) as whl:
         names = set(whl.namelist())
@@ -171,6 +173,23 @@ def check(art: Artifacts, root: Path = ROOT) -> list[str]:
         problems.append("HACS archive's manifest.json differs from the tree's")
     if any("__pycache__" in n or n.endswith(".pyc") for n in inside):
         problems.append("HACS archive carries bytecode")
+    return problems
+
+
+def _report_requirements(
+    ours: list[Requirement], lib: list[Requirement], project: dict[str, Any]
+) -> list[str]:
+    """bacs.generate_report needs the report extra in Home Assistant. Home Assistant ignores
+    the extras of a bacs-core it already has, so the manifest names the extra's packages
+    too, with the extra's own ranges."""
+    problems: list[str] = []
+    if len(lib) == 1 and "report" not in lib[0].extras:
+        problems.append(f"manifest requirement {lib[0]} lacks the report extra")
+    extra = [Requirement(r) for r in project.get("optional-dependencies", {}).get("report", [])]
+    named = {canonicalize_name(r.name): r.specifier for r in ours}
+    for req in extra:
+        if named.get(canonicalize_name(req.name)) != req.specifier:
+            problems.append(f"manifest requirements do not name the report extra's {req}")
     return problems
 
 

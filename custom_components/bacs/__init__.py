@@ -40,6 +40,7 @@ from .history import async_start_history
 from .history_services import async_setup_history_services
 from .repairs import SafetyNotices, async_delete_safety_issues
 from .services import async_setup_services
+from .ups import manager_options
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,8 +71,12 @@ def source_id(entry: BacsConfigEntry) -> str:
 
 
 def manager_settings(entry: BacsConfigEntry) -> dict[str, Any]:
-    """The plain dict bacs_core validates: the entry's bus plus the options."""
-    return {**entry.options, "buses": [{"id": source_id(entry), "url": entry.data[CONF_URL]}]}
+    """The plain dict bacs_core validates: the entry's bus plus the options (less the UPS
+    link, which is the history's)."""
+    return {
+        **manager_options(entry.options),
+        "buses": [{"id": source_id(entry), "url": entry.data[CONF_URL]}],
+    }
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool:
