@@ -81,6 +81,11 @@ def _path(value: Any) -> str:
     return value
 
 
+def _or_none(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """None (no limit), else ``check``'s value or its own message (vol.Any would hide it)."""
+    return lambda value: None if value is None else check(value)
+
+
 # Site keys → HistoryConfig fields (seconds without the suffix, as poll_interval is).
 _FIELDS = {
     "float_interval": "float_interval_s",
@@ -96,14 +101,14 @@ _FIELDS = {
 HISTORY_SCHEMA = vol.Schema(
     {
         vol.Optional("enabled", default=True): bool,
-        vol.Optional("path"): vol.Any(None, _path),
+        vol.Optional("path"): _or_none(_path),
         vol.Optional("float_interval"): _number(10, 86400, "s"),
         vol.Optional("active_after"): _number(0, 7 * 86400, "s"),
         vol.Optional("burst_before"): _number(0, 3600, "s"),
         vol.Optional("burst_after"): _number(0, 86400, "s"),
         vol.Optional("recovery"): _number(60, 86400, "s"),
-        vol.Optional("max_age_days"): vol.Any(None, _number(1, 100 * 365, "days")),
-        vol.Optional("max_size"): vol.Any(None, _size),
+        vol.Optional("max_age_days"): _or_none(_number(1, 100 * 365, "days")),
+        vol.Optional("max_size"): _or_none(_size),
         vol.Optional("end_v_per_cell"): _number(1.5, 2.1, "V per cell"),
     }
 )

@@ -130,9 +130,10 @@ class NutUpsReader:
         if self._lost is not None:
             _LOG.info("UPS %s answers again", self.settings.url)
             self._lost = None
-        if status != self._last:
+        if status != (self._last or UpsStatus()):  # before any answer: nothing known
             self._last = status
             self._report(status)
+        self._last = status
 
     def _failed(self, err: BaseException) -> None:
         self.failures += 1
@@ -140,7 +141,7 @@ class NutUpsReader:
         reason = f"{type(err).__name__}: {err}".rstrip(": ")
         if self._lost is None:
             _LOG.warning(
-                "UPS %s does not answer (%s); its state is unknown until it does, retrying "
+                "UPS %s cannot be read (%s); its state is unknown until it can, retrying "
                 "every %g s",
                 self.settings.url,
                 reason,
@@ -148,9 +149,9 @@ class NutUpsReader:
             )
             self._lost = reason
         unknown = UpsStatus()
-        if self._last != unknown:
-            self._last = unknown
+        if (self._last or unknown) != unknown:
             self._report(unknown)
+        self._last = unknown
 
     def _report(self, status: UpsStatus) -> None:
         try:
