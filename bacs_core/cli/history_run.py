@@ -10,13 +10,14 @@ store; a history that cannot record at all is logged and the manager runs on wit
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import voluptuous as vol
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 _LOG = logging.getLogger("bacs.history")
 
 OFF = "off"
+LOCK = "history.lock"  # one recorder per history file, whichever command runs it
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|kB|KB|MB|GB|TB)?\s*$")
 _UNITS = {
     None: 1,
@@ -220,19 +222,31 @@ class RunHistory:
         self.clock = clock
         self.recorder: HistoryRecorder | None = None
         self.ups: NutUpsReader | None = None
+        self._lock: IO[str] | None = None
+
+    def _acquire(self) -> None:
+        """Two recorders on one file would each take the other's lock for damage."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock = (self.directory / LOCK).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise OSError("another bacs run records into this history") from None
+        self._lock = lock
 
     async def start(self, source: Source) -> bool:
         """Open the store (off the loop) and attach it; start the UPS reader. False (and
         logged) when the history cannot record at all: the manager runs on without it."""
         from ..history import HistoryRecorder, HistoryStore, StoreState
 
-        self.recorder = HistoryRecorder(HistoryStore(self.directory, self.config), clock=self.clock)
         try:
-            status = await self.recorder.start()
-        except OSError as err:  # the directory cannot be made
-            _LOG.error("history in %s cannot be opened: %s; not recording", self.directory, err)
-            self.recorder = None
+            self._acquire()
+        except OSError as err:  # the directory cannot be made, or another run records there
+            _LOG.error("history in %s: %s; not recording", self.directory, err)
             return False
+        self.recorder = HistoryRecorder(HistoryStore(self.directory, self.config), clock=self.clock)
+        status = await self.recorder.start()
         if status.set_aside:
             _LOG.error(
                 "history: the file was damaged and set aside as %s; recording into a new one "
@@ -270,3 +284,6 @@ class RunHistory:
                 stats.dropped_samples,
             )
             self.recorder = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None

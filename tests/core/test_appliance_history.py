@@ -259,3 +259,60 @@ def test_history_off_and_elsewhere(tmp_path: Path) -> None:
     assert elsewhere.returncode == 0, elsewhere.stderr
     assert (tmp_path / "h" / "history.db").is_file()
     assert not (tmp_path / "b" / "history.db").exists()
+
+
+def test_bacs_run_url_records_with_history_dir_and_one_recorder_per_file(tmp_path: Path) -> None:
+    """``bacs run URL`` has no state directory: it records only with ``--history DIR``, and a
+    second run on the same history is refused (it records nothing, the manager runs on)."""
+    url = "sim://plain?strings=1&blocks=4&settle_days=0"
+    history = tmp_path / "h"
+    base = [*BACS, "run", url, "--interval", "1", "--history", str(history)]
+    first = subprocess.Popen(
+        [*base, "--json"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (history / "history.lock").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.0)
+        second = subprocess.run(
+            [*base, "--cycles", "2"], cwd=ROOT, env=ENV, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert first.returncode == 0
+    assert second.returncode == 0, second.stderr
+    assert "another bacs run records into this history; not recording" in second.stderr
+    reader = HistoryReader(history)
+    assert reader.layout(1) == tuple(f"bus1/{u}" for u in range(1, 5))
+    assert reader.energy_totals()  # saved when the run stopped
+    nothing = subprocess.run(
+        [*BACS, "run", url, "--cycles", "1"], cwd=tmp_path, env=ENV, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert nothing.returncode == 0, nothing.stderr
+    assert list(tmp_path.iterdir()) == [history]  # no history without --history
+
+
+def test_check_config_says_where_the_history_goes(tmp_path: Path) -> None:
+    (tmp_path / "site.yaml").write_text(
+        SIM_SITE + "history: {float_interval: 600, path: /srv/bacs-history}\n"
+        "ups: {url: 'nut://127.0.0.1/rack'}\n",
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [*BACS, "run", "--config", str(tmp_path / "site.yaml"), "--check-config"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "history in /srv/bacs-history, every 600 s on float" in out.stdout
+    assert "UPS nut://127.0.0.1:3493/rack every 2 s" in out.stdout
+    (tmp_path / "site.yaml").write_text(SIM_SITE + "history: off\n", encoding="utf-8")
+    out = subprocess.run(
+        [*BACS, "run", "--config", str(tmp_path / "site.yaml"), "--check-config"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "history off" in out.stdout
