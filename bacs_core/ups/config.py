@@ -82,6 +82,7 @@ UPS_SCHEMA = vol.Schema(
         vol.Required("url"): _nut_url,
         vol.Optional("username"): vol.Any(None, vol.All(str, vol.Length(min=1, max=64))),
         vol.Optional("password"): vol.Any(None, str),
+        vol.Optional("password_file"): vol.Any(None, str),  # e.g. a systemd credential
         vol.Optional("interval", default=2.0): _seconds(0.5, 60.0),
         vol.Optional("timeout", default=5.0): _seconds(0.5, 60.0),
     }
@@ -96,6 +97,14 @@ def ups_settings(data: Any) -> NutSettings:
     host, port, ups, url_user, url_password = parse_nut_url(v["url"])
     username = v.get("username") or url_user
     password = v.get("password") if v.get("password") is not None else url_password
+    if v.get("password_file"):
+        if v.get("password") is not None or url_password is not None:
+            raise vol.Invalid("give password or password_file, not both", path=["password_file"])
+        try:
+            with open(v["password_file"], encoding="utf-8") as f:
+                password = f.read().strip()
+        except OSError as err:
+            raise vol.Invalid(f"cannot read: {err.strerror}", path=["password_file"]) from None
     if password is not None and not username:
         raise vol.Invalid("a password needs a username", path=["username"])
     return NutSettings(

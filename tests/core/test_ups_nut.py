@@ -22,7 +22,8 @@ import pytest
 
 from bacs_core.cli.site_config import SiteConfigError, parse_site
 from bacs_core.history import HistoryReader, UpsStatus
-from bacs_core.ups import NutUpsReader, NutUrlError, parse_nut_url, status_from_vars, ups_settings
+from bacs_core.ups import NutUrlError, parse_nut_url, ups_settings
+from bacs_core.ups.nut import NutUpsReader, status_from_vars
 from tests.nut_server import ON_BATTERY, ON_LINE, PASSWORD, USER, needs_nut, running_nut
 
 ROOT = Path(__file__).parents[2]
@@ -77,6 +78,23 @@ def test_ups_settings_defaults_and_credentials() -> None:
     s = ups_settings({"url": "nut://u:p@h/ups", "password": "other", "interval": 5})
     assert (s.username, s.password, s.interval_s) == ("u", "other", 5.0)
     assert "other" not in repr(s)  # never in a log line
+
+
+def test_ups_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "nut-password"
+    secret.write_text("from-a-file\n", encoding="utf-8")
+    s = ups_settings({"url": "nut://h/ups", "username": "u", "password_file": str(secret)})
+    assert s.password == "from-a-file"
+    with pytest.raises(SiteConfigError, match=r"site.yaml:6: ups.password_file: cannot read"):
+        parse_site(
+            SITE + "ups:\n  url: nut://u@h/ups\n  password_file: /nonexistent/pw\n",
+            Path("site.yaml"),
+        )
+    with pytest.raises(SiteConfigError, match="password or password_file, not both"):
+        parse_site(
+            SITE + f"ups: {{url: 'nut://u:p@h/ups', password_file: '{secret}'}}\n",
+            Path("site.yaml"),
+        )
 
 
 @pytest.mark.parametrize(
