@@ -140,7 +140,8 @@ def describe_history(site: SiteConfig) -> list[str]:
         out = [f"history{where}, every {history.config.float_interval_s:g} s on float"]
     ups = site.sections.get("ups")
     if ups is not None:
-        out.append(f"UPS {ups.url} every {ups.interval_s:g} s")
+        polled = f"every {ups.interval_s:g} s" if history.enabled else "not polled: history off"
+        out.append(f"UPS {ups.url} {polled}")
     return out
 
 

@@ -310,9 +310,28 @@ def test_check_config_says_where_the_history_goes(tmp_path: Path) -> None:
     )  # fmt: skip
     assert "history in /srv/bacs-history, every 600 s on float" in out.stdout
     assert "UPS nut://127.0.0.1:3493/rack every 2 s" in out.stdout
-    (tmp_path / "site.yaml").write_text(SIM_SITE + "history: off\n", encoding="utf-8")
+    (tmp_path / "site.yaml").write_text(
+        SIM_SITE + "history: off\nups: {url: 'nut://127.0.0.1/rack'}\n", encoding="utf-8"
+    )
     out = subprocess.run(
         [*BACS, "run", "--config", str(tmp_path / "site.yaml"), "--check-config"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    assert "history off" in out.stdout
+    assert "history off; UPS nut://127.0.0.1:3493/rack not polled: history off" in out.stdout
+
+
+def test_a_history_that_cannot_be_opened_never_stops_the_manager(tmp_path: Path) -> None:
+    (tmp_path / "site.yaml").write_text(SIM_SITE, encoding="utf-8")
+    (tmp_path / "a-file").write_text("not a directory\n", encoding="utf-8")
+    proc = subprocess.run(
+        [*BACS, "run", "--config", str(tmp_path / "site.yaml"), "--state-dir",
+         str(tmp_path / "state"), "--history", str(tmp_path / "a-file" / "h"),
+         "--log-format", "json", "--cycles", "3"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    log = messages(proc.stderr)
+    assert any(m.startswith(f"history in {tmp_path / 'a-file' / 'h'}: ") for m in log), log
+    assert any(m.endswith("not recording") for m in log)
+    assert any(m.startswith("cycle 1, ok") for m in log)
+    assert log[-1] == "stopped"
