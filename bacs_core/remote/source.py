@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from asyncio import FIRST_COMPLETED
 import json
 import logging
 import ssl
@@ -80,6 +81,14 @@ READ_CAPABILITIES = frozenset(
 COMMAND_CAPABILITIES = {"acknowledge": Capability.ACKNOWLEDGE, "identify": Capability.IDENTIFY}
 WHY_NOT_ENABLED = "not enabled in the appliance's site file (mqtt: commands: {command}: true)"
 WHY_NOT_REMOTE = "the appliance takes no such command over MQTT; do it on the appliance"
+
+
+class RemoteUnavailableError(SourceUnavailableError):
+    """No snapshot at start; ``problem`` is RemoteSource.problem's code for it."""
+
+    def __init__(self, message: str, problem: str | None) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 class RemoteCommandError(SourceError):
@@ -161,6 +170,14 @@ class RemoteSource:
         self._client: Client | None = None
         self._first = asyncio.Event()
         self._got_anything = False  # any message under <base>/ (the site exists)
+        self._refused = False
+        self._refused_event = asyncio.Event()  # the broker said no: fail at once, not later
+        # The appliance's own Home Assistant discovery (its hub device, under the default
+        # prefix): with this reader too, Home Assistant would show the room twice.
+        self.discovery_topic = Topics(address.prefix, address.site).discovery(
+            f"bacs-{address.site}"
+        )
+        self.discovery_seen = False
 
     # -- what consumers read ---------------------------------------------------------------
     @property
@@ -228,16 +245,24 @@ class RemoteSource:
         ``run_loop`` is accepted for the protocol: the appliance runs the cycle."""
         self._loop = asyncio.get_running_loop()
         self._first = asyncio.Event()
+        self._refused_event = asyncio.Event()
         self._client = self._make_client()
         a = self.address
         self._client.connect_async(a.host, a.port, keepalive=KEEPALIVE_S)
         self._client.loop_start()
+        first = asyncio.ensure_future(self._first.wait())
+        refused = asyncio.ensure_future(self._refused_event.wait())
         try:
-            await asyncio.wait_for(self._first.wait(), self.start_timeout)
-        except TimeoutError:
-            why = self._why_no_snapshot()
+            await asyncio.wait(
+                (first, refused), timeout=self.start_timeout, return_when=FIRST_COMPLETED
+            )
+        finally:
+            first.cancel()
+            refused.cancel()
+        if self.appliance is None:
+            problem, why = self.problem, self._why_no_snapshot()
             await self.stop()
-            raise SourceUnavailableError(why) from None
+            raise RemoteUnavailableError(why, problem) from None
 
     async def stop(self) -> None:
         """Disconnect. The appliance is not told anything: it goes on as before."""
@@ -261,19 +286,32 @@ class RemoteSource:
         assert self.snapshot is not None
         return self.snapshot
 
+    @property
+    def problem(self) -> str | None:
+        """Why there is no snapshot yet, as a stable code (a config flow's error key):
+        ``refused`` (credentials), ``unreachable`` (no broker), ``bad_snapshot`` (damaged or
+        a newer format), ``no_snapshot`` (the site publishes, but not its snapshot: the
+        site file lacks ``snapshot: true``), ``no_site`` (nothing under the base topic)."""
+        if self.appliance is not None:
+            return None
+        if not self.connected:
+            return "refused" if self._refused else "unreachable"
+        if self.stats.bad_payloads and self.last_error:
+            return "bad_snapshot"
+        return "no_snapshot" if self._got_anything else "no_site"
+
     def _why_no_snapshot(self) -> str:
         where = f"{self.address.host}:{self.address.port}"
-        if self.last_error and not self.connected:
-            return f"MQTT broker {where}: {self.last_error}"
-        if not self.connected:
-            return f"no MQTT broker answers at {where}"
-        if self.appliance is None and self.last_error:
-            return self.last_error
-        if self._got_anything:
-            return (
-                f"the appliance at {self.topics.base} publishes no snapshot: set "
-                "'snapshot: true' in the mqtt: section of its site file"
-            )
+        match self.problem:
+            case "refused" | "unreachable":
+                return f"MQTT broker {where}: {self.last_error or 'no answer'}"
+            case "bad_snapshot":
+                return str(self.last_error)
+            case "no_snapshot":
+                return (
+                    f"the appliance at {self.topics.base} publishes no snapshot: set "
+                    "'snapshot: true' in the mqtt: section of its site file"
+                )
         return (
             f"nothing is published under {self.topics.base}/ on {where}: check the topic "
             "prefix and site id, and that the appliance runs with mqtt: in its site file"
@@ -318,11 +356,19 @@ class RemoteSource:
         properties: Properties | None,
     ) -> None:
         if reason.is_failure:
+            self._refused = True
             self._call(self._connect_failed, f"the broker refused the connection: {reason}")
             return
         t = self.topics
         client.subscribe(
-            [(t.snapshot, 1), (t.availability, 1), (t.event, 1), (t.result, 1), (t.alarms, 0)]
+            [  # retained ones come back in this order: the snapshot last, to find the rest
+                (self.discovery_topic, 0),
+                (t.alarms, 0),  # retained by every appliance: tells "no snapshot" from "no site"
+                (t.availability, 1),
+                (t.event, 1),
+                (t.result, 1),
+                (t.snapshot, 1),
+            ]
         )
         self._call(self._connected, True)
 
@@ -344,6 +390,8 @@ class RemoteSource:
 
     # -- the event loop ----------------------------------------------------------------------
     def _connect_failed(self, why: str) -> None:
+        if self._refused:
+            self._refused_event.set()
         if why != self.last_error:
             _LOG.warning("%s: %s", self.address.url(), why)
         self.last_error = why
@@ -355,6 +403,7 @@ class RemoteSource:
         if up:
             self.stats.connects += 1
             self.last_error = None
+            self._refused = False
             _LOG.info("connected to %s", self.address.url())
         else:
             _LOG.warning("lost the MQTT broker of %s; the appliance keeps running", self.name)
@@ -364,7 +413,16 @@ class RemoteSource:
         t = self.topics
         if topic.startswith(t.base + "/"):
             self._got_anything = True
-        if topic == t.snapshot:
+        if topic == self.discovery_topic:
+            seen = bool(payload.strip())
+            if seen and not self.discovery_seen:
+                _LOG.warning(
+                    "%s also publishes Home Assistant MQTT discovery: with this reader the "
+                    "same battery room appears twice; set 'discovery: false' in its site file",
+                    self.name,
+                )
+            self.discovery_seen = seen
+        elif topic == t.snapshot:
             self._on_snapshot(payload)
         elif topic == t.availability:
             online = payload.strip() == b"online"
@@ -524,10 +582,13 @@ class RemoteSource:
         """The consumer's settings changed. Only the float target is the appliance's to take
         (when its site file allows it); thresholds, trip policy and layout stay in the site
         file, where the trip that runs without the consumer reads them."""
-        self._config = config
+        before, self._config = self._config, config
         state = self.appliance
-        if state is not None and config.float_voltage != state.float_voltage:
-            await self.set_float_voltage(config.float_voltage)
+        wanted = config.float_voltage
+        # Only a target the consumer changed: another setting's change must not send the
+        # consumer's stale (or absent) float voltage over the appliance's own.
+        if state is not None and wanted not in (before.float_voltage, state.float_voltage):
+            await self.set_float_voltage(wanted)
 
     def diagnostics(self) -> dict[str, Any]:
         """JSON-safe facts for a bug report: no password."""
@@ -539,6 +600,7 @@ class RemoteSource:
             "appliance_online": self.appliance_online,
             "last_error": self.last_error,
             "commands": sorted(self.commands),
+            "appliance_discovery": self.discovery_seen,
             "capabilities": sorted(c.value for c in self.capabilities),
             "status": snap.status.value if snap else None,
             "snapshot_time": snap.timestamp.isoformat() if snap else None,

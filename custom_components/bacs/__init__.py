@@ -22,9 +22,16 @@ from bacs_core.bus.errors import BusConnectionError, PortBusyError
 from bacs_core.events import Event as BacsEvent
 from bacs_core.manager import ConfigError, Manager, validate_config
 from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
-from bacs_core.source import Source, SourceUnavailableError, is_generex_url, open_source
+from bacs_core.source import (
+    Source,
+    SourceUnavailableError,
+    is_generex_url,
+    is_remote_url,
+    open_source,
+)
 
 from . import bus as bus_helpers
+from .config_flow_remote import open_remote
 from .const import BUS_ID, CONF_URL, DOMAIN, ISSUE_DEVICES_SILENT, OPT_POLL_INTERVAL
 from .coordinator import (
     BacsConfigEntry,
@@ -87,6 +94,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
     if is_generex_url(url):
         source = open_source(url, config, storage=StoreStorage(hass, entry.entry_id))
         return await _async_start(hass, entry, source, None, url)
+    if is_remote_url(url):  # a BACS appliance elsewhere: its trip runs there, not here
+        return await _async_start(hass, entry, open_remote(dict(entry.data)), None, url)
     transport = await bus_helpers.async_make_transport(url)
     try:
         await transport.connect()

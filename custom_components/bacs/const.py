@@ -27,11 +27,15 @@ CONF_SIM_BLOCKS: Final = "blocks"
 CONF_UNIT: Final = "unit"  # a GENEREX web manager's Modbus unit id
 CONF_SNMP_PORT: Final = "snmp_port"
 CONF_COMMUNITY: Final = "community"
+CONF_TLS: Final = "tls"  # a remote appliance's broker: TLS
+CONF_TOPIC_PREFIX: Final = "topic_prefix"
+CONF_SITE: Final = "site"
 
 KIND_SERIAL: Final = "serial"
 KIND_TCP: Final = "tcp"
 KIND_SIM: Final = "simulator"
 KIND_GENEREX: Final = "generex"  # a GENEREX WEB-MANAGER / CS141 on the network (read-only)
+KIND_REMOTE: Final = "remote"  # a BACS appliance (bacs run) elsewhere, through its MQTT broker
 MANUFACTURER_GENEREX: Final = "GENEREX"
 FRAMING_TCP: Final = "modbus_tcp"
 FRAMING_RTU: Final = "rtu_over_tcp"

@@ -71,7 +71,8 @@ def test_manifest_keys_and_order() -> None:
 def test_requirements_are_ranges() -> None:
     for req in MANIFEST["requirements"]:
         assert "==" not in req, "pinning breaks other integrations (pymodbus conflicts)"
-    assert MANIFEST["requirements"] == ["bacs-core>=0.1.0,<0.2"]
+    # The mqtt extra: paho-mqtt and mashumaro for a remote appliance (both Home Assistant's own).
+    assert MANIFEST["requirements"] == ["bacs-core[mqtt]>=0.1.0,<0.2"]
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'version = "0.1.0"' in pyproject  # the library version the range admits
 
