@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from asyncio import FIRST_COMPLETED
 import json
 import logging
 import ssl
 import time
 import uuid
+from asyncio import FIRST_COMPLETED
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
