@@ -257,7 +257,13 @@ def test_flow_steps_errors_and_aborts_are_translated() -> None:
     steps = _quoted(flow, r"async_step_(\w+)\(") - {"init"}
     for step in steps - {"usb"}:
         assert step in config["step"], f"config step {step}"
-    assert set(config["step"]["user"]["menu_options"]) == {"serial", "tcp", "generex", "simulator"}
+    assert set(config["step"]["user"]["menu_options"]) == {
+        "serial",
+        "tcp",
+        "generex",
+        "remote",
+        "simulator",
+    }
     for error in _quoted(flow, r'errors\["base"\] = "(\w+)"'):
         assert error in config["error"] or error in STRINGS["options"]["error"], error
     for reason in ("already_configured", "already_in_progress", "reconfigure_successful"):
