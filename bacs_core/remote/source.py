@@ -63,6 +63,9 @@ _LOG = logging.getLogger(__name__)
 START_TIMEOUT_S = 15.0  # for the broker and the appliance's retained snapshot
 COMMAND_TIMEOUT_S = 15.0  # an answer on the result topic
 KEEPALIVE_S = 30
+# After subscribing: an existing site has retained topics (availability, alarms), which the
+# broker sends at once. Nothing under <base>/ by then: a wrong prefix or site, said now.
+NO_SITE_GRACE_S = 3.0
 SEEN_EVENT_IDS = 2000  # QoS 1 delivers at least once: events are deduplicated on their id
 
 # What the consumer can read from an appliance whatever its site file enables.
@@ -171,7 +174,8 @@ class RemoteSource:
         self._first = asyncio.Event()
         self._got_anything = False  # any message under <base>/ (the site exists)
         self._refused = False
-        self._refused_event = asyncio.Event()  # the broker said no: fail at once, not later
+        self._give_up = asyncio.Event()  # refused, or no such site: fail at once, not later
+        self._site_check: asyncio.TimerHandle | None = None
         # The appliance's own Home Assistant discovery (its hub device, under the default
         # prefix): with this reader too, Home Assistant would show the room twice.
         self.discovery_topic = Topics(address.prefix, address.site).discovery(
@@ -245,13 +249,13 @@ class RemoteSource:
         ``run_loop`` is accepted for the protocol: the appliance runs the cycle."""
         self._loop = asyncio.get_running_loop()
         self._first = asyncio.Event()
-        self._refused_event = asyncio.Event()
+        self._give_up = asyncio.Event()
         self._client = self._make_client()
         a = self.address
         self._client.connect_async(a.host, a.port, keepalive=KEEPALIVE_S)
         self._client.loop_start()
         first = asyncio.ensure_future(self._first.wait())
-        refused = asyncio.ensure_future(self._refused_event.wait())
+        refused = asyncio.ensure_future(self._give_up.wait())
         try:
             await asyncio.wait(
                 (first, refused), timeout=self.start_timeout, return_when=FIRST_COMPLETED
@@ -267,6 +271,9 @@ class RemoteSource:
     async def stop(self) -> None:
         """Disconnect. The appliance is not told anything: it goes on as before."""
         client, self._client = self._client, None
+        if self._site_check is not None:
+            self._site_check.cancel()
+            self._site_check = None
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(RemoteCommandError("the connection to the broker closed"))
@@ -339,6 +346,7 @@ class RemoteSource:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
@@ -372,6 +380,16 @@ class RemoteSource:
         )
         self._call(self._connected, True)
 
+    def _on_subscribe(
+        self,
+        client: Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        self._call(self._subscribed)
+
     def _on_connect_fail(self, client: Client, userdata: Any) -> None:
         self._call(self._connect_failed, "cannot connect")
 
@@ -391,10 +409,18 @@ class RemoteSource:
     # -- the event loop ----------------------------------------------------------------------
     def _connect_failed(self, why: str) -> None:
         if self._refused:
-            self._refused_event.set()
+            self._give_up.set()
         if why != self.last_error:
             _LOG.warning("%s: %s", self.address.url(), why)
         self.last_error = why
+
+    def _subscribed(self) -> None:
+        if self._loop is not None and self.appliance is None and self._site_check is None:
+            self._site_check = self._loop.call_later(NO_SITE_GRACE_S, self._check_site)
+
+    def _check_site(self) -> None:
+        if self.appliance is None and not self._got_anything:
+            self._give_up.set()
 
     def _connected(self, up: bool) -> None:
         if up == self.connected:

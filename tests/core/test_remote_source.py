@@ -410,3 +410,31 @@ async def test_the_appliance_trips_while_no_reader_is_connected(
     finally:
         sub.close()
         await again.stop()
+
+
+@needs_mosquitto
+async def test_bacs_run_watches_a_remote_appliance(appliance: Appliance, broker: Mosquitto) -> None:
+    """``bacs run mqtt://…`` (this worktree's code): the remote appliance's cycle, printed."""
+    import os
+    import sys
+
+    await appliance.cycle()
+    await asyncio.to_thread(appliance.publisher.flush)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    url = f"mqtt://127.0.0.1:{broker.port}/bacs/t1"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bacs_core", "run", url, "--cycles", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=root,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert f"cycle {appliance.manager.snapshot.cycle}" in out.decode()  # type: ignore[union-attr]
+    assert "trip armed" in out.decode()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bacs_core", "run", url.replace("/t1", "/t1/x"), "--cycles", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=root,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert "nothing is published under bacs/t1/x/" in err.decode()
