@@ -66,6 +66,7 @@ KEEPALIVE_S = 30
 # After subscribing: an existing site has retained topics (availability, alarms), which the
 # broker sends at once. Nothing under <base>/ by then: a wrong prefix or site, said now.
 NO_SITE_GRACE_S = 3.0
+EVENT_HOLD_S = 2.0  # longest an event waits for the snapshot of its cycle
 SEEN_EVENT_IDS = 2000  # QoS 1 delivers at least once: events are deduplicated on their id
 
 # What the consumer can read from an appliance whatever its site file enables.
@@ -176,6 +177,8 @@ class RemoteSource:
         self._refused = False
         self._give_up = asyncio.Event()  # refused, or no such site: fail at once, not later
         self._site_check: asyncio.TimerHandle | None = None
+        self._held: list[Event] = []  # events waiting for their cycle's snapshot
+        self._hold_timer: asyncio.TimerHandle | None = None
         # The appliance's own Home Assistant discovery (its hub device, under the default
         # prefix): with this reader too, Home Assistant would show the room twice.
         self.discovery_topic = Topics(address.prefix, address.site).discovery(
@@ -274,6 +277,11 @@ class RemoteSource:
         if self._site_check is not None:
             self._site_check.cancel()
             self._site_check = None
+        if self._held:
+            self._release_events(None)  # received: every one is told before we go
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(RemoteCommandError("the connection to the broker closed"))
@@ -495,6 +503,9 @@ class RemoteSource:
         if snap == self.snapshot:
             return
         self.snapshot = snap
+        # As the manager does: the snapshot is in place, then the cycle's events (a listener
+        # reading trip_state sees the state they led to), then the snapshot listeners.
+        self._release_events(snap.timestamp)
         for cb in list(self._snapshot_listeners):
             try:
                 cb(snap)
@@ -519,11 +530,32 @@ class RemoteSource:
             self._seen_ids.append(event_id)
             self._seen_set.add(event_id)
         self.stats.events += 1
-        for cb in list(self._event_listeners):
-            try:
-                cb(event)
-            except Exception:
-                _LOG.exception("event listener failed")
+        # The appliance sends a cycle's events before that cycle's snapshot: hold them until
+        # it is here (or EVENT_HOLD_S passed: a command's event, a cycle with nothing new).
+        self._held.append(event)
+        snap = self.snapshot
+        if snap is not None and event.timestamp <= snap.timestamp:
+            self._release_events(snap.timestamp)
+        elif self._hold_timer is None and self._loop is not None:
+            self._hold_timer = self._loop.call_later(EVENT_HOLD_S, self._release_events, None)
+
+    def _release_events(self, upto: datetime | None) -> None:
+        """Hand on the held events up to ``upto`` (all of them with None), in order."""
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        n = 0
+        while n < len(self._held) and (upto is None or self._held[n].timestamp <= upto):
+            n += 1
+        ready, self._held = self._held[:n], self._held[n:]
+        if self._held and self._loop is not None:
+            self._hold_timer = self._loop.call_later(EVENT_HOLD_S, self._release_events, None)
+        for event in ready:
+            for cb in list(self._event_listeners):
+                try:
+                    cb(event)
+                except Exception:
+                    _LOG.exception("event listener failed")
 
     def _on_result(self, payload: bytes) -> None:
         with contextlib.suppress(ValueError):

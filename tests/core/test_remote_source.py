@@ -202,6 +202,8 @@ async def test_the_source_hands_on_the_managers_snapshots_and_events(
     events: list[Event] = []
     source.add_snapshot_listener(got.append)
     source.add_event_listener(events.append)
+    states_told: list[tuple[EventType, TripState]] = []
+    source.add_event_listener(lambda e: states_told.append((e.type, source.trip_state)))
     await source.start()
     try:
         assert source.snapshot is not None
@@ -237,6 +239,8 @@ async def test_the_source_hands_on_the_managers_snapshots_and_events(
         ]
         types = [e.type for e in events]
         assert types.index(EventType.RUNAWAY_DETECTED) < types.index(EventType.TRIPPED)
+        # As from the manager itself: an event is told once the state it led to is there.
+        assert (EventType.TRIPPED, TripState.TRIPPED) in states_told
         tripped = next(e for e in events if e.type is EventType.TRIPPED)
         assert tripped.string == 1 and "block 3" in tripped.message
         assert source.trip_state is TripState.TRIPPED
