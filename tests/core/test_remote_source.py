@@ -442,3 +442,43 @@ async def test_bacs_run_watches_a_remote_appliance(appliance: Appliance, broker:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1
     assert "nothing is published under bacs/t1/x/" in err.decode()
+
+
+@needs_mosquitto
+async def test_a_quiet_cycle_sends_no_snapshot(appliance: Appliance) -> None:
+    await appliance.cycle(2)
+    await asyncio.to_thread(appliance.publisher.flush)
+    sent = appliance.publisher.stats.snapshot_messages
+    assert sent >= 1
+    for _ in range(2):  # the room stands still: every value as it was
+        appliance.clock[0] += 10.0
+        await appliance.manager.poll_once()
+    await asyncio.to_thread(appliance.publisher.flush)
+    assert appliance.publisher.stats.snapshot_messages == sent
+    await appliance.manager.set_equalization(False)  # not a value topic, still news
+    appliance.clock[0] += 10.0
+    await appliance.manager.poll_once()
+    await asyncio.to_thread(appliance.publisher.flush)
+    assert appliance.publisher.stats.snapshot_messages == sent + 1
+
+
+@needs_mosquitto
+async def test_a_broker_restart_marks_the_appliance_lost_then_found(
+    appliance: Appliance, broker: Mosquitto
+) -> None:
+    await appliance.cycle()
+    source = remote(broker)
+    await source.start()
+    try:
+        assert source.snapshot is not None and source.snapshot.buses[0].connected
+        broker.stop()  # forgets every retained message, like a broker without persistence
+        await until(lambda: not source.connected)
+        assert source.snapshot.status is ManagerStatus.BUS_LOST
+        assert not source.snapshot.buses[0].connected
+        snap = await appliance.cycle()  # the appliance goes on without the broker
+        broker.start()
+        await until(lambda: source.connected and source.snapshot.buses[0].connected, 30)
+        await until(lambda: source.snapshot.cycle >= snap.cycle)  # type: ignore[union-attr]
+        assert source.snapshot.status is not ManagerStatus.BUS_LOST
+    finally:
+        await source.stop()
