@@ -10,6 +10,8 @@ trip, its repair issue and the device tree it had."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -353,3 +355,77 @@ async def test_home_assistant_stops_mid_runaway_and_the_breaker_still_opens(
         )
     assert appliance.manager.safety.state is TripState.TRIPPED
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+SITE = """\
+site: {name: Shelter 9, id: shelter-9}
+buses:
+  - {id: bus1, url: "sim://s9?strings=2&blocks=3&settle_days=0"}
+string_count: 2
+poll_interval: 1
+trip: {auto: true}
+mqtt:
+  host: 127.0.0.1
+  port: PORT
+  username: appliance
+  password: a
+  snapshot: true
+  discovery: false
+  commands: {trip: true, reset_trip: true, acknowledge: true}
+"""
+
+
+async def test_the_real_service_through_the_flow_trip_and_reset_from_home_assistant(
+    hass: HomeAssistant, broker: Mosquitto, tmp_path: Path
+) -> None:
+    """``bacs run --config site.yaml`` in its own process (this worktree's code), set up
+    through the config flow; a trip and a reset pressed in Home Assistant run there."""
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "site.yaml").write_text(SITE.replace("PORT", str(broker.port)))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bacs_core", "run", "--config", str(tmp_path / "site.yaml"),
+        "--state-dir", str(tmp_path / "state9"),
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": config_entries.SOURCE_USER}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "remote"}
+        )
+        flow = result["flow_id"]
+        for _ in range(60):  # the service needs a moment to start and publish
+            result = await hass.config_entries.flow.async_configure(
+                flow, form(broker, site="shelter-9")
+            )
+            if result["step_id"] == "remote_confirm":
+                break
+            await asyncio.sleep(0.5)
+        assert result["step_id"] == "remote_confirm", result.get("errors")
+        assert result["description_placeholders"]["modules"] == "6"
+        result = await hass.config_entries.flow.async_configure(flow, {"name": "Shelter 9"})
+        entry = result["result"]
+        await hass.async_block_till_done()
+        trip = "sensor.shelter_9_breaker_trip"
+        await until(lambda: state(hass, trip) == "armed")
+        await hass.services.async_call(
+            DOMAIN, "trip_breaker",
+            {"config_entry_id": entry.entry_id, "reason": "smoke", "string": 2}, blocking=True,
+        )  # fmt: skip
+        await until(lambda: state(hass, trip) == "tripped")
+        issue = await until(
+            lambda: ir.async_get(hass).async_get_issue(DOMAIN, f"breaker_tripped_{entry.entry_id}")
+        )
+        assert "smoke" in issue.translation_placeholders["reason"]
+        await hass.services.async_call(
+            DOMAIN, "reset_breaker", {"config_entry_id": entry.entry_id, "string": 2},
+            blocking=True,
+        )  # fmt: skip
+        await until(lambda: state(hass, trip) == "armed")
+        await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        proc.terminate()
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
