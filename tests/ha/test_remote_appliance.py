@@ -429,3 +429,33 @@ async def test_the_real_service_through_the_flow_trip_and_reset_from_home_assist
         proc.terminate()
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()[-2000:]
+
+
+async def test_reconfigure_keeps_the_stored_password_and_probes_first(
+    hass: HomeAssistant, broker: Mosquitto, appliance: Appliance, quick_probe: None
+) -> None:
+    entry = entry_for(broker)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    suggested = {
+        str(k): (k.description or {}).get("suggested_value") for k in result["data_schema"].schema
+    }
+    assert suggested["site"] == "shelter-17" and suggested["username"] == USER
+    assert not suggested["password"]  # a stored password is never sent to the browser
+    given = form(broker, password="")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**given, "site": "nowhere"}
+    )
+    assert result["errors"] == {"base": "remote_no_site"}
+    assert entry.state is ConfigEntryState.LOADED  # read-only: the entry kept running
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**given, "tls": False, "tcp_port": broker.port}
+    )
+    assert (result["type"], result["reason"]) == (FlowResultType.ABORT, "reconfigure_successful")
+    await hass.async_block_till_done()
+    assert entry.data["password"] == PASSWORD  # an empty field kept the stored one
+    assert entry.state is ConfigEntryState.LOADED
+    await hass.config_entries.async_unload(entry.entry_id)
