@@ -315,7 +315,7 @@ class RemoteSource(RemoteCommands):
             _LOG.info("connected to %s", self.address.url())
         else:
             _LOG.warning("lost the MQTT broker of %s; the appliance keeps running", self.name)
-            self._publish()
+            self._publish(news=True)
 
     def _handle(self, topic: str, payload: bytes) -> None:
         t = self.topics
@@ -338,7 +338,7 @@ class RemoteSource(RemoteCommands):
                 self.appliance_online = online
                 if not online:
                     _LOG.warning("%s says it is offline", self.name)
-                self._publish()
+                self._publish(news=True)
         elif topic == t.event:
             self._on_event(payload)
         elif topic == t.result:
@@ -360,7 +360,7 @@ class RemoteSource(RemoteCommands):
         self._publish()
         self._first.set()
 
-    def _publish(self) -> None:
+    def _publish(self, *, news: bool = False) -> None:
         """The appliance's snapshot as consumers see it: its capabilities for a remote
         reader, and, while it cannot be reached, every bus marked lost (the values are the
         last it sent; the latched trip stays as it was)."""
@@ -374,7 +374,7 @@ class RemoteSource(RemoteCommands):
                 status=ManagerStatus.BUS_LOST,
                 buses=tuple(replace(b, connected=False) for b in snap.buses),
             )
-        if snap == self.snapshot:
+        if snap == self.snapshot and not news:  # ``news``: why it cannot be reached changed
             return
         self.snapshot = snap
         # As the manager does: the snapshot is in place, then the cycle's events (a listener

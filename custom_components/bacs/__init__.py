@@ -32,7 +32,14 @@ from bacs_core.source import (
 
 from . import bus as bus_helpers
 from .config_flow_remote import open_remote
-from .const import BUS_ID, CONF_URL, DOMAIN, ISSUE_DEVICES_SILENT, OPT_POLL_INTERVAL
+from .const import (
+    BUS_ID,
+    CONF_URL,
+    DOMAIN,
+    ISSUE_APPLIANCE_UNREACHABLE,
+    ISSUE_DEVICES_SILENT,
+    OPT_POLL_INTERVAL,
+)
 from .coordinator import (
     BacsConfigEntry,
     BacsCoordinator,
@@ -230,6 +237,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> boo
             unsub()
         await data.manager.stop()
         ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_DEVICES_SILENT}_{entry.entry_id}")
+        ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_APPLIANCE_UNREACHABLE}_{entry.entry_id}")
     return unloaded
 
 

@@ -71,3 +71,4 @@ ISSUE_DEVICES_SILENT: Final = "devices_not_answering"
 ISSUE_TRIPPED: Final = "breaker_tripped"
 ISSUE_TRIP_FAILED: Final = "breaker_trip_failed"
 ISSUE_TRIP_STATE_UNKNOWN: Final = "trip_state_unknown"
+ISSUE_APPLIANCE_UNREACHABLE: Final = "appliance_unreachable"  # a remote appliance

@@ -294,6 +294,27 @@ async def test_device_tree_entities_events_and_commands_through_the_broker(
             blocking=True,
         )  # fmt: skip
     assert appliance.manager.safety.state is TripState.ARMED
+    # The broker goes away: a repair issue says the appliance cannot be heard, its entities
+    # are unavailable; it comes back by itself.
+    issue_id = f"appliance_unreachable_{entry.entry_id}"
+    voltage = next(
+        e.entity_id
+        for e in er.async_entries_for_device(er.async_get(hass), live.id)
+        if e.entity_id.endswith("_voltage")
+    )
+    assert state(hass, voltage) not in (None, "unavailable")
+    broker.stop()
+    # (mosquitto tells the appliance's last will, "offline", as it shuts down; then it is gone)
+    issue = await until(
+        lambda: (i := ir.async_get(hass).async_get_issue(DOMAIN, issue_id))
+        and i.translation_placeholders["why"] == "its MQTT broker cannot be reached"
+        and i
+    )
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert state(hass, voltage) == "unavailable"
+    broker.start()
+    await until(lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None, 30)
+    await until(lambda: state(hass, voltage) not in (None, "unavailable"))
     diag = await async_get_config_entry_diagnostics(hass, entry)
     assert PASSWORD not in str(diag) and USER not in str(diag["entry"]["data"])
     assert diag["manager"]["source"] == "remote_appliance"
