@@ -294,6 +294,21 @@ async def test_device_tree_entities_events_and_commands_through_the_broker(
             blocking=True,
         )  # fmt: skip
     assert appliance.manager.safety.state is TripState.ARMED
+    # The float target goes to the appliance (its site file allows it) and shows here;
+    # equalization is not enabled there: refused, saying which setting.
+    await hass.services.async_call(
+        "number", "set_value",
+        {"entity_id": "number.shelter_target_float_voltage", "value": 13.55}, blocking=True,
+    )  # fmt: skip
+    await appliance.cycle()
+    await until(lambda: state(hass, "number.shelter_target_float_voltage") == "13.55")
+    with pytest.raises(ServiceValidationError, match="set_equalization: true"):
+        await hass.services.async_call(
+            "switch", "turn_off", {"entity_id": "switch.shelter_equalization"}, blocking=True
+        )
+    assert appliance.manager.snapshot is not None
+    assert appliance.manager.snapshot.equalization_enabled
+
     # The broker goes away: a repair issue says the appliance cannot be heard, its entities
     # are unavailable; it comes back by itself.
     issue_id = f"appliance_unreachable_{entry.entry_id}"
