@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..events import Event
+from ..listeners import EventListener, Listeners, SnapshotListener
 from ..manager.config import ManagerConfig
 from ..mqtt.snapshot_codec import ApplianceState, SnapshotFormatError, decode_snapshot
 from ..mqtt.topics import Topics
@@ -39,11 +40,7 @@ from ..snapshot import (
     SystemSnapshot,
     TripState,
 )
-from ..source import (
-    EventListener,
-    SnapshotListener,
-    SourceUnavailableError,
-)
+from ..source import SourceUnavailableError
 from .commands import COMMAND_TIMEOUT_S, CommandChannel, RemoteCommandError, RemoteCommands
 from .link import BrokerLink
 from .messages import EventGate, SeenIds, event_from_payload, remote_capabilities
@@ -100,8 +97,7 @@ class RemoteSource(RemoteCommands):
         self.connected = False  # to the broker
         self.last_error: str | None = None
         self.stats = RemoteStats()
-        self._snapshot_listeners: list[SnapshotListener] = []
-        self._event_listeners: list[EventListener] = []
+        self._listeners = Listeners()
         self._channel = CommandChannel(self.name, self.topics, self._send, command_timeout)
         self._seen = SeenIds()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -180,12 +176,10 @@ class RemoteSource(RemoteCommands):
         return self.connected and self.appliance_online is not False
 
     def add_snapshot_listener(self, cb: SnapshotListener) -> Callable[[], None]:
-        self._snapshot_listeners.append(cb)
-        return lambda: self._snapshot_listeners.remove(cb)
+        return self._listeners.add_snapshot_listener(cb)
 
     def add_event_listener(self, cb: EventListener) -> Callable[[], None]:
-        self._event_listeners.append(cb)
-        return lambda: self._event_listeners.remove(cb)
+        return self._listeners.add_event_listener(cb)
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self, *, run_loop: bool = True) -> None:
@@ -380,11 +374,7 @@ class RemoteSource(RemoteCommands):
         # As the manager does: the snapshot is in place, then the cycle's events (a listener
         # reading trip_state sees the state they led to), then the snapshot listeners.
         self._gate.release(snap.timestamp)
-        for cb in list(self._snapshot_listeners):
-            try:
-                cb(snap)
-            except Exception:  # one consumer's bug must not starve the others
-                _LOG.exception("snapshot listener failed")
+        self._listeners.publish(snap)
 
     def _on_event(self, payload: bytes) -> None:
         try:
@@ -402,11 +392,7 @@ class RemoteSource(RemoteCommands):
         self._gate.add(event, snap.timestamp if snap is not None else None)
 
     def _tell(self, event: Event) -> None:
-        for cb in list(self._event_listeners):
-            try:
-                cb(event)
-            except Exception:
-                _LOG.exception("event listener failed")
+        self._listeners.emit((event,))
 
     async def apply_config(self, config: ManagerConfig) -> None:
         """The consumer's settings changed. Only the float target is the appliance's to take
