@@ -22,10 +22,24 @@ from bacs_core.bus.errors import BusConnectionError, PortBusyError
 from bacs_core.events import Event as BacsEvent
 from bacs_core.manager import ConfigError, Manager, validate_config
 from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
-from bacs_core.source import Source, SourceUnavailableError, is_generex_url, open_source
+from bacs_core.source import (
+    Source,
+    SourceUnavailableError,
+    is_generex_url,
+    is_remote_url,
+    open_source,
+)
 
 from . import bus as bus_helpers
-from .const import BUS_ID, CONF_URL, DOMAIN, ISSUE_DEVICES_SILENT, OPT_POLL_INTERVAL
+from .config_flow_remote import open_remote
+from .const import (
+    BUS_ID,
+    CONF_URL,
+    DOMAIN,
+    ISSUE_APPLIANCE_UNREACHABLE,
+    ISSUE_DEVICES_SILENT,
+    OPT_POLL_INTERVAL,
+)
 from .coordinator import (
     BacsConfigEntry,
     BacsCoordinator,
@@ -92,6 +106,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
     if is_generex_url(url):
         source = open_source(url, config, storage=StoreStorage(hass, entry.entry_id))
         return await _async_start(hass, entry, source, None, url)
+    if is_remote_url(url):  # a BACS appliance elsewhere: its trip runs there, not here
+        return await _async_start(hass, entry, open_remote(dict(entry.data)), None, url)
     transport = await bus_helpers.async_make_transport(url)
     try:
         await transport.connect()
@@ -226,6 +242,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> boo
             unsub()
         await data.manager.stop()
         ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_DEVICES_SILENT}_{entry.entry_id}")
+        ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_APPLIANCE_UNREACHABLE}_{entry.entry_id}")
     return unloaded
 
 

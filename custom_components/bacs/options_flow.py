@@ -39,6 +39,7 @@ from .const import (
     CONF_URL,
     DEFAULT_POLL_INTERVAL,
     KIND_GENEREX,
+    KIND_REMOTE,
     OPT_BLOCK_COUNTS,
     OPT_CAPACITY,
     OPT_CHEMISTRY,
@@ -455,6 +456,8 @@ class BacsOptionsFlow(OptionsFlow):
         entry = self.config_entry
         if entry.data.get(CONF_KIND) == KIND_GENEREX:
             return await self.async_step_generex(user_input)
+        if entry.data.get(CONF_KIND) == KIND_REMOTE:  # its site file rules, where the trip runs
+            return self.async_abort(reason="remote_settings")
         errors: dict[str, str] = {}
         placeholders = {"error": "", **range_placeholders()}
         shown: Mapping[str, Any] = entry.options

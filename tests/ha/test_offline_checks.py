@@ -71,8 +71,14 @@ def test_manifest_keys_and_order() -> None:
 def test_requirements_are_ranges() -> None:
     for req in MANIFEST["requirements"]:
         assert "==" not in req, "pinning breaks other integrations (pymodbus conflicts)"
-    # matplotlib by name too: Home Assistant ignores the extras of a bacs-core it already has.
-    assert MANIFEST["requirements"] == ["bacs-core[report]>=0.1.0,<0.2", "matplotlib>=3.10,<4"]
+    # The extras' packages by name too: Home Assistant ignores the extras of a bacs-core it
+    # already has. mqtt: paho-mqtt and mashumaro (a remote appliance); report: matplotlib.
+    assert MANIFEST["requirements"] == [
+        "bacs-core[mqtt,report]>=0.1.0,<0.2",
+        "mashumaro>=3.13.1,<4",
+        "matplotlib>=3.10,<4",
+        "paho-mqtt>=2.1.0,<3",
+    ]
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'version = "0.1.0"' in pyproject  # the library version the range admits
 
@@ -283,7 +289,13 @@ def test_flow_steps_errors_and_aborts_are_translated() -> None:
     steps = _quoted(flow, r"async_step_(\w+)\(") - {"init"}
     for step in steps - {"usb"}:
         assert step in config["step"], f"config step {step}"
-    assert set(config["step"]["user"]["menu_options"]) == {"serial", "tcp", "generex", "simulator"}
+    assert set(config["step"]["user"]["menu_options"]) == {
+        "serial",
+        "tcp",
+        "generex",
+        "remote",
+        "simulator",
+    }
     for error in _quoted(flow, r'errors\["base"\] = "(\w+)"'):
         assert error in config["error"] or error in STRINGS["options"]["error"], error
     for reason in ("already_configured", "already_in_progress", "reconfigure_successful"):
