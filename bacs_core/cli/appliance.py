@@ -23,7 +23,9 @@ from typing import IO, Any
 
 from ..events import Event, EventType
 from ..manager import FileStorage, Manager
+from ..sim.clock import SimClock, SimClockError
 from ..snapshot import SystemSnapshot
+from . import history_run
 from .common import quiet_pymodbus
 from .sd_notify import Notifier
 from .site_config import SiteConfig, SiteConfigError, load_site
@@ -92,7 +94,18 @@ def run(args: argparse.Namespace) -> int:
         _LOG.error("state directory %s: %s", state_dir, err)
         return 1
     try:
-        return asyncio.run(Appliance(site, args.config, state_dir, cycles=args.cycles).run())
+        section = site.sections.get("history")
+        history = history_run.from_args(getattr(args, "history", None), section)
+        clock = SimClock.parse(args.clock) if getattr(args, "clock", None) else None
+    except ValueError as err:
+        _LOG.error("%s", err)
+        lock.close()
+        return 2
+    try:
+        appliance = Appliance(
+            site, args.config, state_dir, cycles=args.cycles, history=history, clock=clock
+        )
+        return asyncio.run(appliance.run())
     finally:
         lock.close()
 
@@ -113,7 +126,23 @@ def describe(site: SiteConfig) -> str:
         tls = " TLS" if mqtt.tls else ""
         commands = ", ".join(sorted(mqtt.commands)) or "none"
         parts.append(f"MQTT {mqtt.host}:{mqtt.port}{tls}, commands: {commands}")
+    parts += describe_history(site)
     return "; ".join(parts)
+
+
+def describe_history(site: SiteConfig) -> list[str]:
+    """The check-config words for the history and the UPS link."""
+    history = site.sections.get("history") or history_run.HistorySettings()
+    if not history.enabled:
+        out = ["history off"]
+    else:
+        where = f" in {history.path}" if history.path else " in the state directory"
+        out = [f"history{where}, every {history.config.float_interval_s:g} s on float"]
+    ups = site.sections.get("ups")
+    if ups is not None:
+        polled = f"every {ups.interval_s:g} s" if history.enabled else "not polled: history off"
+        out.append(f"UPS {ups.url} {polled}")
+    return out
 
 
 def state_directory(given: Path | None, site_id: str) -> Path:
@@ -202,12 +231,29 @@ def status_line(snap: SystemSnapshot, mqtt: str | None) -> str:
 
 # -- the service ------------------------------------------------------------------------------
 class Appliance:
-    def __init__(self, site: SiteConfig, path: Path, state_dir: Path, *, cycles: int = 0) -> None:
+    def __init__(
+        self,
+        site: SiteConfig,
+        path: Path,
+        state_dir: Path,
+        *,
+        cycles: int = 0,
+        history: history_run.HistorySettings | None = None,
+        clock: SimClock | None = None,
+    ) -> None:
         self.site = site
         self.path = path
         self.state_dir = state_dir
         self.cycles = cycles
-        self.manager = Manager(site.manager, storage=FileStorage(state_dir / "manager.json"))
+        self.clock = clock  # a simulator's (--clock sim:HOST:PORT); None: the computer's
+        wall = history_run.wall_clock_of(clock) if clock is not None else None
+        self.manager = Manager(
+            site.manager,
+            storage=FileStorage(state_dir / "manager.json"),
+            clock=clock,
+            wall_clock=wall,
+        )
+        self.history = self._history(history, wall)
         self.notifier = Notifier()
         self.publisher: Any = None
         self._stop = asyncio.Event()
@@ -231,8 +277,12 @@ class Appliance:
             self.path,
             self.state_dir,
         )
+        if not await self._start_clock():
+            return 2
         if not self._start_mqtt():
             return 1
+        if self.history is not None:
+            await self.history.start(self.manager)  # before the manager: its first snapshots
         await self.manager.start()
         count = len(self.manager.devices)
         if not count:
@@ -258,6 +308,10 @@ class Appliance:
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
             await self.manager.stop()
+            if self.history is not None:
+                await self.history.stop()  # after the manager: its last snapshots written
+            if self.clock is not None:
+                await self.clock.stop()
             if self.publisher is not None:
                 await self.publisher.stop()
             self.notifier.close()
@@ -291,6 +345,28 @@ class Appliance:
             settings.topic_prefix,
             self.site.site_id,
         )
+        return True
+
+    def _history(
+        self, settings: history_run.HistorySettings | None, wall: Any
+    ) -> history_run.RunHistory | None:
+        settings = settings if settings is not None else history_run.HistorySettings()
+        directory = settings.directory(self.state_dir)
+        ups = self.site.sections.get("ups")
+        if directory is None:
+            if ups is not None:
+                _LOG.warning("ups: the UPS link feeds the history, which is off: not polled")
+            return None
+        return history_run.RunHistory(directory, settings.config, ups=ups, clock=wall)
+
+    async def _start_clock(self) -> bool:
+        if self.clock is None:
+            return True
+        try:
+            await self.clock.start()
+        except SimClockError as err:
+            _LOG.error("%s", err)
+            return False
         return True
 
     async def reload(self) -> None:

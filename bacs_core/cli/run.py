@@ -18,7 +18,7 @@ from ..manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from ..sim.clock import SimClock, SimClockError
 from ..snapshot import SystemSnapshot
 from ..source import SourceUnavailableError, is_generex_url, is_remote_url, open_source
-from . import appliance
+from . import appliance, history_run
 from .common import integer, number, quiet_pymodbus
 
 
@@ -62,6 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--speed N the manager's interval, lags and timers then run N× faster too",
     )
     gateway_cli.add_arguments(p)  # --serve-modbus/--serve-snmp (bacs_core/gateway/cli.py)
+    history_run.add_arguments(p)  # --history DIR|off (bacs_core/cli/history_run.py)
     appliance.add_arguments(p)  # the appliance (bacs_core/cli/appliance.py)
     p.set_defaults(handler=run)
 
@@ -172,8 +173,10 @@ async def _run(config: Any, args: argparse.Namespace) -> int:
 
 
 async def _manage(config: Any, args: argparse.Namespace, clock: SimClock | None) -> int:
+    wall = history_run.wall_clock_of(clock) if clock is not None else None
     # generex://, mqtt:// (a remote appliance, watched) or a bus
-    manager = open_source(config.buses[0].url, config, clock=clock)
+    manager = open_source(config.buses[0].url, config, clock=clock, wall_clock=wall)
+    history = _history(args, wall)
     done = asyncio.Event()
     cycles = 0
 
@@ -190,10 +193,14 @@ async def _manage(config: Any, args: argparse.Namespace, clock: SimClock | None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
+    if history is not None:
+        await history.start(manager)  # before the manager: its first snapshots recorded
     try:
         await manager.start()
     except SourceUnavailableError as err:
         print(f"bacs run: {err}", file=sys.stderr)
+        if history is not None:
+            await history.stop()
         return 1
     if not manager.devices:
         print("bacs run: no devices answer on the configured buses", file=sys.stderr)
@@ -207,10 +214,24 @@ async def _manage(config: Any, args: argparse.Namespace, clock: SimClock | None)
         except GatewayError as err:
             print(f"bacs run: gateway: {err}", file=sys.stderr)
             await manager.stop()
+            if history is not None:
+                await history.stop()
             return 2
         print(gateway.describe(), file=sys.stderr, flush=True)
     await done.wait()
     if gateway is not None:
         await gateway.stop()
     await manager.stop()
+    if history is not None:
+        await history.stop()  # after the manager: its last snapshots written
     return 0
+
+
+def _history(args: argparse.Namespace, wall: Any) -> history_run.RunHistory | None:
+    """``--history DIR`` records there; without a site file nothing is recorded by default
+    (``bacs run URL`` has no state directory)."""
+    settings = history_run.from_args(args.history, history_run.HistorySettings(enabled=False))
+    directory = settings.directory(None)
+    if directory is None:
+        return None
+    return history_run.RunHistory(directory, settings.config, clock=wall)

@@ -18,6 +18,7 @@ import yaml
 
 from ..bus.url import Scheme, parse_bus_url
 from ..manager.config import CONFIG_SCHEMA, ConfigError, ManagerConfig, validate_config
+from . import history_run
 
 SITE_SCHEMA = vol.Schema(
     {
@@ -45,6 +46,9 @@ def _mqtt(data: Any) -> Any:
 # Consumer sections a site file may hold, each with its validator (vol.Invalid with a path).
 # A consumer that grows a section (the gateway) adds its entry here.
 SECTIONS: dict[str, Callable[[Any], Any]] = {"mqtt": _mqtt}
+# The battery history and its UPS link (bacs_core/cli/history_run.py, docs/appliance.md).
+SECTIONS["history"] = history_run.history_settings
+SECTIONS["ups"] = history_run.ups_section
 
 
 class SiteConfigError(ConfigError):
