@@ -40,7 +40,7 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
 )
 
 import custom_components  # noqa: E402, F401  (ours before PHCC's testing_config package)
-from custom_components.bacs import sensor  # noqa: E402
+from custom_components.bacs import sensor_entity  # noqa: E402
 from custom_components.bacs.entity import BacsEntity  # noqa: E402
 
 POLL_S = 10.0
@@ -76,7 +76,7 @@ async def _run(cycles: int, naive: bool) -> dict[str, Any]:
         entries = [_entry(n) for n in range(BUSES)]
         if naive:  # before setup: entities bind their update callback when added
             BacsEntity._handle_coordinator_update = _naive_update  # type: ignore[method-assign]
-            sensor.BacsSensor.native_value = property(_naive_value)  # type: ignore[assignment]
+            sensor_entity.BacsSensor.native_value = property(_naive_value)  # type: ignore[assignment]
         for entry in entries:
             entry.add_to_hass(hass)
             assert await hass.config_entries.async_setup(entry.entry_id)

@@ -25,9 +25,9 @@ from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from bacs_core.generex.cs141_map import GeneralFlag
 from bacs_core.model import DeviceFamily
 from bacs_core.snapshot import (
+    Alarm,
     BalancingState,
     Capability,
-    ModuleSnapshot,
     StringSnapshot,
     SystemSnapshot,
 )
@@ -40,7 +40,9 @@ from .entity import (
     HubEntity,
     StringEntity,
     async_setup_dynamic,
+    new_hub,
     new_targets,
+    supported,
 )
 
 PARALLEL_UPDATES = 0
@@ -54,12 +56,17 @@ class BacsBinarySensorEntityDescription(BinarySensorEntityDescription):
     capability: Capability | None = None  # the source must have it (snapshot.capabilities)
 
 
-def _module_reasons(m: ModuleSnapshot, snap: SystemSnapshot) -> dict[str, Any]:
-    return {"reasons": reasons(a for a in snap.alarms if a.device == m.info.ref)}
-
-
-def _string_reasons(s: StringSnapshot, snap: SystemSnapshot) -> dict[str, Any]:
-    return {"reasons": reasons(a for a in snap.alarms if a.string == s.index)}
+def _problem(concerns: Callable[[Any, Alarm], bool]) -> BacsBinarySensorEntityDescription:
+    """On while the block or string has a problem; the reasons (its alarms that ``concerns``)
+    as an attribute."""
+    return BacsBinarySensorEntityDescription(
+        key="problem",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        value_fn=lambda part: part.problem,
+        attr_fn=lambda part, snap: {
+            "reasons": reasons(a for a in snap.alarms if concerns(part, a))
+        },
+    )
 
 
 def _balancing_blocks(s: StringSnapshot, snap: SystemSnapshot) -> dict[str, Any]:
@@ -72,22 +79,25 @@ def _balancing_blocks(s: StringSnapshot, snap: SystemSnapshot) -> dict[str, Any]
     }
 
 
+def _runaway(
+    key: str, value_fn: Callable[[SystemSnapshot], bool]
+) -> BacsBinarySensorEntityDescription:
+    """The manager's thermal-runaway detection (a safety state)."""
+    return BacsBinarySensorEntityDescription(
+        key=key,
+        capability=Capability.RUNAWAY_DETECTION,
+        translation_key=key,
+        device_class=BinarySensorDeviceClass.SAFETY,
+        value_fn=value_fn,
+    )
+
+
 MODULE_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = (
-    BacsBinarySensorEntityDescription(
-        key="problem",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-        value_fn=lambda m: m.problem,
-        attr_fn=_module_reasons,
-    ),
+    _problem(lambda m, alarm: alarm.device == m.info.ref),
 )
 
 STRING_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = (
-    BacsBinarySensorEntityDescription(
-        key="problem",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-        value_fn=lambda s: s.problem,
-        attr_fn=_string_reasons,
-    ),
+    _problem(lambda s, alarm: alarm.string == s.index),
     BacsBinarySensorEntityDescription(
         key="balancing",
         capability=Capability.EQUALIZE,
@@ -99,20 +109,8 @@ STRING_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = (
 )
 
 HUB_BINARY: tuple[BacsBinarySensorEntityDescription, ...] = (
-    BacsBinarySensorEntityDescription(
-        key="thermal_runaway",
-        capability=Capability.RUNAWAY_DETECTION,
-        translation_key="thermal_runaway",
-        device_class=BinarySensorDeviceClass.SAFETY,
-        value_fn=lambda snap: snap.safety.runaway,
-    ),
-    BacsBinarySensorEntityDescription(
-        key="runaway_pre_alert",
-        capability=Capability.RUNAWAY_DETECTION,
-        translation_key="runaway_pre_alert",
-        device_class=BinarySensorDeviceClass.SAFETY,
-        value_fn=lambda snap: snap.safety.pre_alert,
-    ),
+    _runaway("thermal_runaway", lambda snap: snap.safety.runaway),
+    _runaway("runaway_pre_alert", lambda snap: snap.safety.pre_alert),
 )
 
 
@@ -194,13 +192,11 @@ class BacsBinarySensor(BacsEntity, BinarySensorEntity):
 
 
 class HubBinarySensor(HubEntity, BacsBinarySensor):
-    def source(self) -> Any:
-        return self.coordinator.data
+    """A binary sensor of the manager: reads the whole snapshot."""
 
 
 class StringBinarySensor(StringEntity, BacsBinarySensor):
-    def source(self) -> Any:
-        return self.string
+    """A binary sensor of a string: reads the string's snapshot."""
 
 
 class ModuleBinarySensor(BusDeviceEntity, BacsBinarySensor):
@@ -230,19 +226,17 @@ class DigitalInputSensor(BusDeviceEntity, BacsBinarySensor):
 def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]:
     index = coordinator.index
     out: list[BacsEntity] = []
-
-    def able(
-        descriptions: tuple[BacsBinarySensorEntityDescription, ...],
-    ) -> list[BacsBinarySensorEntityDescription]:
-        return [d for d in descriptions if coordinator.can(d.capability)]
-
-    if "hub" not in known:
-        known.add("hub")
-        out += [HubBinarySensor(coordinator, d) for d in able(HUB_BINARY + GENERAL_FLAG_BINARY)]
+    if new_hub(known):
+        hub = supported(coordinator, HUB_BINARY + GENERAL_FLAG_BINARY)
+        out += [HubBinarySensor(coordinator, d) for d in hub]
     for i in new_targets(known, list(index.strings)):
-        out += [StringBinarySensor(coordinator, d, i) for d in able(STRING_BINARY)]
+        out += [
+            StringBinarySensor(coordinator, d, i) for d in supported(coordinator, STRING_BINARY)
+        ]
     for ref in new_targets(known, index.modules):
-        out += [ModuleBinarySensor(coordinator, d, ref) for d in able(MODULE_BINARY)]
+        out += [
+            ModuleBinarySensor(coordinator, d, ref) for d in supported(coordinator, MODULE_BINARY)
+        ]
     for ref in new_targets(known, index.relays):
         relay = index.relays[ref]
         out += [DigitalInputSensor(coordinator, ref, n) for n in range(1, len(relay.inputs) + 1)]

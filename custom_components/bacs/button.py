@@ -21,7 +21,7 @@ from bacs_core.snapshot import Capability
 from bacs_core.source import Source
 
 from .coordinator import BacsConfigEntry, BacsCoordinator
-from .entity import BacsEntity, HubEntity, async_setup_dynamic
+from .entity import BacsEntity, HubEntity, async_setup_dynamic, new_hub, supported
 from .errors import async_require_admin, async_run_command
 from .services import async_acknowledge, async_reset, async_trip
 
@@ -109,10 +109,9 @@ class HubButton(HubEntity, ButtonEntity):
 
 
 def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]:
-    if "hub" in known:
+    if not new_hub(known):
         return []
-    known.add("hub")
-    return [HubButton(coordinator, d) for d in HUB_BUTTONS if coordinator.can(d.capability)]
+    return [HubButton(coordinator, d) for d in supported(coordinator, HUB_BUTTONS)]
 
 
 async def async_setup_entry(

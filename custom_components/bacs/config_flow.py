@@ -2,16 +2,13 @@
 
 The user picks a connection kind (serial battery bus, TCP gateway, a GENEREX web manager, a
 BACS appliance on the network, or the built-in simulator to try it without hardware). Every
-path reads what is there before anything is created, then shows what was found. The
-appliance's steps are in config_flow_remote.py.
+path reads what is there before anything is created, then shows what was found. This class
+holds the steps; what each path knows is in flow_connection.py (the connection forms and the
+bus test), flow_strings.py (after a scan), flow_generex.py and config_flow_remote.py.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import zlib
-from dataclasses import dataclass
 from typing import Any
 
 import voluptuous as vol
@@ -20,29 +17,10 @@ from homeassistant.config_entries import (
     ConfigFlow,
     ConfigFlowResult,
 )
-from homeassistant.const import CONF_NAME
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import AbortFlow
-from homeassistant.helpers.selector import (
-    BooleanSelector,
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-    SelectOptionDict,
-    SelectSelector,
-    SelectSelectorConfig,
-    SelectSelectorMode,
-    TextSelector,
-)
+from homeassistant.helpers.selector import SelectOptionDict
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
-
-from bacs_core.bus import BusUrlError
-from bacs_core.bus.errors import BusConnectionError, BusError, PortBusyError
-from bacs_core.bus.url import BAUD_RATES
-from bacs_core.generex.adapter import GenerexAdapter, GenerexUnreachableError
-from bacs_core.generex.url import GenerexUrlError, parse_generex_url
-from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
-from bacs_core.model import Chemistry
 
 from . import bus as bus_helpers
 from .config_flow_remote import (
@@ -51,263 +29,40 @@ from .config_flow_remote import (
     remote_data,
     remote_schema,
     remote_unique_id,
+    without_password,
 )
 from .const import (
     CONF_BAUDRATE,
-    CONF_COMMUNITY,
-    CONF_FRAMING,
-    CONF_HOST,
     CONF_KIND,
     CONF_PARITY,
     CONF_PORT_PATH,
-    CONF_SIM_BLOCKS,
-    CONF_SIM_NAME,
-    CONF_SIM_STRINGS,
-    CONF_SNMP_PORT,
-    CONF_TCP_PORT,
-    CONF_UNIT,
     CONF_URL,
-    DEFAULT_BAUDRATE,
-    DEFAULT_POLL_INTERVAL,
     DOMAIN,
-    FRAMING_RTU,
-    FRAMING_TCP,
     KIND_GENEREX,
     KIND_REMOTE,
     KIND_SERIAL,
     KIND_SIM,
     KIND_TCP,
-    OPT_BLOCK_COUNTS,
-    OPT_CAPACITY,
-    OPT_CHEMISTRY,
-    OPT_POLL_INTERVAL,
-    OPT_STRING_COUNT,
-    PARITY_CODES,
 )
-from .options_flow import BacsOptionsFlow, dropdown, parse_block_counts
-
-_LOGGER = logging.getLogger(__name__)
-
-
-def _number(low: float, high: float, step: float = 1, unit: str | None = None) -> NumberSelector:
-    config = NumberSelectorConfig(min=low, max=high, step=step, mode=NumberSelectorMode.BOX)
-    if unit is not None:
-        config["unit_of_measurement"] = unit
-    return NumberSelector(config)
-
-
-SERIAL_SETTINGS = {
-    vol.Required(CONF_BAUDRATE, default=str(DEFAULT_BAUDRATE)): SelectSelector(
-        SelectSelectorConfig(options=[str(b) for b in BAUD_RATES], mode=SelectSelectorMode.DROPDOWN)
-    ),
-    vol.Required(CONF_PARITY, default="none"): dropdown(list(PARITY_CODES), "parity"),
-}
-
-
-def list_serial_ports() -> list[SelectOptionDict]:
-    """Ports for the picker, by their stable /dev/serial/by-id path (executor)."""
-    from serial.tools import list_ports
-
-    options: list[SelectOptionDict] = []
-    for port in list_ports.comports():
-        path = bus_helpers.stable_port_path(port.device)
-        label = path
-        if port.vid is not None and port.pid is not None:
-            label = (
-                f"{path} ({port.manufacturer or port.description}, {port.vid:04X}:{port.pid:04X})"
-            )
-        options.append(SelectOptionDict(value=path, label=label))
-    return options
-
-
-def _connection_schema(kind: str, ports: list[SelectOptionDict]) -> vol.Schema:
-    if kind == KIND_SERIAL:
-        return vol.Schema(
-            {
-                vol.Required(CONF_PORT_PATH): SelectSelector(
-                    SelectSelectorConfig(
-                        options=ports, custom_value=True, mode=SelectSelectorMode.DROPDOWN
-                    )
-                ),
-                **SERIAL_SETTINGS,
-            }
-        )
-    if kind == KIND_TCP:
-        return vol.Schema(
-            {
-                vol.Required(CONF_HOST): TextSelector(),
-                vol.Required(CONF_TCP_PORT, default=502): _number(1, 65535),
-                vol.Required(CONF_FRAMING, default=FRAMING_TCP): dropdown(
-                    [FRAMING_TCP, FRAMING_RTU], "framing"
-                ),
-            }
-        )
-    if kind == KIND_GENEREX:
-        return vol.Schema(
-            {
-                vol.Required(CONF_HOST): TextSelector(),
-                vol.Required(CONF_TCP_PORT, default=502): _number(1, 65535),
-                vol.Required(CONF_UNIT, default=1): _number(0, 255),
-                vol.Required(CONF_SNMP_PORT, default=161): _number(0, 65535),
-                vol.Required(CONF_COMMUNITY, default="public"): TextSelector(),
-            }
-        )
-    return vol.Schema(
-        {
-            vol.Required(CONF_SIM_NAME, default="demo"): TextSelector(),
-            vol.Required(CONF_SIM_STRINGS, default=2): _number(1, 16),
-            vol.Required(CONF_SIM_BLOCKS, default=16): _number(1, 64),
-        }
-    )
-
-
-SIM_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
-
-
-def _valid_input(kind: str, user_input: dict[str, Any], errors: dict[str, str]) -> bool:
-    """Checks a selector cannot express (the form schema must stay serialisable for the UI)."""
-    if kind == KIND_SIM and not SIM_NAME.fullmatch(str(user_input.get(CONF_SIM_NAME, ""))):
-        errors[CONF_SIM_NAME] = "invalid_name"
-    if kind == KIND_GENEREX:
-        if not str(user_input.get(CONF_HOST, "")).strip():
-            errors[CONF_HOST] = "host_required"
-        elif not str(user_input.get(CONF_COMMUNITY, "")).strip():
-            errors[CONF_COMMUNITY] = "community_required"
-        else:
-            try:
-                parse_generex_url(bus_helpers.build_url(_connection_data(kind, user_input)))
-            except GenerexUrlError:
-                errors[CONF_HOST] = "invalid_host"
-    return not errors
-
-
-def _connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
-    if kind == KIND_SERIAL:
-        return {
-            CONF_KIND: kind,
-            CONF_PORT_PATH: user_input[CONF_PORT_PATH].strip(),
-            CONF_BAUDRATE: int(user_input[CONF_BAUDRATE]),
-            CONF_PARITY: user_input[CONF_PARITY],
-        }
-    if kind == KIND_TCP:
-        return {
-            CONF_KIND: kind,
-            CONF_HOST: user_input[CONF_HOST].strip(),
-            CONF_TCP_PORT: int(user_input[CONF_TCP_PORT]),
-            CONF_FRAMING: user_input[CONF_FRAMING],
-        }
-    if kind == KIND_GENEREX:
-        return {
-            CONF_KIND: kind,
-            CONF_HOST: str(user_input[CONF_HOST]).strip(),
-            CONF_TCP_PORT: int(user_input[CONF_TCP_PORT]),
-            CONF_UNIT: int(user_input[CONF_UNIT]),
-            CONF_SNMP_PORT: int(user_input[CONF_SNMP_PORT]),
-            CONF_COMMUNITY: str(user_input[CONF_COMMUNITY]).strip(),
-        }
-    return {
-        CONF_KIND: kind,
-        CONF_SIM_NAME: user_input[CONF_SIM_NAME],
-        CONF_SIM_STRINGS: int(user_input[CONF_SIM_STRINGS]),
-        CONF_SIM_BLOCKS: int(user_input[CONF_SIM_BLOCKS]),
-    }
-
-
-def _default_name(data: dict[str, Any], taken: set[str]) -> str:
-    """A name for the entry (and its hub device, so its entities): the user's to change; it
-    never carries the host or the adapter's serial number."""
-    base = f"Simulator {data[CONF_SIM_NAME]}" if data[CONF_KIND] == KIND_SIM else "Battery room"
-    if data[CONF_KIND] == KIND_GENEREX:
-        base = "GENEREX BACS"
-    if data[CONF_KIND] == KIND_REMOTE:
-        base = f"BACS appliance {data['site']}"
-    name, n = base, 1
-    while name in taken:
-        n += 1
-        name = f"{base} {n}"
-    return name
-
-
-def connection_url(data: dict[str, Any]) -> str:
-    url = bus_helpers.build_url(data)
-    if data[CONF_KIND] == KIND_SIM:  # distinct serial numbers per simulated room
-        url += f"&seed={zlib.crc32(data[CONF_SIM_NAME].encode()) % 997 + 1}"
-    return url
-
-
-async def async_try_connection(
-    data: dict[str, Any], errors: dict[str, str], placeholders: dict[str, str]
-) -> bus_helpers.ScanSummary | None:
-    """Test before configure: open, scan, close. Fills ``errors`` and returns None on failure.
-    The advice fits the link: baud rate and parity for a serial bus, framing and the
-    gateway's own serial settings for a gateway."""
-    tcp = data[CONF_KIND] == KIND_TCP
-    try:
-        summary = await bus_helpers.async_probe(connection_url(data))
-    except PortBusyError as err:
-        errors["base"] = "port_busy"
-        placeholders["port"] = err.port
-        placeholders["owner"] = err.owner or "another program"
-        return None
-    except bus_helpers.SilentBusError as err:
-        errors["base"] = "silent_tcp" if tcp else "silent_serial"
-        placeholders["units"] = str(err.units)
-        placeholders["seconds"] = f"{err.seconds:g}"
-        return None
-    except (BusConnectionError, BusUrlError) as err:
-        _LOGGER.debug("cannot connect: %s", err)
-        errors["base"] = "cannot_connect"
-        return None
-    except BusError as err:
-        _LOGGER.debug("scan failed: %s", err)
-        errors["base"] = "cannot_connect"
-        return None
-    if summary.empty:
-        errors["base"] = "no_devices_found_tcp" if tcp else "no_devices_found"
-        return None
-    return summary
-
-
-FLOW_PLACEHOLDERS = {"port": "", "owner": "", "units": "", "seconds": ""}
-
-
-@dataclass(frozen=True, slots=True)
-class GenerexSummary:
-    """What the probe of a GENEREX web manager found (the adapter's one read)."""
-
-    strings: int
-    modules: int
-    modules_lost: int
-    modbus: bool
-    snmp: bool
-    notes: tuple[str, ...]
-
-
-async def async_probe_generex(
-    data: dict[str, Any], errors: dict[str, str]
-) -> GenerexSummary | None:
-    """Read the web manager once, as ``bacs probe`` does; fills ``errors`` on failure."""
-    url = parse_generex_url(connection_url(data))
-    adapter = GenerexAdapter(url)
-    try:
-        readings = await adapter.read()
-    except GenerexUnreachableError as err:
-        _LOGGER.debug("GENEREX probe: %s", err)
-        errors["base"] = "generex_unreachable"
-        return None
-    finally:
-        await adapter.close()
-    if not readings.modules:  # the module table is SNMP's: none without it
-        errors["base"] = "generex_no_modules" if readings.modbus_ok else "generex_not_bacs"
-        return None
-    return GenerexSummary(
-        strings=len(readings.strings),
-        modules=len(readings.modules),
-        modules_lost=sum(1 for r in readings.modules if r.lost),
-        modbus=readings.modbus_ok,
-        snmp=readings.snmp_ok,
-        notes=readings.notes,
-    )
+from .flow_connection import (
+    FLOW_PLACEHOLDERS,
+    SERIAL_SETTINGS,
+    async_try_connection,
+    connection_data,
+    connection_schema,
+    connection_url,
+    list_serial_ports,
+    valid_input,
+)
+from .flow_fields import entry_name, name_field
+from .flow_generex import (
+    GenerexSummary,
+    async_probe_generex,
+    generex_confirm_schema,
+    generex_options,
+)
+from .flow_strings import strings_options, strings_placeholders, strings_schema
+from .options_flow import BacsOptionsFlow
 
 
 class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -332,17 +87,24 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             menu_options=[KIND_SERIAL, KIND_TCP, KIND_GENEREX, KIND_REMOTE, KIND_SIM],
         )
 
+    async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        return await self._async_connection_step(KIND_SERIAL, user_input)
+
+    async def async_step_tcp(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        return await self._async_connection_step(KIND_TCP, user_input)
+
+    async def async_step_simulator(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        return await self._async_connection_step(KIND_SIM, user_input)
+
     async def _async_connection_step(
         self, kind: str, user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         placeholders = dict(FLOW_PLACEHOLDERS)
-        if user_input is not None and _valid_input(kind, user_input, errors):
-            data = _connection_data(kind, user_input)
-            if kind == KIND_SERIAL:
-                data[CONF_PORT_PATH] = await self.hass.async_add_executor_job(
-                    bus_helpers.stable_port_path, data[CONF_PORT_PATH]
-                )
+        if user_input is not None and valid_input(kind, user_input, errors):
+            data = await self._async_connection_data(kind, user_input)
             self._abort_if_connection_configured(data)
             summary = await async_try_connection(data, errors, placeholders)
             if summary is not None:
@@ -352,15 +114,27 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._abort_if_unique_id_configured()
                 self._data, self._summary = data, summary
                 return await self.async_step_strings()
-        ports: list[SelectOptionDict] = []
-        if kind == KIND_SERIAL:
-            ports = await self.hass.async_add_executor_job(list_serial_ports)
         schema = self.add_suggested_values_to_schema(
-            _connection_schema(kind, ports), user_input or {}
+            connection_schema(kind, await self._async_ports(kind)), user_input or {}
         )
         return self.async_show_form(
             step_id=kind, data_schema=schema, errors=errors, description_placeholders=placeholders
         )
+
+    async def _async_connection_data(self, kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
+        """The form's entry data, a serial port by its stable /dev/serial/by-id path."""
+        data = connection_data(kind, user_input)
+        if kind == KIND_SERIAL:
+            data[CONF_PORT_PATH] = await self.hass.async_add_executor_job(
+                bus_helpers.stable_port_path, data[CONF_PORT_PATH]
+            )
+        return data
+
+    async def _async_ports(self, kind: str) -> list[SelectOptionDict]:
+        """The serial ports to pick from (none for the other kinds)."""
+        if kind != KIND_SERIAL:
+            return []
+        return await self.hass.async_add_executor_job(list_serial_ports)
 
     def _abort_if_connection_configured(self, data: dict[str, Any]) -> None:
         """The same port, gateway or simulator as an existing entry (its bus is busy with
@@ -370,19 +144,22 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             if CONF_KIND in entry.data and bus_helpers.connection_id(dict(entry.data)) == wanted:
                 raise AbortFlow("already_configured")
 
-    async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        return await self._async_connection_step(KIND_SERIAL, user_input)
+    def _taken_names(self) -> set[str]:
+        return {entry.title for entry in self._async_current_entries()}
 
-    async def async_step_tcp(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        return await self._async_connection_step(KIND_TCP, user_input)
+    def _taken_by_another(self, entry: ConfigEntry[Any], unique_id: str) -> bool:
+        """Whether another entry than ``entry`` has ``unique_id`` (a reconfigure may not
+        make two entries of one bus)."""
+        other = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
+        return other is not None and other.entry_id != entry.entry_id
 
     async def async_step_generex(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """A GENEREX WEB-MANAGER / CS141: read once (Modbus and SNMP), then confirm."""
         errors: dict[str, str] = {}
-        if user_input is not None and _valid_input(KIND_GENEREX, user_input, errors):
-            data = _connection_data(KIND_GENEREX, user_input)
+        if user_input is not None and valid_input(KIND_GENEREX, user_input, errors):
+            data = connection_data(KIND_GENEREX, user_input)
             await self.async_set_unique_id(bus_helpers.connection_id(data))
             self._abort_if_unique_id_configured()
             summary = await async_probe_generex(data, errors)
@@ -390,7 +167,7 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._data, self._generex = data, summary
                 return await self.async_step_generex_confirm()
         schema = self.add_suggested_values_to_schema(
-            _connection_schema(KIND_GENEREX, []), user_input or {}
+            connection_schema(KIND_GENEREX, []), user_input or {}
         )
         return self.async_show_form(step_id=KIND_GENEREX, data_schema=schema, errors=errors)
 
@@ -402,48 +179,19 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         assert summary is not None
         errors: dict[str, str] = {}
         if user_input is not None:
-            name = str(user_input[CONF_NAME]).strip()
-            if not name:
-                errors[CONF_NAME] = "name_required"
-            else:
-                options = {
-                    OPT_POLL_INTERVAL: float(user_input[OPT_POLL_INTERVAL]),
-                    OPT_CHEMISTRY: user_input[OPT_CHEMISTRY],
-                }
+            name = entry_name(user_input, errors)
+            if not errors:
                 data = {**self._data, CONF_URL: connection_url(self._data)}
-                return self.async_create_entry(title=name, data=data, options=options)
-        taken = {entry.title for entry in self._async_current_entries()}
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_NAME, default=_default_name(self._data, taken)): TextSelector(),
-                vol.Required(OPT_POLL_INTERVAL, default=DEFAULT_POLL_INTERVAL): _number(
-                    POLL_INTERVAL_MIN, POLL_INTERVAL_MAX, 1, "s"
-                ),
-                vol.Required(OPT_CHEMISTRY, default=Chemistry.VRLA.value): dropdown(
-                    [c.value for c in Chemistry], "chemistry"
-                ),
-            }
-        )
-        protocols = " + ".join(
-            p for p, ok in (("Modbus", summary.modbus), ("SNMP", summary.snmp)) if ok
-        )
+                return self.async_create_entry(
+                    title=name, data=data, options=generex_options(user_input)
+                )
+        schema = generex_confirm_schema(self._data, self._taken_names())
         return self.async_show_form(
             step_id="generex_confirm",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
             errors=errors,
-            description_placeholders={
-                "strings": str(summary.strings),
-                "modules": str(summary.modules),
-                "lost": str(summary.modules_lost),
-                "protocols": protocols,
-                "notes": "; ".join(summary.notes[:3]) or "none",
-            },
+            description_placeholders=summary.placeholders(),
         )
-
-    async def async_step_simulator(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        return await self._async_connection_step(KIND_SIM, user_input)
 
     async def async_step_remote(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """A BACS appliance (bacs run) elsewhere: its broker and site, probed for its
@@ -458,10 +206,11 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
                 if summary is not None:
                     self._data, self._remote = data, summary
                     return await self.async_step_remote_confirm()
-        shown = {k: v for k, v in (user_input or {}).items() if k != "password"}
         return self.async_show_form(
             step_id=KIND_REMOTE,
-            data_schema=self.add_suggested_values_to_schema(remote_schema(), shown),
+            data_schema=self.add_suggested_values_to_schema(
+                remote_schema(), without_password(user_input or {})
+            ),
             errors=errors,
         )
 
@@ -473,28 +222,15 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         assert summary is not None
         errors: dict[str, str] = {}
         if user_input is not None:
-            name = str(user_input[CONF_NAME]).strip()
-            if not name:
-                errors[CONF_NAME] = "name_required"
-            else:
+            name = entry_name(user_input, errors)
+            if not errors:
                 return self.async_create_entry(title=name, data=self._data, options={})
-        taken = {entry.title for entry in self._async_current_entries()}
-        schema = vol.Schema(
-            {vol.Required(CONF_NAME, default=_default_name(self._data, taken)): TextSelector()}
-        )
+        schema = vol.Schema(name_field(self._data, self._taken_names()))
         return self.async_show_form(
             step_id="remote_confirm",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
             errors=errors,
-            description_placeholders={
-                "site": str(self._data["site"]),
-                "strings": str(summary.strings),
-                "modules": str(summary.modules),
-                "trip_state": summary.trip_state,
-                "online": "online" if summary.online else "offline",
-                "commands": ", ".join(summary.commands) or "none",
-                "discovery": "yes" if summary.discovery else "no",
-            },
+            description_placeholders=summary.placeholders(self._data),
         )
 
     async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
@@ -549,56 +285,60 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         assert summary is not None
         errors: dict[str, str] = {}
         if user_input is not None:
-            count = int(user_input[OPT_STRING_COUNT])
-            name = str(user_input[CONF_NAME]).strip()
-            if not name:
-                errors[CONF_NAME] = "name_required"
-            options = {
-                OPT_STRING_COUNT: count,
-                OPT_CAPACITY: float(user_input[OPT_CAPACITY]),
-                OPT_CHEMISTRY: user_input[OPT_CHEMISTRY],
-                OPT_POLL_INTERVAL: DEFAULT_POLL_INTERVAL,
-                "trip": {"auto": bool(user_input["auto_trip"])},
-            }
-            try:
-                counts = parse_block_counts(
-                    user_input.get(OPT_BLOCK_COUNTS), count, summary.modules
-                )
-            except ValueError:
-                errors[OPT_BLOCK_COUNTS] = "block_counts_invalid"
-            else:
-                if counts:
-                    options[OPT_BLOCK_COUNTS] = counts
+            name = entry_name(user_input, errors)
+            options = strings_options(user_input, summary, errors)
             if not errors:
                 data = {**self._data, CONF_URL: connection_url(self._data)}
                 return self.async_create_entry(title=name, data=data, options=options)
-        taken = {entry.title for entry in self._async_current_entries()}
-        default_strings = max(1, min(summary.current_sensors or 1, summary.modules or 1))
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_NAME, default=_default_name(self._data, taken)): TextSelector(),
-                vol.Required(OPT_STRING_COUNT, default=default_strings): _number(
-                    1, max(1, min(64, summary.modules))
-                ),
-                vol.Required(OPT_CAPACITY, default=100): _number(1, 20000, 1, "Ah"),
-                vol.Required(OPT_CHEMISTRY, default=Chemistry.VRLA.value): dropdown(
-                    [c.value for c in Chemistry], "chemistry"
-                ),
-                vol.Optional(OPT_BLOCK_COUNTS): TextSelector(),
-                vol.Required("auto_trip", default=summary.relays > 0): BooleanSelector(),
-            }
-        )
+        schema = strings_schema(summary, self._data, self._taken_names())
         return self.async_show_form(
             step_id="strings",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
             errors=errors,
-            description_placeholders={
-                "modules": str(summary.modules),
-                "current_sensors": str(summary.current_sensors),
-                "relays": str(summary.relays),
-                "environment": str(summary.environment),
-                "per_string": str(summary.modules // default_strings),
-            },
+            description_placeholders=strings_placeholders(summary),
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the connection (port, gateway address, baud rate) of an existing bus."""
+        entry = self._get_reconfigure_entry()
+        kind = entry.data[CONF_KIND]
+        errors: dict[str, str] = {}
+        placeholders = dict(FLOW_PLACEHOLDERS)
+        if kind == KIND_REMOTE:
+            return await self._async_reconfigure_remote(entry, user_input)
+        if user_input is not None and valid_input(kind, user_input, errors):
+            data = await self._async_connection_data(kind, user_input)
+            if bus_helpers.connection_id(data) != bus_helpers.connection_id(dict(entry.data)):
+                self._abort_if_connection_configured(data)
+            if kind == KIND_GENEREX:
+                return await self._async_reconfigure_generex(entry, data, errors)
+            # This entry's own bus is open (a serial port is locked): let go of it for the probe.
+            await self.hass.config_entries.async_unload(entry.entry_id)
+            summary = await async_try_connection(data, errors, placeholders)
+            if summary is None:
+                await self.hass.config_entries.async_setup(entry.entry_id)
+            else:
+                unique_id = summary.hardware_id or bus_helpers.connection_id(data)
+                if self._taken_by_another(entry, unique_id):
+                    await self.hass.config_entries.async_setup(entry.entry_id)
+                    return self.async_abort(reason="already_configured")
+                return self.async_update_reload_and_abort(
+                    entry,
+                    unique_id=unique_id,
+                    data={**data, CONF_URL: connection_url(data)},
+                )
+        suggested = user_input or {
+            k: str(v) if k == CONF_BAUDRATE else v for k, v in entry.data.items()
+        }
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                connection_schema(kind, await self._async_ports(kind)), suggested
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def _async_reconfigure_generex(
@@ -606,11 +346,10 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """A web manager is read, never owned: probe it while the entry keeps running."""
         unique_id = bus_helpers.connection_id(data)
-        other = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
-        if other is not None and other.entry_id != entry.entry_id:
+        if self._taken_by_another(entry, unique_id):
             return self.async_abort(reason="already_configured")
         if await async_probe_generex(data, errors) is None:
-            schema = self.add_suggested_values_to_schema(_connection_schema(KIND_GENEREX, []), data)
+            schema = self.add_suggested_values_to_schema(connection_schema(KIND_GENEREX, []), data)
             return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
         return self.async_update_reload_and_abort(
             entry, unique_id=unique_id, data={**data, CONF_URL: connection_url(data)}
@@ -629,65 +368,14 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             data = remote_data(given, errors)
             if data is not None:
                 unique_id = remote_unique_id(data)
-                other = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
-                if other is not None and other.entry_id != entry.entry_id:
+                if self._taken_by_another(entry, unique_id):
                     return self.async_abort(reason="already_configured")
                 if await async_probe_remote(data, errors) is not None:
                     return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
-        suggested = {k: v for k, v in (user_input or entry.data).items() if k != "password"}
-        return self.async_show_form(
-            step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(remote_schema(), suggested),
-            errors=errors,
-        )
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Change the connection (port, gateway address, baud rate) of an existing bus."""
-        entry = self._get_reconfigure_entry()
-        kind = entry.data[CONF_KIND]
-        errors: dict[str, str] = {}
-        placeholders = dict(FLOW_PLACEHOLDERS)
-        if kind == KIND_REMOTE:
-            return await self._async_reconfigure_remote(entry, user_input)
-        if user_input is not None and _valid_input(kind, user_input, errors):
-            data = _connection_data(kind, user_input)
-            if kind == KIND_SERIAL:
-                data[CONF_PORT_PATH] = await self.hass.async_add_executor_job(
-                    bus_helpers.stable_port_path, data[CONF_PORT_PATH]
-                )
-            if bus_helpers.connection_id(data) != bus_helpers.connection_id(dict(entry.data)):
-                self._abort_if_connection_configured(data)
-            if kind == KIND_GENEREX:
-                return await self._async_reconfigure_generex(entry, data, errors)
-            # This entry's own bus is open (a serial port is locked): let go of it for the probe.
-            await self.hass.config_entries.async_unload(entry.entry_id)
-            summary = await async_try_connection(data, errors, placeholders)
-            if summary is None:
-                await self.hass.config_entries.async_setup(entry.entry_id)
-            else:
-                unique_id = summary.hardware_id or bus_helpers.connection_id(data)
-                other = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
-                if other is not None and other.entry_id != entry.entry_id:
-                    await self.hass.config_entries.async_setup(entry.entry_id)
-                    return self.async_abort(reason="already_configured")
-                return self.async_update_reload_and_abort(
-                    entry,
-                    unique_id=unique_id,
-                    data={**data, CONF_URL: connection_url(data)},
-                )
-        ports: list[SelectOptionDict] = []
-        if kind == KIND_SERIAL:
-            ports = await self.hass.async_add_executor_job(list_serial_ports)
-        suggested = user_input or {
-            k: str(v) if k == CONF_BAUDRATE else v for k, v in entry.data.items()
-        }
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                _connection_schema(kind, ports), suggested
+                remote_schema(), without_password(user_input or entry.data)
             ),
             errors=errors,
-            description_placeholders=placeholders,
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,11 @@ def remote_schema() -> vol.Schema:
     )
 
 
+def without_password(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What a form may show again: never the password."""
+    return {k: v for k, v in values.items() if k != CONF_PASSWORD}
+
+
 def remote_data(user_input: dict[str, Any], errors: dict[str, str]) -> dict[str, Any] | None:
     """entry.data for the form's input (the URL without the password, which is kept apart
     and out of diagnostics), or None with ``errors`` filled."""
@@ -136,6 +142,18 @@ class RemoteSummary:
     online: bool
     commands: tuple[str, ...]
     discovery: bool  # the appliance also publishes Home Assistant MQTT discovery
+
+    def placeholders(self, data: dict[str, Any]) -> dict[str, str]:
+        """The confirm form's description."""
+        return {
+            "site": str(data[CONF_SITE]),
+            "strings": str(self.strings),
+            "modules": str(self.modules),
+            "trip_state": self.trip_state,
+            "online": "online" if self.online else "offline",
+            "commands": ", ".join(self.commands) or "none",
+            "discovery": "yes" if self.discovery else "no",
+        }
 
 
 async def async_probe_remote(data: dict[str, Any], errors: dict[str, str]) -> RemoteSummary | None:

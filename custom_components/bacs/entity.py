@@ -3,8 +3,8 @@ write-on-change rule that keeps ~2000 entities inside the recorder budget."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -13,8 +13,8 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 import bacs_core
 from bacs_core.model import DeviceFamily, DeviceKind
+from bacs_core.snapshot import Capability, DeviceRef, StringSnapshot, SystemSnapshot, Value
 from bacs_core.snapshot import DeviceInfo as SnapshotDeviceInfo
-from bacs_core.snapshot import DeviceRef, StringSnapshot, Value
 
 from .const import (
     CONF_KIND,
@@ -106,6 +106,10 @@ class HubEntity(BacsEntity):
         self._attr_unique_id = f"{entry.entry_id}-{description.key}"
         self._attr_device_info = hub_device_info(coordinator)
 
+    def source(self) -> SystemSnapshot:
+        """The part of the snapshot a described entity reads: all of it."""
+        return self.coordinator.data
+
 
 class StringEntity(BacsEntity):
     def __init__(
@@ -127,6 +131,11 @@ class StringEntity(BacsEntity):
     @property
     def string(self) -> StringSnapshot | None:
         return self.coordinator.index.strings.get(self.index)
+
+    def source(self) -> Any:
+        """The part of the snapshot a described entity reads: the string (None while it is
+        not in the snapshot)."""
+        return self.string
 
     @property
     def available(self) -> bool:
@@ -230,6 +239,28 @@ def async_setup_dynamic(
 
     _check()
     coordinator.config_entry.async_on_unload(coordinator.async_add_listener(_check))
+
+
+def new_hub(known: set[Any]) -> bool:
+    """Whether the hub's entities are still to be made (true once per entry and platform)."""
+    if "hub" in known:
+        return False
+    known.add("hub")
+    return True
+
+
+class CapabilityDescription(Protocol):
+    """An entity description that names what its source must be able to do."""
+
+    @property
+    def capability(self) -> Capability | None: ...
+
+
+def supported[D: CapabilityDescription](
+    coordinator: BacsCoordinator, descriptions: Iterable[D]
+) -> list[D]:
+    """The descriptions whose capability the source has (snapshot.capabilities)."""
+    return [d for d in descriptions if coordinator.can(d.capability)]
 
 
 def new_targets[T](known: set[Any], targets: dict[T, Any] | list[T]) -> list[T]:

@@ -8,26 +8,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from homeassistant.components.sensor import (
-    SensorDeviceClass,
-    SensorEntity,
-    SensorEntityDescription,
-    SensorStateClass,
-)
+from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.const import UnitOfEnergy, UnitOfTime
 
 from bacs_core.history import DischargeRecord, EnergyTotals, HistoryRecorder
 
 from .coordinator import BacsCoordinator
 from .entity import BacsEntity, StringEntity
+from .sensor_entity import BacsSensorEntityDescription, DescribedSensor
 from .ups import ups_figures
 
 
 @dataclass(frozen=True, kw_only=True)
-class HistorySensorDescription(SensorEntityDescription):
-    value_fn: Callable[[Any], float | str | None]  # of EnergyTotals or a DischargeRecord
+class HistorySensorDescription(BacsSensorEntityDescription):
+    """``value_fn`` reads the energy totals or the last discharge record."""
+
     energy: bool = False  # reads the energy totals (else the last discharge)
-    attr_fn: Callable[[Any], dict[str, Any]] | None = None
 
 
 def _weakest(r: DischargeRecord) -> str:
@@ -49,27 +45,23 @@ def _discharge_attributes(r: DischargeRecord) -> dict[str, Any]:
     }
 
 
+def _energy(key: str, value_fn: Callable[[EnergyTotals], float]) -> HistorySensorDescription:
+    """A string's energy total in kWh, for the Energy dashboard's battery storage."""
+    return HistorySensorDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=3,
+        energy=True,
+        value_fn=value_fn,
+    )
+
+
 ENERGY_SENSORS = (
-    HistorySensorDescription(
-        key="energy_charged",
-        translation_key="energy_charged",
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=3,
-        energy=True,
-        value_fn=lambda t: t.charged_kwh,
-    ),
-    HistorySensorDescription(
-        key="energy_discharged",
-        translation_key="energy_discharged",
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=3,
-        energy=True,
-        value_fn=lambda t: t.discharged_kwh,
-    ),
+    _energy("energy_charged", lambda t: t.charged_kwh),
+    _energy("energy_discharged", lambda t: t.discharged_kwh),
 )
 DISCHARGE_SENSORS = (
     HistorySensorDescription(
@@ -96,7 +88,10 @@ DISCHARGE_SENSORS = (
 )
 
 
-class HistorySensor(StringEntity, SensorEntity):
+class HistorySensor(StringEntity, DescribedSensor):
+    """Rounded to what it shows (energy: a write per Wh, not per poll), written on every
+    change of that."""
+
     entity_description: HistorySensorDescription
     _unrecorded_attributes = frozenset({"fell_early", "start", "end", "ups_on_battery_at"})
 
@@ -116,23 +111,6 @@ class HistorySensor(StringEntity, SensorEntity):
     def available(self) -> bool:
         # The history speaks of the past: a lost bus does not make the last discharge unknown.
         return self.coordinator.last_update_success and self.recorder is not None
-
-    @property
-    def native_value(self) -> float | str | None:
-        src = self.source()
-        if src is None:
-            return None
-        value = self.entity_description.value_fn(src)
-        precision = self.entity_description.suggested_display_precision
-        if isinstance(value, float) and precision is not None:
-            return round(value, precision)  # energy: a write per Wh, not per poll
-        return value
-
-    @property
-    def extra_state_attributes(self) -> dict[str, Any] | None:
-        src = self.source()
-        attr_fn = self.entity_description.attr_fn
-        return None if src is None or attr_fn is None else attr_fn(src)
 
     def state_key(self) -> Any:
         return (self.available, self.native_value, repr(self.extra_state_attributes))

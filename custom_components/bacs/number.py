@@ -13,10 +13,15 @@ from bacs_core.model import MODULE_SPECS
 from bacs_core.snapshot import Capability
 
 from .coordinator import BacsConfigEntry, BacsCoordinator
-from .entity import BacsEntity, HubEntity, async_setup_dynamic
+from .entity import BacsEntity, HubEntity, async_setup_dynamic, new_hub
 from .errors import async_run_command
 
 PARALLEL_UPDATES = 1
+
+
+FLOAT_VOLTAGE = NumberEntityDescription(
+    key="float_voltage", translation_key="float_voltage", entity_category=EntityCategory.CONFIG
+)
 
 
 class FloatVoltageNumber(HubEntity, NumberEntity):
@@ -27,16 +32,6 @@ class FloatVoltageNumber(HubEntity, NumberEntity):
     _attr_native_min_value = 1.0
     _attr_native_max_value = 20.0
     _attr_native_unit_of_measurement = UnitOfElectricPotential.VOLT
-
-    def __init__(self, coordinator: BacsCoordinator) -> None:
-        super().__init__(
-            coordinator,
-            NumberEntityDescription(
-                key="float_voltage",
-                translation_key="float_voltage",
-                entity_category=EntityCategory.CONFIG,
-            ),
-        )
 
     @property
     def native_value(self) -> float | None:
@@ -64,12 +59,11 @@ class FloatVoltageNumber(HubEntity, NumberEntity):
 
 
 def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]:
-    if "hub" in known:
+    if not new_hub(known):
         return []
-    known.add("hub")
     if not coordinator.can(Capability.EQUALIZE):  # a read-only source has no float target
         return []
-    return [FloatVoltageNumber(coordinator)]
+    return [FloatVoltageNumber(coordinator, FLOAT_VOLTAGE)]
 
 
 async def async_setup_entry(

@@ -29,7 +29,6 @@ from bacs_core.snapshot import SystemSnapshot, TripState
 
 from . import bus as bus_helpers
 from .alarm_summary import safety_line
-from .config_flow import connection_url, list_serial_ports
 from .const import (
     CONF_PORT_PATH,
     CONF_URL,
@@ -38,6 +37,7 @@ from .const import (
     ISSUE_TRIP_STATE_UNKNOWN,
     ISSUE_TRIPPED,
 )
+from .flow_connection import connection_url, list_serial_ports
 
 _LOGGER = logging.getLogger(__name__)
 

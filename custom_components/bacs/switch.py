@@ -18,7 +18,14 @@ from bacs_core.snapshot import Capability, DeviceRef
 
 from .const import DOMAIN
 from .coordinator import BacsConfigEntry, BacsCoordinator
-from .entity import BacsEntity, BusDeviceEntity, HubEntity, async_setup_dynamic, new_targets
+from .entity import (
+    BacsEntity,
+    BusDeviceEntity,
+    HubEntity,
+    async_setup_dynamic,
+    new_hub,
+    new_targets,
+)
 from .errors import async_require_admin, bacs_command
 
 PARALLEL_UPDATES = 1  # one command at a time: the bus has one owner
@@ -77,18 +84,13 @@ class RelaySwitch(BusDeviceEntity, SwitchEntity):
         await self._set(False)
 
 
+EQUALIZATION = SwitchEntityDescription(
+    key="equalization", translation_key="equalization", entity_category=EntityCategory.CONFIG
+)
+
+
 class EqualizationSwitch(HubEntity, SwitchEntity):
     """Equalization on/off; stored in the options so it survives a restart."""
-
-    def __init__(self, coordinator: BacsCoordinator) -> None:
-        super().__init__(
-            coordinator,
-            SwitchEntityDescription(
-                key="equalization",
-                translation_key="equalization",
-                entity_category=EntityCategory.CONFIG,
-            ),
-        )
 
     @property
     def is_on(self) -> bool:
@@ -115,10 +117,8 @@ class EqualizationSwitch(HubEntity, SwitchEntity):
 
 def _entities(coordinator: BacsCoordinator, known: set[Any]) -> list[BacsEntity]:
     out: list[BacsEntity] = []
-    if "hub" not in known:
-        known.add("hub")
-        if coordinator.can(Capability.EQUALIZE):
-            out.append(EqualizationSwitch(coordinator))
+    if new_hub(known) and coordinator.can(Capability.EQUALIZE):
+        out.append(EqualizationSwitch(coordinator, EQUALIZATION))
     if not coordinator.can(Capability.RELAYS):
         return out
     for ref in new_targets(known, coordinator.index.relays):

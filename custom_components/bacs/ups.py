@@ -24,7 +24,11 @@ from homeassistant.const import (
 )
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.helpers.event import async_track_state_change_event
-from homeassistant.util.unit_conversion import DurationConverter, ElectricPotentialConverter
+from homeassistant.util.unit_conversion import (
+    BaseUnitConverter,
+    DurationConverter,
+    ElectricPotentialConverter,
+)
 
 from bacs_core.history import DischargeRecord, HistoryRecorder, UpsStatus
 
@@ -83,25 +87,25 @@ def _number(state: State | None) -> float | None:
         return None
 
 
-def runtime_from(state: State | None) -> float | None:
-    """In seconds, from the sensor's own unit (nut's is s; a template's may be min)."""
+def _in_unit(state: State | None, converter: type[BaseUnitConverter], unit: str) -> float | None:
+    """The sensor's number in ``unit``, from the sensor's own unit (``unit`` when it has none);
+    None when it is not a number or its unit is not one ``converter`` knows."""
     value = _number(state)
     if value is None or state is None:
         return None
-    unit = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) or UnitOfTime.SECONDS
-    if unit not in DurationConverter.VALID_UNITS:
+    given = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) or unit
+    if given not in converter.VALID_UNITS:
         return None
-    return float(DurationConverter.convert(value, unit, UnitOfTime.SECONDS))
+    return float(converter.convert(value, given, unit))
+
+
+def runtime_from(state: State | None) -> float | None:
+    """In seconds, from the sensor's own unit (nut's is s; a template's may be min)."""
+    return _in_unit(state, DurationConverter, UnitOfTime.SECONDS)
 
 
 def voltage_from(state: State | None) -> float | None:
-    value = _number(state)
-    if value is None or state is None:
-        return None
-    unit = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) or UnitOfElectricPotential.VOLT
-    if unit not in ElectricPotentialConverter.VALID_UNITS:
-        return None
-    return float(ElectricPotentialConverter.convert(value, unit, UnitOfElectricPotential.VOLT))
+    return _in_unit(state, ElectricPotentialConverter, UnitOfElectricPotential.VOLT)
 
 
 def ups_figures(r: DischargeRecord) -> dict[str, Any]:

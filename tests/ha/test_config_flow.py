@@ -639,7 +639,7 @@ async def test_options_new_thresholds(hass: HomeAssistant) -> None:
 
 
 def test_every_range_error_and_placeholder_exists() -> None:
-    from custom_components.bacs.options_flow import OPTION_FIELDS, range_placeholders
+    from custom_components.bacs.options_fields import OPTION_FIELDS, range_placeholders
 
     placeholders = range_placeholders()
     errors = TRANSLATIONS["options"]["error"]

@@ -23,7 +23,8 @@ from bacs_core.mqtt import entities as mqtt_entities
 from bacs_core.mqtt import mqtt_settings
 from bacs_core.mqtt.publisher import MqttPublisher
 from bacs_core.snapshot import TripState
-from custom_components.bacs import binary_sensor, sensor
+from custom_components.bacs import binary_sensor
+from custom_components.bacs import sensor_descriptions as sensor
 from tests.mqtt_broker import Mosquitto, needs_mosquitto
 
 URL = "sim://mq?strings=2&blocks=3&speed=0&settle_days=1&seed=2"

@@ -34,6 +34,12 @@ ICONS = json.loads((INTEGRATION / "icons.json").read_text())
 SERVICES = yaml.safe_load((INTEGRATION / "services.yaml").read_text())
 KEY = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
 SOURCES = {p.name: p.read_text() for p in INTEGRATION.glob("*.py")}
+# The config and options flows with the modules their forms are in.
+FLOWS = "\n".join(
+    text
+    for name, text in sorted(SOURCES.items())
+    if name.startswith(("config_flow", "flow_", "options_"))
+)
 # The oldest Home Assistant whose own pins admit bacs-core's requirements, measured and run
 # (docs/compatibility.md); hacs.json and the README must say the same.
 MIN_HA = "2025.2.0"
@@ -284,7 +290,7 @@ def _quoted(source: str, pattern: str) -> set[str]:
 
 
 def test_flow_steps_errors_and_aborts_are_translated() -> None:
-    flow = SOURCES["config_flow.py"]
+    flow = FLOWS
     config = STRINGS["config"]
     steps = _quoted(flow, r"async_step_(\w+)\(") - {"init"}
     for step in steps - {"usb"}:
@@ -329,8 +335,9 @@ def test_exceptions_and_issues_are_translated() -> None:
 
 
 def test_selector_translations() -> None:
-    flow = SOURCES["config_flow.py"]
-    for key in _quoted(flow, r'_select\(\s*\[[^\]]*\],\s*"(\w+)"') | {"trip_relay"}:
+    keys = _quoted(FLOWS, r'dropdown\(\s*(?:\[[^\]]*\]|\w+\([^()]*\)|\w+),\s*"(\w+)"')
+    assert keys == set(STRINGS["selector"])  # each translated, each translation used
+    for key in keys:
         assert key in STRINGS["selector"], key
         for option in STRINGS["selector"][key]["options"]:
             assert KEY.match(option)
