@@ -177,7 +177,10 @@ def test_a_new_image_is_served_by_the_same_request_and_old_answers_are_dropped()
     current["image"] = image(41)  # a module more: the layout changed
     third = agent.answer(request(V2C, "bulk", [(*m.MODULE_TABLE, 1, 40)], max_rep=2))
     assert third is not None
-    assert decode(third, V2C)[3] == [((*m.MODULE_TABLE, 1, 41), 41), ((*m.MODULE_TABLE, 2, 1), 1351)]
+    assert decode(third, V2C)[3] == [
+        ((*m.MODULE_TABLE, 1, 41), 41),
+        ((*m.MODULE_TABLE, 2, 1), 1351),
+    ]
 
 
 def test_the_wrong_community_gets_no_answer() -> None:
