@@ -5,8 +5,9 @@ hands the newest to the serving process (``worker.py``) from a sender thread, so
 costs the poll cycle one assignment. The sender builds the served image itself (about 3 ms for
 330 modules) and ships its words and values, and its OID table only when the layout changed:
 pickling the snapshot instead cost about 10 ms here and as much again to unpickle there.
-Commands from allowed clients come back up the pipe and run on the manager's loop: ``acknowledge()`` and ``reset_trip()``, whose SafetyRefusedError
-becomes Modbus exception 04 — a reset stays refused while unsafe, whoever asks.
+Commands from allowed clients come back up the pipe and run on the manager's loop:
+``acknowledge()`` and ``reset_trip()``, whose SafetyRefusedError becomes Modbus exception 04 —
+a reset stays refused while unsafe, whoever asks.
 """
 
 from __future__ import annotations
