@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..events import Event, EventType
-from ..manager import FileStorage, Manager
+from ..manager import FileStorage
 from ..snapshot import SystemSnapshot
+from ..source import Source, SourceUnavailableError, open_source
 from .common import quiet_pymodbus
 from .sd_notify import Notifier
 from .site_config import SiteConfig, SiteConfigError, load_site
@@ -75,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if args.urls:
         print("bacs run: give the buses in the site file, not as URLs", file=sys.stderr)
         return 2
+    if args.serve_modbus or args.serve_snmp:
+        print("bacs run: with a site file, the gateway is its gateway: section", file=sys.stderr)
+        return 2
     try:
         site = load_site(args.config)
     except SiteConfigError as err:
@@ -100,19 +104,28 @@ def run(args: argparse.Namespace) -> int:
 def describe(site: SiteConfig) -> str:
     m = site.manager
     strings = len(m.strings) if m.strings else m.string_count
-    parts = [
-        f"{site.path}: OK",
-        f"site {site.name!r} ({site.site_id})",
-        f"{len(m.buses)} bus{'es' if len(m.buses) != 1 else ''}",
-        f"{strings} string{'s' if strings != 1 else ''}",
-        f"poll every {m.poll_interval:g} s",
-        "trip " + ("automatic" if m.trip.auto else f"{len(m.trip.breakers)} breaker(s)"),
-    ]
+    parts = [f"{site.path}: OK", f"site {site.name!r} ({site.site_id})"]
+    if site.generex:
+        parts.append("GENEREX CS141 (read-only: no equalization, no trip)")
+    else:
+        parts.append(f"{len(m.buses)} bus{'es' if len(m.buses) != 1 else ''}")
+        parts.append(f"{strings} string{'s' if strings != 1 else ''}")
+    parts.append(f"poll every {m.poll_interval:g} s")
+    if not site.generex:
+        parts.append(
+            "trip " + ("automatic" if m.trip.auto else f"{len(m.trip.breakers)} breaker(s)")
+        )
     mqtt = site.sections.get("mqtt")
     if mqtt is not None:
         tls = " TLS" if mqtt.tls else ""
         commands = ", ".join(sorted(mqtt.commands)) or "none"
         parts.append(f"MQTT {mqtt.host}:{mqtt.port}{tls}, commands: {commands}")
+    gateway = site.sections.get("gateway")
+    if gateway is not None:
+        served = [f"Modbus {h}:{p}" for h, p in [gateway.modbus] if gateway.modbus]
+        served += [f"SNMP {h}:{p}" for h, p in [gateway.snmp] if gateway.snmp]
+        access = f"commands from {', '.join(gateway.allow)}" if gateway.commands else "read-only"
+        parts.append(f"gateway {', '.join(served)} ({access})")
     return "; ".join(parts)
 
 
@@ -207,9 +220,12 @@ class Appliance:
         self.path = path
         self.state_dir = state_dir
         self.cycles = cycles
-        self.manager = Manager(site.manager, storage=FileStorage(state_dir / "manager.json"))
+        storage = FileStorage(state_dir / "manager.json")
+        # A bus of our modules (the Manager) or a read-only GENEREX system (generex://).
+        self.manager: Source = open_source(site.manager.buses[0].url, site.manager, storage=storage)
         self.notifier = Notifier()
         self.publisher: Any = None
+        self.gateway: Any = None
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._last_snapshot = time.monotonic()
@@ -233,7 +249,18 @@ class Appliance:
         )
         if not self._start_mqtt():
             return 1
-        await self.manager.start()
+        try:
+            await self.manager.start()
+        except SourceUnavailableError as err:  # a GENEREX system that does not answer
+            _LOG.error("%s", err)
+            if self.publisher is not None:
+                await self.publisher.stop()
+            return 1
+        if not await self._start_gateway():
+            await self.manager.stop()
+            if self.publisher is not None:
+                await self.publisher.stop()
+            return 1
         count = len(self.manager.devices)
         if not count:
             _LOG.error("no devices answer on the configured buses; retrying in the background")
@@ -257,6 +284,8 @@ class Appliance:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
+            if self.gateway is not None:
+                await self.gateway.stop()
             await self.manager.stop()
             if self.publisher is not None:
                 await self.publisher.stop()
@@ -291,6 +320,23 @@ class Appliance:
             settings.topic_prefix,
             self.site.site_id,
         )
+        return True
+
+    async def _start_gateway(self) -> bool:
+        options = self.site.sections.get("gateway")
+        if options is None:
+            return True
+        from ..gateway.options import for_poll_interval
+        from ..gateway.service import Gateway, GatewayError
+
+        gateway = Gateway(self.manager, for_poll_interval(options, self.site.manager.poll_interval))
+        try:
+            await gateway.start()
+        except GatewayError as err:
+            _LOG.error("gateway: %s", err)
+            return False
+        self.gateway = gateway
+        _LOG.info("%s", gateway.describe())
         return True
 
     async def reload(self) -> None:
