@@ -4,8 +4,11 @@ Set-up. The room is served by a simulator subprocess over Modbus TCP on loopback
 emulation: the manager's cycle is CPU-bound, the case where anything else on the machine slows
 it most). The manager polls at the fastest interval the configuration allows (1 s), so the
 gateway gets a new image every second, and every cache it keeps is rebuilt every second. The
-gateway serves from its own process at nice 10. 20 clients run in 4 processes at nice 15 (they
-stand for SCADA and NMS hosts, which would be other machines). A "full read" is everything one
+gateway serves from its own process at nice 10. 20 clients run in 4 processes (they stand for
+SCADA and NMS hosts, which would be other machines): at nice 15 when flat out, so that they
+cannot take the CPU from the manager as other machines could not; at nice 0 when paced, so that
+on a shared machine other people's jobs do not starve them and their own waiting is not
+counted as the gateway's (they use little CPU at that rate). A "full read" is everything one
 client needs over Modbus: registers 1000–1059, our header, the string block and the 330-module
 block (25 requests of ≤ 120 registers, pymodbus client). A "walk" is net-snmp's snmpbulkwalk of
 the SNMP module and string tables (1 690 objects, max-repetitions 10, net-snmp's default).
@@ -58,7 +61,7 @@ BULKWALK = shutil.which("snmpbulkwalk")
 POLL_INTERVAL_S = 1.0  # the fastest the configuration allows: a new image every second
 MODULES = STRINGS * BLOCKS
 CLIENT_PROCESSES = 4  # 20 clients = 4 processes × 5 asyncio clients
-CLIENT_NICE = 15  # below the gateway's 10: they stand for other machines
+CLIENT_NICE = 15  # flat out: below the gateway's 10, so they cannot starve the manager
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
