@@ -122,8 +122,11 @@ def describe(site: SiteConfig) -> str:
         parts.append(f"MQTT {mqtt.host}:{mqtt.port}{tls}, commands: {commands}")
     gateway = site.sections.get("gateway")
     if gateway is not None:
-        served = [f"Modbus {h}:{p}" for h, p in [gateway.modbus] if gateway.modbus]
-        served += [f"SNMP {h}:{p}" for h, p in [gateway.snmp] if gateway.snmp]
+        served = [
+            f"{kind} {where[0]}:{where[1]}"
+            for kind, where in (("Modbus", gateway.modbus), ("SNMP", gateway.snmp))
+            if where is not None
+        ]
         access = f"commands from {', '.join(gateway.allow)}" if gateway.commands else "read-only"
         parts.append(f"gateway {', '.join(served)} ({access})")
     return "; ".join(parts)

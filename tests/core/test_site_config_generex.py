@@ -158,3 +158,12 @@ def test_a_bus_site_may_have_a_gateway_too(tmp_path: Path) -> None:
     assert not site.generex
     assert site.sections["gateway"].modbus == ("0.0.0.0", 1502)
     assert "1 bus; 1 string;" in describe(site)
+    site = load_site(write(tmp_path, text.replace("  snmp: 127.0.0.1:1161\n", "")))
+    assert "gateway Modbus 0.0.0.0:1502 (commands from 192.0.2.5)" in describe(site)
+    snmp_only = text.replace("  modbus: 0.0.0.0:1502\n", "")
+    with pytest.raises(SiteConfigError, match=r":17: gateway.commands: commands are Modbus"):
+        load_site(write(tmp_path, snmp_only))
+    snmp_only = snmp_only.replace("  commands: true\n  allow: [192.0.2.5]\n", "")
+    site = load_site(write(tmp_path, snmp_only))
+    assert site.sections["gateway"].modbus is None
+    assert "gateway SNMP 127.0.0.1:1161 (read-only)" in describe(site)
