@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .events import Event
+from .listeners import EventListener, SnapshotListener
 from .snapshot import Capability, DeviceRef, SystemSnapshot, TripState
 
 if TYPE_CHECKING:
@@ -31,9 +31,6 @@ MANAGER_CAPABILITIES = frozenset(c for c in Capability if c is not Capability.GE
 GENEREX_CAPABILITIES = frozenset(
     {Capability.ACKNOWLEDGE, Capability.PER_BLOCK_RESISTANCE, Capability.GENERAL_FLAGS}
 )
-
-type SnapshotListener = Callable[[SystemSnapshot], None]
-type EventListener = Callable[[Event], None]
 
 
 class SourceError(Exception):
