@@ -412,7 +412,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"only {log.modules} of {MODULES} modules found")
         await log.next(3)
         no_gateway = await log.next(args.cycles)
-        gateway = Gateway(manager, GatewayOptions(modbus=("127.0.0.1", 0), snmp=("127.0.0.1", 0)))
+        local = ("127.0.0.1", 0)
+        gateway = Gateway(manager, GatewayOptions(modbus=local, snmp=local, nice=args.gateway_nice))
         await gateway.start()
         worker = int(gateway._process.pid)  # its CPU is measured
         await log.next(2)
@@ -510,6 +511,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "gateway_cpu_ms_per_full_read": cost["full_read"],
         "gateway_cpu_ms_per_walk": cost["walk"],
         "poll_cycle_ms_no_gateway": ms_median(no_gateway),
+        "gateway_nice": args.gateway_nice,
         "snmp_client": "net-snmp snmpbulkwalk",
         "snmp_max_repetitions": args.bulk,
         "load_average_1m": loads,
@@ -525,6 +527,9 @@ def ms_median(durations: list[float]) -> float:
 
 
 def main() -> int:
+    from bacs_core.gateway.options import GatewayOptions
+
+    product_nice = GatewayOptions(modbus=("127.0.0.1", 0)).nice  # the serving process's
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -548,15 +553,22 @@ def main() -> int:
     parser.add_argument(
         "--paced-client-nice",
         type=int,
-        default=CLIENT_NICE,
-        help=f"paced phase: the clients' niceness ({CLIENT_NICE})",
+        default=0,
+        help="paced phase: the clients' niceness (0)",
+    )
+    parser.add_argument(
+        "--gateway-nice",
+        type=int,
+        default=product_nice,
+        help=f"the serving process's niceness ({product_nice}, the product's; "
+        "another value only to see how much of a tail is the priority on a shared machine)",
     )
     parser.add_argument("--rounds", type=int, default=6, help="flat-out idle/loaded rounds (6)")
     parser.add_argument("--cycles", type=int, default=5, help="manager cycles per phase (5)")
     parser.add_argument(
         "--bulk", type=int, default=10, help="GETBULK max-repetitions (10, net-snmp's default)"
     )
-    args = parser.parse_args()  # fmt: skip
+    args = parser.parse_args()
     if BULKWALK is None:
         print(
             "bench gateway: needs net-snmp's snmpbulkwalk (apt-get install snmp)", file=sys.stderr
