@@ -76,8 +76,12 @@ def run(args: argparse.Namespace) -> int:
     if args.urls:
         print("bacs run: give the buses in the site file, not as URLs", file=sys.stderr)
         return 2
-    if args.serve_modbus or args.serve_snmp:
-        print("bacs run: with a site file, the gateway is its gateway: section", file=sys.stderr)
+    if args.serve_modbus or args.serve_snmp or args.gateway_commands or args.gateway_allow:
+        print(
+            "bacs run: with a site file the gateway is set in its gateway: section "
+            "(docs/appliance.md), not with --serve-modbus/--serve-snmp/--gateway-*",
+            file=sys.stderr,
+        )
         return 2
     try:
         site = load_site(args.config)

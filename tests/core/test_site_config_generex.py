@@ -5,6 +5,8 @@ MQTT commands a read-only source cannot carry out are refused, and the ``gateway
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,14 @@ def test_a_bus_site_may_have_a_gateway_too(tmp_path: Path) -> None:
     site = load_site(write(tmp_path, snmp_only))
     assert site.sections["gateway"].modbus is None
     assert "gateway SNMP 127.0.0.1:1161 (read-only)" in describe(site)
+
+
+def test_gateway_options_on_the_command_line_are_refused_with_a_site_file(tmp_path: Path) -> None:
+    path = write(tmp_path, SITE)
+    done = subprocess.run(
+        [sys.executable, "-m", "bacs_core", "run", "--config", str(path), "--check-config",
+         "--serve-modbus", "127.0.0.1:1502"],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2], check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "with a site file the gateway is set in its gateway: section" in done.stderr
