@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..events import Event, EventType
-from ..manager import FileStorage, Manager
+from ..manager import FileStorage
 from ..sim.clock import SimClock, SimClockError
 from ..snapshot import SystemSnapshot
+from ..source import Source, SourceUnavailableError, open_source
 from . import history_run
 from .common import quiet_pymodbus
 from .sd_notify import Notifier
@@ -77,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
     if args.urls:
         print("bacs run: give the buses in the site file, not as URLs", file=sys.stderr)
         return 2
+    if args.serve_modbus or args.serve_snmp or args.gateway_commands or args.gateway_allow:
+        print(
+            "bacs run: with a site file the gateway is set in its gateway: section "
+            "(docs/appliance.md), not with --serve-modbus/--serve-snmp/--gateway-*",
+            file=sys.stderr,
+        )
+        return 2
     try:
         site = load_site(args.config)
     except SiteConfigError as err:
@@ -113,19 +121,31 @@ def run(args: argparse.Namespace) -> int:
 def describe(site: SiteConfig) -> str:
     m = site.manager
     strings = len(m.strings) if m.strings else m.string_count
-    parts = [
-        f"{site.path}: OK",
-        f"site {site.name!r} ({site.site_id})",
-        f"{len(m.buses)} bus{'es' if len(m.buses) != 1 else ''}",
-        f"{strings} string{'s' if strings != 1 else ''}",
-        f"poll every {m.poll_interval:g} s",
-        "trip " + ("automatic" if m.trip.auto else f"{len(m.trip.breakers)} breaker(s)"),
-    ]
+    parts = [f"{site.path}: OK", f"site {site.name!r} ({site.site_id})"]
+    if site.generex:
+        parts.append("GENEREX CS141 (read-only: no equalization, no trip)")
+    else:
+        parts.append(f"{len(m.buses)} bus{'es' if len(m.buses) != 1 else ''}")
+        parts.append(f"{strings} string{'s' if strings != 1 else ''}")
+    parts.append(f"poll every {m.poll_interval:g} s")
+    if not site.generex:
+        parts.append(
+            "trip " + ("automatic" if m.trip.auto else f"{len(m.trip.breakers)} breaker(s)")
+        )
     mqtt = site.sections.get("mqtt")
     if mqtt is not None:
         tls = " TLS" if mqtt.tls else ""
         commands = ", ".join(sorted(mqtt.commands)) or "none"
         parts.append(f"MQTT {mqtt.host}:{mqtt.port}{tls}, commands: {commands}")
+    gateway = site.sections.get("gateway")
+    if gateway is not None:
+        served = [
+            f"{kind} {where[0]}:{where[1]}"
+            for kind, where in (("Modbus", gateway.modbus), ("SNMP", gateway.snmp))
+            if where is not None
+        ]
+        access = f"commands from {', '.join(gateway.allow)}" if gateway.commands else "read-only"
+        parts.append(f"gateway {', '.join(served)} ({access})")
     parts += describe_history(site)
     return "; ".join(parts)
 
@@ -247,15 +267,19 @@ class Appliance:
         self.cycles = cycles
         self.clock = clock  # a simulator's (--clock sim:HOST:PORT); None: the computer's
         wall = history_run.wall_clock_of(clock) if clock is not None else None
-        self.manager = Manager(
+        storage = FileStorage(state_dir / "manager.json")
+        # A bus of our modules (the Manager) or a read-only GENEREX system (generex://).
+        self.manager: Source = open_source(
+            site.manager.buses[0].url,
             site.manager,
-            storage=FileStorage(state_dir / "manager.json"),
+            storage=storage,
             clock=clock,
             wall_clock=wall,
         )
         self.history = self._history(history, wall)
         self.notifier = Notifier()
         self.publisher: Any = None
+        self.gateway: Any = None
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._last_snapshot = time.monotonic()
@@ -283,7 +307,22 @@ class Appliance:
             return 1
         if self.history is not None:
             await self.history.start(self.manager)  # before the manager: its first snapshots
-        await self.manager.start()
+        try:
+            await self.manager.start()
+        except SourceUnavailableError as err:  # a GENEREX system that does not answer
+            _LOG.error("%s", err)
+            if self.history is not None:
+                await self.history.stop()
+            if self.publisher is not None:
+                await self.publisher.stop()
+            return 1
+        if not await self._start_gateway():
+            await self.manager.stop()
+            if self.history is not None:
+                await self.history.stop()
+            if self.publisher is not None:
+                await self.publisher.stop()
+            return 1
         count = len(self.manager.devices)
         if not count:
             _LOG.error("no devices answer on the configured buses; retrying in the background")
@@ -307,6 +346,8 @@ class Appliance:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
+            if self.gateway is not None:
+                await self.gateway.stop()
             await self.manager.stop()
             if self.history is not None:
                 await self.history.stop()  # after the manager: its last snapshots written
@@ -367,6 +408,23 @@ class Appliance:
         except SimClockError as err:
             _LOG.error("%s", err)
             return False
+        return True
+
+    async def _start_gateway(self) -> bool:
+        options = self.site.sections.get("gateway")
+        if options is None:
+            return True
+        from ..gateway.options import for_poll_interval
+        from ..gateway.service import Gateway, GatewayError
+
+        gateway = Gateway(self.manager, for_poll_interval(options, self.site.manager.poll_interval))
+        try:
+            await gateway.start()
+        except GatewayError as err:
+            _LOG.error("gateway: %s", err)
+            return False
+        self.gateway = gateway
+        _LOG.info("%s", gateway.describe())
         return True
 
     async def reload(self) -> None:

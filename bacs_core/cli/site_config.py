@@ -1,5 +1,11 @@
 """The appliance's site file (YAML): the manager's settings, validated by the same schema as
-Home Assistant's options, plus the sections of its consumers (``mqtt:``) and the site's name.
+Home Assistant's options, plus the sections of its consumers (``mqtt:``, ``gateway:``) and the
+site's name.
+
+A site is either a bus of our modules (active: equalization, trip) or one installed GENEREX
+WEB-MANAGER / CS141 named by a ``generex://`` URL (passive: read, never written, our alarm rules
+on its readings). For the latter, every setting only an active source can use is refused with
+its line, rather than accepted and silently ignored.
 
 Errors name the file, the line and the field (``site.yaml:12: buses[0].url: …``): the YAML
 is composed with PyYAML's marks, and the path of a voluptuous error is walked back to its node.
@@ -18,6 +24,7 @@ import yaml
 
 from ..bus.url import Scheme, parse_bus_url
 from ..manager.config import CONFIG_SCHEMA, ConfigError, ManagerConfig, validate_config
+from ..source import is_generex_url
 from . import history_run
 
 SITE_SCHEMA = vol.Schema(
@@ -43,12 +50,37 @@ def _mqtt(data: Any) -> Any:
     return settings
 
 
+def _gateway(data: Any) -> Any:
+    from ..gateway.site import gateway_section
+
+    return gateway_section(data)
+
+
 # Consumer sections a site file may hold, each with its validator (vol.Invalid with a path).
-# A consumer that grows a section (the gateway) adds its entry here.
-SECTIONS: dict[str, Callable[[Any], Any]] = {"mqtt": _mqtt}
-# The battery history and its UPS link (bacs_core/cli/history_run.py, docs/appliance.md).
-SECTIONS["history"] = history_run.history_settings
-SECTIONS["ups"] = history_run.ups_section
+SECTIONS: dict[str, Callable[[Any], Any]] = {
+    "mqtt": _mqtt,
+    "gateway": _gateway,
+    # The battery history and its UPS link (bacs_core/cli/history_run.py, docs/appliance.md).
+    "history": history_run.history_settings,
+    "ups": history_run.ups_section,
+}
+
+# Settings a read-only GENEREX source cannot use, and why (the message after the field).
+GENEREX_REFUSED = {
+    "equalization": "a GENEREX system is read-only: it equalizes (or not) by itself",
+    "trip": "a GENEREX system is read-only: nothing here can open its breaker",
+    "runaway": "the thermal-runaway trip needs our own modules and relay; a GENEREX system "
+    "is read-only",
+    "strings": "the CS141 assigns its modules to strings itself",
+    "string_count": "the CS141 reports its own strings",
+    "block_counts": "the CS141 assigns its modules to strings itself (evenly, ascending id)",
+    "capacity_ah": "not used for a GENEREX system (the CS141 keeps its own capacity setting)",
+}
+GENEREX_BUS_REFUSED = {
+    "timeout": "set it in the URL: generex://HOST?timeout=2",
+    "retries": "a GENEREX source retries busy answers itself; remove this",
+}
+GENEREX_MQTT_COMMANDS = frozenset({"acknowledge"})  # what a read-only source can carry out
 
 
 class SiteConfigError(ConfigError):
@@ -64,8 +96,15 @@ class SiteConfig:
     sections: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def generex(self) -> bool:
+        """A read-only GENEREX WEB-MANAGER / CS141 (``generex://``), not a bus of ours."""
+        return any(is_generex_url(b.url) for b in self.manager.buses)
+
+    @property
     def simulated(self) -> bool:
-        return all(parse_bus_url(b.url).scheme is Scheme.SIM for b in self.manager.buses)
+        return not self.generex and all(
+            parse_bus_url(b.url).scheme is Scheme.SIM for b in self.manager.buses
+        )
 
 
 def slug(name: str) -> str:
@@ -124,6 +163,7 @@ def parse_site(text: str, path: Path) -> SiteConfig:
                 raise fail([key, *e.path], e.msg) from None
     if "storage_path" in data:
         raise fail(["storage_path"], "the appliance keeps its state in --state-dir; remove this")
+    _check_generex(data, sections, fail)
     try:
         CONFIG_SCHEMA(dict(data))
     except vol.Invalid as err:
@@ -145,6 +185,40 @@ def parse_site(text: str, path: Path) -> SiteConfig:
         manager=manager,
         sections=sections,
     )
+
+
+def _check_generex(
+    data: dict[str, Any],
+    sections: dict[str, Any],
+    fail: Callable[[list[Any], str], SiteConfigError],
+) -> None:
+    """A ``generex://`` source stands alone and takes no setting only our buses can use."""
+    buses = data.get("buses")
+    if not isinstance(buses, list):
+        return
+    urls = [str(b.get("url", "")) if isinstance(b, dict) else "" for b in buses]
+    generex = [i for i, url in enumerate(urls) if is_generex_url(url)]
+    if not generex:
+        return
+    if len(buses) > 1:
+        raise fail(
+            ["buses", 1],
+            "a generex:// source is read on its own: one site file per GENEREX system, "
+            "not beside other buses",
+        )
+    for key, why in GENEREX_BUS_REFUSED.items():
+        if key in buses[0]:
+            raise fail(["buses", 0, key], why)
+    for key, why in GENEREX_REFUSED.items():
+        if key in data:
+            raise fail([key], f"{why}; remove this for a generex:// source")
+    mqtt = sections.get("mqtt")
+    if mqtt is not None:
+        for command in sorted(mqtt.commands - GENEREX_MQTT_COMMANDS):
+            raise fail(
+                ["mqtt", "commands", command],
+                "a GENEREX system is read-only: only acknowledge can be offered",
+            )
 
 
 def _first(err: vol.Invalid) -> vol.Invalid:

@@ -6,7 +6,7 @@ import argparse
 
 from ..cli.common import integer
 from ..generex.cs141_map import Cs141Settings
-from .options import GatewayOptions, parse_listen
+from .options import GatewayOptions, parse_listen, stale_after
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,5 +56,5 @@ def options_from_args(
         settings=Cs141Settings(string_scale=args.gateway_string_scale, unit=args.gateway_unit),
         commands=args.gateway_commands,
         allow=tuple(args.gateway_allow),
-        stale_after_s=3 * poll_interval + 10,
+        stale_after_s=stale_after(poll_interval),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..generex.cs141_map import Cs141Settings
 
@@ -69,3 +69,12 @@ class GatewayOptions:
 
     def allowed(self, host: str) -> bool:
         return self.commands and host in self.allow
+
+
+def stale_after(poll_interval: float) -> float:
+    """Three poll intervals and ten seconds without a snapshot: the data is stale."""
+    return 3 * poll_interval + 10
+
+
+def for_poll_interval(options: GatewayOptions, poll_interval: float) -> GatewayOptions:
+    return replace(options, stale_after_s=stale_after(poll_interval))

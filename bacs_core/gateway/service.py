@@ -2,9 +2,12 @@
 
 ``Gateway(manager, options)`` listens for snapshots (``Manager.add_snapshot_listener``) and
 hands the newest to the serving process (``worker.py``) from a sender thread, so the listener
-costs the poll cycle one assignment. Commands from allowed clients come back up the pipe and run
-on the manager's loop: ``acknowledge()`` and ``reset_trip()``, whose SafetyRefusedError
-becomes Modbus exception 04 — a reset stays refused while unsafe, whoever asks.
+costs the poll cycle one assignment. The sender builds the served image itself (about 3 ms for
+330 modules) and ships its words and values, and its OID table only when the layout changed:
+pickling the snapshot instead cost about 10 ms here and as much again to unpickle there.
+Commands from allowed clients come back up the pipe and run on the manager's loop:
+``acknowledge()`` and ``reset_trip()``, whose SafetyRefusedError becomes Modbus exception 04 —
+a reset stays refused while unsafe, whoever asks.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..generex.image import Cs141Image
 from ..generex.modbus_server import DEVICE_FAILURE
 from ..manager.safety import SafetyRefusedError
 from ..snapshot import SystemSnapshot
 from ..source import SourceError
+from .image import gateway_image
 from .options import GatewayOptions
 
 _LOG = logging.getLogger(__name__)
@@ -120,6 +125,8 @@ class Gateway:
             self._wake.notify()
 
     def _send_loop(self) -> None:
+        last_oids: tuple[object, ...] | None = None
+        serial = 0
         while True:
             with self._wake:
                 while self._latest is None and not self._outbox and not self._closing:
@@ -133,7 +140,10 @@ class Gateway:
                 for message in outbox:
                     self._conn.send(message)
                 if snap is not None:
-                    self._conn.send(("snapshot", snap))
+                    serial += 1
+                    image = gateway_image(snap, self.options.settings, serial=serial)
+                    self._conn.send(image_message(image, same_oids=image.oids == last_oids))
+                    last_oids = image.oids
                     self.sent += 1
             except (OSError, ValueError):
                 return
@@ -198,3 +208,8 @@ class Gateway:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def image_message(image: Cs141Image, *, same_oids: bool) -> tuple[Any, ...]:
+    """("image", ranges, oids or None when unchanged, values, serial): see worker.py."""
+    return ("image", image.ranges, None if same_oids else image.oids, image.values, image.serial)

@@ -2,8 +2,9 @@
 
 It runs in its own process (and at a lower priority) so that SCADA and NMS clients polling flat
 out never take the interpreter away from the manager's poll cycle and safety loop. The manager
-side sends snapshots down a pipe (only the newest matters); this side builds the image and asks
-the manager side to run a command when an allowed client writes one.
+side sends each new image down a pipe (only the newest matters; the OID table only when it
+changed); this side serves it and asks the manager side to run a command when an allowed client
+writes one.
 """
 
 from __future__ import annotations
@@ -57,10 +58,23 @@ class GatewayServing:
         self._stale: Cs141Image | None = None
 
     def update(self, snap: SystemSnapshot) -> None:
+        """Serve ``snap`` (in-process use: tests; the worker gets images built by the sender)."""
         self._serial += 1
-        self.image = gateway_image(snap, self.options.settings, serial=self._serial)
+        self.serve(gateway_image(snap, self.options.settings, serial=self._serial))
+
+    def serve(self, image: Cs141Image) -> None:
+        self.image = image
         self._updated_at = time.monotonic()
         self._stale = None
+
+    def receive_image(self, message: tuple[Any, ...]) -> None:
+        """An ``("image", ranges, oids or None, values, serial)`` message from the sender."""
+        _, ranges, oids, values, serial = message
+        if oids is None:
+            oids = self.image.oids  # unchanged: the servers keep their per-OID encodings
+        if len(oids) != len(values):
+            raise ValueError("image message: OID table and values differ in length")
+        self.serve(Cs141Image(ranges=ranges, oids=oids, values=values, serial=serial))
 
     def current(self) -> Cs141Image:
         """The last image; once no snapshot came for ``stale_after_s``, the same values with
@@ -157,8 +171,8 @@ async def _serve(conn: Connection, options: GatewayOptions) -> None:
         try:
             while conn.poll():
                 message = conn.recv()
-                if message[0] == "snapshot":
-                    serving.update(message[1])
+                if message[0] == "image":
+                    serving.receive_image(message)
                 elif message[0] == "result":
                     serving.result(message[1], message[2])
                 elif message[0] == "stop":

@@ -13,9 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..manager import Manager, SafetyRefusedError
+from ..manager import SafetyRefusedError
 from ..manager.config import device_ref
 from ..snapshot import DeviceInfo, DeviceRef
+from ..source import Source
 from .config import COMMANDS
 from .projection import FLOAT_VOLTAGE_RANGE
 
@@ -49,7 +50,7 @@ def parse_request(command: str, raw: bytes) -> CommandRequest:
 
 
 class CommandRunner:
-    def __init__(self, manager: Manager, enabled: frozenset[str]) -> None:
+    def __init__(self, manager: Source, enabled: frozenset[str]) -> None:
         self.manager = manager
         self.enabled = enabled
         self.float_voltage: float | None = manager.config.float_voltage

@@ -29,8 +29,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ..events import Event, EventType
-from ..manager import Manager
 from ..snapshot import SystemSnapshot
+from ..source import Source
 from .commands import CommandRunner, parse_request
 from .config import MqttSettings
 from .outbox import Outbox
@@ -97,7 +97,7 @@ def event_payload(event: Event, site: str, seq: int) -> dict[str, Any]:
 class MqttPublisher:
     def __init__(
         self,
-        manager: Manager,
+        manager: Source,
         settings: MqttSettings,
         *,
         site_id: str,
