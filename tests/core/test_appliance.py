@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,8 @@ thresholds:
 
 
 class Notify:
-    """The socket systemd would listen on."""
+    """The socket systemd would listen on, read as systemd reads it: all the time (a thread),
+    so the service's datagrams never wait in a full queue."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -41,25 +43,37 @@ class Notify:
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.received: list[str] = []
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            with contextlib.suppress(TimeoutError):
+                self.received.append(self.sock.recv(4096).decode())
 
     def wait_for(self, field: str, timeout: float = 20) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for msg in self.received:
+            for msg in list(self.received):
                 if field in msg.split("\n") or any(
                     line.startswith(field) for line in msg.split("\n")
                 ):
                     return msg
-            with contextlib.suppress(TimeoutError):
-                self.received.append(self.sock.recv(4096).decode())
+            time.sleep(0.05)
         raise AssertionError(f"no {field} from the service; got {self.received}")
+
+    def close(self) -> None:
+        self._closed.set()
+        self._reader.join()
+        self.sock.close()
 
 
 @pytest.fixture
 def notify(tmp_path: Path) -> Iterator[Notify]:
     n = Notify(tmp_path / "notify.sock")
     yield n
-    n.sock.close()
+    n.close()
 
 
 def start(tmp_path: Path, notify: Notify | None, *extra: str) -> subprocess.Popen[str]:
