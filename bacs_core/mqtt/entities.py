@@ -14,6 +14,7 @@ from typing import Any
 from ..snapshot import (
     Alarm,
     BreakerState,
+    Capability,
     ChargeState,
     ManagerStatus,
     Severity,
@@ -42,6 +43,9 @@ class EntitySpec:
     enabled: bool = True
     options: tuple[str, ...] | None = None
     qos: int = 0  # 1 for what a person must not miss: alarms, the trip, the breaker
+    # Shown only when the source can do or knows this (a read-only GENEREX system has no trip,
+    # no equalization and no state-of-charge estimate of ours).
+    needs: Capability | None = None
 
 
 def usable(value: Value) -> float | None:
@@ -99,6 +103,7 @@ MODULE_ENTITIES: tuple[EntitySpec, ...] = (
         unit="mΩ",
         state_class="measurement",
         precision=2,
+        needs=Capability.PER_BLOCK_RESISTANCE,
     ),
     _temp(lambda m: usable(m.temperature)),
     _amps(
@@ -108,6 +113,7 @@ MODULE_ENTITIES: tuple[EntitySpec, ...] = (
         3,
         diagnostic=True,
         enabled=False,
+        needs=Capability.EQUALIZE,
     ),
     _volts(
         "deviation",
@@ -116,6 +122,7 @@ MODULE_ENTITIES: tuple[EntitySpec, ...] = (
         3,
         diagnostic=True,
         enabled=False,
+        needs=Capability.EQUALIZE,
     ),
     EntitySpec("problem", "binary_sensor", "Problem", lambda m: m.problem, device_class="problem"),
 )
@@ -161,11 +168,13 @@ STRING_ENTITIES: tuple[EntitySpec, ...] = (
         device_class="battery",
         state_class="measurement",
         precision=0,
+        needs=Capability.STATE_OF_CHARGE,
     ),
     _sensor(
         "discharge_weakest_block",
         "Weakest block in discharge",
         lambda s: s.weak_blocks[0].position if s.weak_blocks else None,
+        needs=Capability.DISCHARGE_ANALYSIS,
     ),
     EntitySpec("problem", "binary_sensor", "Problem", lambda s: s.problem, device_class="problem"),
     EntitySpec(
@@ -174,6 +183,7 @@ STRING_ENTITIES: tuple[EntitySpec, ...] = (
         "Balancing",
         lambda s: s.balancing_active,
         device_class="running",
+        needs=Capability.EQUALIZE,
     ),
 )
 
@@ -210,6 +220,7 @@ HUB_ENTITIES: tuple[EntitySpec, ...] = (
         device_class="enum",
         qos=1,
         options=(*(t.value for t in TripState if t is not TripState.UNKNOWN), TRIP_STATE_UNKNOWN),
+        needs=Capability.TRIP,
     ),
     _sensor(
         "breaker",
@@ -218,6 +229,7 @@ HUB_ENTITIES: tuple[EntitySpec, ...] = (
         device_class="enum",
         options=tuple(b.value for b in BreakerState),
         qos=1,
+        needs=Capability.TRIP,
     ),
     _sensor(
         "link_quality",
@@ -246,6 +258,7 @@ HUB_ENTITIES: tuple[EntitySpec, ...] = (
         lambda snap: snap.safety.runaway,
         device_class="safety",
         qos=1,
+        needs=Capability.RUNAWAY_DETECTION,
     ),
     EntitySpec(
         "runaway_pre_alert",
@@ -254,6 +267,7 @@ HUB_ENTITIES: tuple[EntitySpec, ...] = (
         lambda snap: snap.safety.pre_alert,
         device_class="safety",
         qos=1,
+        needs=Capability.RUNAWAY_DETECTION,
     ),
 )
 

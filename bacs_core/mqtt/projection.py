@@ -16,7 +16,7 @@ from typing import Any
 import bacs_core
 
 from ..model import MODULE_SPECS, DeviceFamily, DeviceKind
-from ..snapshot import Alarm, DeviceInfo, SystemSnapshot
+from ..snapshot import Alarm, Capability, DeviceInfo, SystemSnapshot
 from .entities import (
     CURRENT_SENSOR_ENTITIES,
     ENVIRONMENT_ENTITIES,
@@ -174,7 +174,8 @@ class Projection:
 
     def targets(self, snap: SystemSnapshot) -> list[Target]:
         t = self.topics
-        hub = Target(self.hub_id, t.hub, self._hub_device(), self._shown(HUB_ENTITIES), snap)
+        caps = snap.capabilities
+        hub = Target(self.hub_id, t.hub, self._hub_device(), self._shown(HUB_ENTITIES, caps), snap)
         hub.extra.update(self._hub_extras(snap))
         out = [hub]
         string_ids: dict[int, str] = {}
@@ -188,7 +189,7 @@ class Projection:
                 "model": "Battery string",
                 "via_device": self.hub_id,
             }
-            target = Target(sid, t.string(s.index), device, self._shown(STRING_ENTITIES), s)
+            target = Target(sid, t.string(s.index), device, self._shown(STRING_ENTITIES, caps), s)
             target.extra["alarms"] = self._alarm_component(
                 f"{sid}-alarms", f"{t.string(s.index)}/alarms"
             )
@@ -197,30 +198,50 @@ class Projection:
                 name = block_name(s.name, m.position, len(s.modules))
                 out.append(
                     self._bus_target(
-                        m.info, name, sid, t.block(s.index, m.position), MODULE_ENTITIES, m
+                        m.info,
+                        name,
+                        sid,
+                        t.block(s.index, m.position),
+                        self._shown(MODULE_ENTITIES, caps),
+                        m,
                     )
                 )
         for c in snap.current_sensors:
             via = string_ids.get(c.string or 0, self.hub_id)
             name = f"{FAMILY_NAMES[DeviceFamily.CURRENT_SENSOR]} {c.info.ref.unit}"
             topic = t.device(DeviceFamily.CURRENT_SENSOR.value, c.info.ref)
-            out.append(self._bus_target(c.info, name, via, topic, CURRENT_SENSOR_ENTITIES, c))
+            out.append(
+                self._bus_target(
+                    c.info, name, via, topic, self._shown(CURRENT_SENSOR_ENTITIES, caps), c
+                )
+            )
         for r in snap.relays:
             name = f"{FAMILY_NAMES[DeviceFamily.RELAY]} {r.info.ref.unit}"
             topic = t.device(DeviceFamily.RELAY.value, r.info.ref)
             specs = relay_input_entities(len(r.inputs))
-            out.append(self._bus_target(r.info, name, self.hub_id, topic, specs, r))
+            out.append(
+                self._bus_target(r.info, name, self.hub_id, topic, self._shown(specs, caps), r)
+            )
         for e in snap.environment:
             name = f"{FAMILY_NAMES[DeviceFamily.ENVIRONMENT]} {e.info.ref.unit}"
             topic = t.device(DeviceFamily.ENVIRONMENT.value, e.info.ref)
-            out.append(self._bus_target(e.info, name, self.hub_id, topic, ENVIRONMENT_ENTITIES, e))
+            out.append(
+                self._bus_target(
+                    e.info, name, self.hub_id, topic, self._shown(ENVIRONMENT_ENTITIES, caps), e
+                )
+            )
         return out
 
-    def _shown(self, specs: tuple[EntitySpec, ...]) -> tuple[EntitySpec, ...]:
-        """Disabled-by-default entities only with ``diagnostics: true`` in the site file."""
-        if self.diagnostics:
-            return specs
-        return tuple(s for s in specs if s.enabled)
+    def _shown(
+        self, specs: tuple[EntitySpec, ...], caps: frozenset[Capability]
+    ) -> tuple[EntitySpec, ...]:
+        """What the source supports; disabled-by-default entities only with ``diagnostics:
+        true`` in the site file."""
+        return tuple(
+            s
+            for s in specs
+            if (s.needs is None or s.needs in caps) and (self.diagnostics or s.enabled)
+        )
 
     def _bus_target(
         self,
@@ -232,9 +253,7 @@ class Projection:
         source: Any,
     ) -> Target:
         oid = self.device_id(info)
-        target = Target(
-            oid, topic, self._bus_device(info, name, via), self._shown(specs), source, info.online
-        )
+        target = Target(oid, topic, self._bus_device(info, name, via), specs, source, info.online)
         if "identify" in self.commands:
             payload = json.dumps({"serial": info.serial, "device": str(info.ref)})
             target.extra["identify"] = {
