@@ -62,7 +62,7 @@ class Run:
         self,
         runaway: dict[int, str] | None = None,
         *,
-        relays: dict[DeviceRef, RelayState] | None = None,
+        modules: dict[DeviceRef, RelayState] | None = None,
         dt: float = 10.0,
     ) -> SafetyDecision:
         self.t += dt
@@ -73,7 +73,7 @@ class Run:
             bool(runaway),
             None,
             bool(runaway),
-            globals()["relays"]() if relays is None else relays,
+            relays() if modules is None else modules,
             False,
             runaway_strings=runaway,
             pre_alert_strings=set(runaway),
@@ -97,7 +97,7 @@ def test_a_runaway_is_announced_on_its_string_with_the_trip_that_follows(
     assert detected.data == {"trip": "trip", "string": 2, "scope": scope.value}
     assert detected.message == f"{HOT2} (the breaker trip follows)"
     for _ in range(3):
-        run.cycle({2: HOT2}, relays=relays((False,) * 4))
+        run.cycle({2: HOT2}, modules=relays((False,) * 4))
     assert len(run.of(EventType.RUNAWAY_DETECTED)) == 1
 
 
@@ -310,8 +310,8 @@ def test_the_breaker_of_one_string_that_does_not_open_and_then_does() -> None:
     )
     assert run.safety.string_state(1) is TripState.ARMED
     string_2_open = relays((True, False, True, True))
-    run.cycle(relays=string_2_open)
-    d = run.cycle(relays=string_2_open)  # two polls agree
+    run.cycle(modules=string_2_open)
+    d = run.cycle(modules=string_2_open)  # two polls agree
     (after_all,) = d.events
     assert (after_all.type, after_all.string) == (EventType.TRIPPED, 2)
     assert after_all.data == {"strings": "2", "scope": "string"}
@@ -336,7 +336,7 @@ def test_a_silent_relay_module_is_not_a_stuck_breaker() -> None:
     run = Run(engine(verify=1))
     run.safety.trip(T0, "test", 2)
     for _ in range(10):
-        d = run.cycle(relays={})
+        d = run.cycle(modules={})
     assert run.safety.string_state(2) is TripState.TRIPPED
     assert run.events == []
     assert d.snapshot.string(2).breaker is BreakerState.UNKNOWN  # type: ignore[union-attr]
@@ -386,7 +386,7 @@ def test_the_reset_of_a_string_that_is_not_tripped_names_it() -> None:
 def test_reset_events_name_their_strings_and_the_state_left() -> None:
     s = engine()
     # String 1: its relay energised with no trip recorded (UNKNOWN); string 2 tripped.
-    Run(s).cycle(relays=relays(outputs=(True, False, False, False)))
+    Run(s).cycle(modules=relays(outputs=(True, False, False, False)))
     s.trip(T0, "test", 2)
     assert s.string_state(1) is TripState.UNKNOWN
     (reset,) = s.reset(T0)
@@ -394,7 +394,7 @@ def test_reset_events_name_their_strings_and_the_state_left() -> None:
     assert reset.data == {"from": "tripped", "strings": "1,2"}  # the most severe state left
     assert reset.message == "breaker trip reset by a person (every string)"
     s = engine()
-    Run(s).cycle(relays=relays(outputs=(False, True, False, False)))
+    Run(s).cycle(modules=relays(outputs=(False, True, False, False)))
     (reset,) = s.reset(T0, string=2)
     assert reset.string == 2
     assert reset.data == {"from": "unknown", "strings": "2"}
@@ -435,7 +435,7 @@ def test_a_reset_after_the_breakers_were_removed_leaves_the_trip_disabled() -> N
 def test_after_a_restore_an_energised_relay_is_the_trip_releasing_it() -> None:
     s = engine()
     s.restore(SafetyRecord({1: TripRecord(TripState.ARMED), 2: TripRecord(TripState.ARMED)}))
-    d = Run(s).cycle(relays=relays(outputs=(False, True, False, False)))
+    d = Run(s).cycle(modules=relays(outputs=(False, True, False, False)))
     assert s.string_state(2) is TripState.ARMED
     assert d.outputs == {R: {1: False, 2: False}}
 
@@ -444,7 +444,7 @@ def test_after_a_person_confirms_an_unknown_state_the_relay_is_released() -> Non
     s = engine()
     s.mark_unknown("state file damaged")
     s.reset(T0, runaway_active=False, breaker_readable=True)
-    d = Run(s).cycle(relays=relays(outputs=(False, True, False, False)))
+    d = Run(s).cycle(modules=relays(outputs=(False, True, False, False)))
     assert s.string_state(2) is TripState.ARMED
     assert d.outputs == {R: {1: False, 2: False}}
 

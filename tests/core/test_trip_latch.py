@@ -52,7 +52,7 @@ def cycle(
     s: Safety,
     t: float = 10.0,
     runaway: dict[int, str] | None = None,
-    relays_: dict[DeviceRef, RelayState] | None = None,
+    modules: dict[DeviceRef, RelayState] | None = None,
 ) -> SafetyDecision:
     runaway = runaway or {}
     return s.update(
@@ -61,7 +61,7 @@ def cycle(
         bool(runaway),
         None,
         bool(runaway),
-        relays() if relays_ is None else relays_,
+        relays() if modules is None else modules,
         False,
         runaway_strings=runaway,
         pre_alert_strings=set(runaway),
@@ -190,10 +190,10 @@ def test_an_unreadable_state_makes_every_string_unknown_with_its_note() -> None:
 def test_the_whole_speaks_with_the_most_severe_strings_reason() -> None:
     s = engine(verify=1)
     s.trip(T0, "first", 1)
-    cycle(s, 10.0, relays_=relays((False, True, True, True)))  # string 1 opens
+    cycle(s, 10.0, modules=relays((False, True, True, True)))  # string 1 opens
     s.trip(T1, "second", 2)
-    cycle(s, 20.0, relays_=relays((False, True, True, True)))
-    d = cycle(s, 30.0, relays_=relays((False, True, True, True)))  # string 2 stuck
+    cycle(s, 20.0, modules=relays((False, True, True, True)))
+    d = cycle(s, 30.0, modules=relays((False, True, True, True)))  # string 2 stuck
     assert s.string_state(2) is TripState.FAILED and s.string_state(1) is TripState.TRIPPED
     assert s.reason == "manual: second"
     assert s.tripped_at == T0
@@ -270,7 +270,7 @@ def test_a_latched_string_the_topology_lost_stays_and_an_armed_one_goes() -> Non
 # -- a trip relay energised with no trip recorded -------------------------------------------------
 def test_an_energised_relay_with_no_record_makes_its_string_unknown_and_says_why() -> None:
     s = engine()
-    d = cycle(s, relays_=relays(outputs=(False, True, False, False)))
+    d = cycle(s, modules=relays(outputs=(False, True, False, False)))
     assert s.string_state(2) is TripState.UNKNOWN and s.string_state(1) is TripState.ARMED
     assert d.snapshot.string(2).note == (  # type: ignore[union-attr]
         "trip relay bus1/40 channel 2 is energised but no trip is recorded (state file missing?)"
@@ -280,27 +280,27 @@ def test_an_energised_relay_with_no_record_makes_its_string_unknown_and_says_why
 
 def test_each_breaker_is_looked_at_once() -> None:
     s = engine()
-    cycle(s, relays_=relays(outputs=(False, True, False, False)))
+    cycle(s, modules=relays(outputs=(False, True, False, False)))
     s.reset(T0, string=2)
-    d = cycle(s, 20.0, relays_=relays(outputs=(False, True, False, False)))  # still energised
+    d = cycle(s, 20.0, modules=relays(outputs=(False, True, False, False)))  # still energised
     assert s.string_state(2) is TripState.ARMED
     assert d.outputs == {R: {1: False, 2: False}}  # released now
 
 
 def test_a_silent_module_does_not_hide_the_next_breakers_energised_relay() -> None:
     s = engine((Breaker(OTHER, 1, 1, 1), B2))
-    cycle(s, relays_=relays(outputs=(False, True, False, False)))
+    cycle(s, modules=relays(outputs=(False, True, False, False)))
     assert s.string_state(2) is TripState.UNKNOWN
     assert s.string_state(1) is TripState.ARMED
 
 
 def test_the_last_output_of_a_module_is_looked_at_too() -> None:
     s = engine((Breaker(R, 4, 4, 1),), strings=(1,))
-    cycle(s, relays_=relays(outputs=(False, False, False, True)))
+    cycle(s, modules=relays(outputs=(False, False, False, True)))
     assert s.string_state(1) is TripState.UNKNOWN
     short = engine((Breaker(R, 4, 4, 1),), strings=(1,))
-    cycle(short, relays_=relays(outputs=(True, True, True)))  # no output 4: nothing to see
+    cycle(short, modules=relays(outputs=(True, True, True)))  # no output 4: nothing to see
     assert short.string_state(1) is TripState.ARMED
     unread = engine((Breaker(R, 4, 4, 1),), strings=(1,))
-    cycle(unread, relays_=relays(outputs=None))
+    cycle(unread, modules=relays(outputs=None))
     assert unread.string_state(1) is TripState.ARMED
