@@ -53,6 +53,9 @@ SAFETY_TESTS = (
     "tests/core/test_safety_edges.py",
     "tests/core/test_safety_latch.py",
     "tests/core/test_trip_strings.py",
+    "tests/core/test_trip_events.py",
+    "tests/core/test_trip_latch.py",
+    "tests/core/test_trip_breakers.py",
     "tests/core/test_manager_rules.py",
 )
 
