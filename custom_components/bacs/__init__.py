@@ -25,6 +25,7 @@ from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from bacs_core.source import Source, SourceUnavailableError, is_generex_url, open_source
 
 from . import bus as bus_helpers
+from .card import async_register_card
 from .const import BUS_ID, CONF_URL, DOMAIN, ISSUE_DEVICES_SILENT, OPT_POLL_INTERVAL
 from .coordinator import (
     BacsConfigEntry,
@@ -58,6 +59,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Actions are registered here so automations validate while an entry is not loaded."""
     async_setup_services(hass)
     async_setup_history_services(hass)
+    await async_register_card(hass)  # the battery-room card: served, loaded by dashboards
     return True
 
 
