@@ -162,7 +162,7 @@ function buildString(hass, config, device, index, devices, roles) {
   blocks.sort((a, b) => a.position - b.position);
   const balancing = hass.states[e["binary_sensor:balancing"]]?.attributes || {};
   const lastDischarge = hass.states[e["sensor:last_discharge_duration"]];
-  const weakest = discharge_weak_blocks(hass, e, lastDischarge);
+  const weakest = dischargeWeakBlocks(hass, e, lastDischarge);
   judge(blocks, config, balancing, weakest);
   const trip = e["sensor:trip_state"] || hub["sensor:trip_state"];
   const breaker = e["sensor:breaker"] || hub["sensor:breaker"];
@@ -189,16 +189,19 @@ function buildString(hass, config, device, index, devices, roles) {
   };
 }
 
-function discharge_weak_blocks(hass, e, last) {
-  // The blocks the running or the last discharge found weak: they fell early.
-  const out = new Set();
-  const running = hass.states[e["sensor:discharge_weakest_block"]];
-  for (const item of running?.attributes?.ranking || []) out.add(Number(item.block));
-  for (const pos of last?.attributes?.fell_early || []) out.add(Number(pos));
-  return out;
+function dischargeWeakBlocks(hass, e, last) {
+  // The blocks a discharge found weak: those the last one's record says fell early, and in a
+  // running discharge those of the manager's ranking (the blocks falling furthest beyond the
+  // string's mean drop, always a few) that fell beyond the limit. Position -> fall (V).
+  const fell = last?.attributes?.in_progress ? [] : last?.attributes?.fell_early || [];
+  const ranking = hass.states[e["sensor:discharge_weakest_block"]]?.attributes?.ranking || [];
+  return {
+    early: new Set(fell.map(Number)),
+    falling: new Map(ranking.map((item) => [Number(item.block), Number(item.extra_drop_v)])),
+  };
 }
 
-function judge(blocks, config, balancing, fellEarly) {
+function judge(blocks, config, balancing, discharged) {
   const volts = blocks.map((b) => b.voltage).filter((v) => v !== null);
   const mean = volts.length ? volts.reduce((a, b) => a + b, 0) / volts.length : null;
   const cells = mean ? Math.max(1, Math.round(mean / FLOAT_V_PER_CELL)) : 6;
@@ -213,6 +216,9 @@ function judge(blocks, config, balancing, fellEarly) {
   for (const b of blocks) {
     b.mean = mean;
     b.limit = limit;
+    // The manager's own deviation from its balancing target where that sensor is enabled,
+    // else the deviation from the string's mean (what the target follows on float).
+    b.reference = b.deviation_sensor !== null ? "target" : "string mean";
     b.deviation =
       b.deviation_sensor ?? (b.voltage !== null && mean !== null ? b.voltage - mean : null);
     b.balancing = active.has(b.position);
@@ -224,7 +230,12 @@ function judge(blocks, config, balancing, fellEarly) {
       (b.temperature >= hotC || (tMedian !== null && b.temperature - tMedian >= hotDelta))
     )
       marks.push("hot");
-    if ((b.resistance_ratio !== null && b.resistance_ratio >= weakRatio) || fellEarly.has(b.position))
+    const fall = discharged.falling.get(b.position);
+    if (
+      (b.resistance_ratio !== null && b.resistance_ratio >= weakRatio) ||
+      discharged.early.has(b.position) ||
+      (fall !== undefined && fall >= limit)
+    )
       marks.push("weak");
     if (outOfRange.has(b.position)) marks.push("out_of_range");
     if (b.voltage === null) marks.push("no_data");
@@ -307,7 +318,7 @@ export function scaleOf(blocks) {
 }
 
 function describe(b) {
-  const parts = [`${b.name}: ${fixed(b.voltage, 3, " V")}`, `${signedMv(b.deviation)} from target`];
+  const parts = [`${b.name}: ${fixed(b.voltage, 3, " V")}`, `${signedMv(b.deviation)} from the ${b.reference}`];
   if (b.temperature !== null) parts.push(fixed(b.temperature, 1, " °C"));
   if (b.resistance !== null) {
     const ratio = b.resistance_ratio ? ` (${b.resistance_ratio.toFixed(2)}× median)` : "";
@@ -346,7 +357,7 @@ function words(s) {
   return s === null || s === undefined ? null : String(s).replace(/_/g, " ");
 }
 
-function stringHtml(s) {
+function stringHtml(s, locale) {
   const e = s.entities;
   const amps =
     s.current === null ? null : `${s.current > 0 ? "+" : s.current < 0 ? "−" : ""}${Math.abs(s.current).toFixed(1)} A`;
@@ -385,16 +396,23 @@ function stringHtml(s) {
     `<div class="chart" style="--cols:${cols}" role="group" aria-label="${esc(s.name)} blocks">` +
     `<span class="scale">±${Math.round(scale * 1000)} mV</span>${bars}</div>` +
     (list ? `<ul class="marked">${list}</ul>` : "") +
-    dischargeHtml(s) +
+    dischargeHtml(s, locale) +
     `</section>`
   );
 }
 
-function dischargeHtml(s) {
+function reportLink(report) {
+  return `<a href="${esc(report.url)}" target="_blank" rel="noopener">${esc(report.name)}</a>`;
+}
+
+function dischargeHtml(s, locale) {
   const d = s.discharge;
   if (d.minutes === null && !d.image_url) return "";
   const when = d.start ? new Date(d.start) : null;
-  const date = when && !Number.isNaN(when.getTime()) ? when.toLocaleString() : "";
+  const date =
+    when && !Number.isNaN(when.getTime())
+      ? when.toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" })
+      : "";
   const head = d.in_progress ? "Discharge running" : "Last discharge";
   const weakest =
     d.weakest && d.weakest !== "none" && d.weakest !== "unknown"
@@ -417,23 +435,24 @@ function dischargeHtml(s) {
     : "";
   const report = d.in_progress
     ? ""
-    : `<button class="report" data-report="${s.index}" data-entry="${esc(s.entry)}">Open the discharge report</button>`;
+    : `<button class="report" data-report="${s.index}" data-entry="${esc(s.entry)}" data-start="${esc(d.start)}">Open the discharge report</button>`;
   return (
     `<div class="discharge"><div class="dhead"><button class="link" data-entity="${esc(d.duration_entity)}">` +
     `${head}</button> <span class="facts">${facts}</span>${report}</div>${img}` +
-    `<div class="report-note" hidden></div></div>`
+    `<div class="report-note"${d.report ? "" : " hidden"}>${d.report ? reportLink(d.report) : ""}</div></div>`
   );
 }
 
-export function renderRoom(room, config = {}) {
+export function renderRoom(room, config = {}, locale = undefined) {
   const title = config.title ?? "Battery room";
   const body = room.strings.length
-    ? room.strings.map(stringHtml).join("")
+    ? room.strings.map((s) => stringHtml(s, locale)).join("")
     : `<p class="empty">No BACS battery strings found${config.entry ? " for this entry" : ""}.</p>`;
   const legend =
     `<div class="legend"><span class="lvl-ok">within ½ limit</span><span class="lvl-near">within limit</span>` +
     `<span class="lvl-far">beyond limit</span><span class="lvl-alarm">alarm</span>` +
     `<span class="lvl-hot">hot</span><span class="lvl-weak">weak</span>` +
+    `<span class="lvl-balancing">balancing</span>` +
     `<span class="lvl-no_data">no reading</span></div>`;
   return `${title ? `<h1 class="title">${esc(title)}</h1>` : ""}<div class="body">${body}</div>${legend}`;
 }
@@ -461,8 +480,8 @@ button { font: inherit; color: inherit; background: none; border: 0; padding: 0;
 .scale { position: absolute; right: 0; top: -2px; font-size: 10px; color: var(--secondary-text-color); pointer-events: none; }
 .block { display: flex; flex-direction: column; align-items: stretch; min-width: 0; border-radius: 3px; outline-offset: 1px; }
 .block:focus-visible { outline: 2px solid var(--primary-color, #03a9f4); }
-.top { height: 16px; display: flex; justify-content: center; align-items: flex-end; }
-.mark { --mdc-icon-size: 14px; width: 14px; height: 14px; color: var(--bar-color); }
+.top { height: 18px; display: flex; justify-content: center; align-items: flex-end; }
+.mark { --mdc-icon-size: 16px; width: 16px; height: 16px; color: var(--bar-color); }
 .plot { position: relative; height: 84px; background: var(--secondary-background-color, #f2f2f2); border-radius: 2px; }
 .plot::after { content: ""; position: absolute; left: 0; right: 0; top: 50%; border-top: 1px solid var(--divider-color, #bbb); }
 .bar { position: absolute; left: 12%; right: 12%; background: var(--bar-color); min-height: 2px; border-radius: 1px; }
@@ -471,13 +490,14 @@ button { font: inherit; color: inherit; background: none; border: 0; padding: 0;
 .num { font-size: 10px; text-align: center; color: var(--secondary-text-color); line-height: 14px; overflow: hidden; white-space: nowrap; }
 .block.worst .plot { box-shadow: 0 0 0 2px var(--bar-color); }
 .block.worst .num { color: var(--primary-text-color); font-weight: 700; }
-.block.balancing .plot { background-image: repeating-linear-gradient(45deg, transparent 0 4px, rgba(3,155,229,.15) 4px 6px); }
+.block.balancing .plot::before { content: ""; position: absolute; left: 0; right: 0; bottom: 0; height: 3px; background: var(--info-color, #039be5); border-radius: 0 0 2px 2px; }
 .lvl-ok { --bar-color: var(--success-color, #43a047); }
 .lvl-near { --bar-color: var(--warning-color, #ffa600); }
 .lvl-far, .lvl-alarm { --bar-color: var(--error-color, #db4437); }
 .lvl-hot { --bar-color: #e65100; }
 .lvl-weak { --bar-color: #8e24aa; }
 .lvl-out_of_range { --bar-color: var(--warning-color, #ffa600); }
+.lvl-balancing { --bar-color: var(--info-color, #039be5); }
 .lvl-no_data { --bar-color: var(--disabled-text-color, #9e9e9e); }
 .block.m-no_data .plot { background: repeating-linear-gradient(45deg, var(--secondary-background-color, #eee) 0 3px, var(--divider-color, #ccc) 3px 5px); }
 .marked { list-style: none; margin: 6px 0 0; padding: 0; font-size: 13px; }
@@ -490,7 +510,7 @@ button { font: inherit; color: inherit; background: none; border: 0; padding: 0;
 .facts { color: var(--secondary-text-color); }
 .report { margin-left: auto; background: var(--primary-color, #03a9f4); color: var(--text-primary-color, #fff); border-radius: 14px; padding: 4px 10px; font-size: 13px; }
 .chart-img { display: block; width: 100%; margin-top: 6px; }
-.chart-img img { display: block; width: 100%; max-height: 320px; object-fit: contain; background: #fff; border-radius: 4px; }
+.chart-img img { display: block; width: 100%; max-height: 260px; object-fit: contain; background: #fff; border-radius: 4px; }
 .report-note { font-size: 12px; margin-top: 4px; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 10px; font-size: 11px; color: var(--secondary-text-color); }
 .legend span::before { content: ""; display: inline-block; width: 9px; height: 9px; margin-right: 3px; border-radius: 2px; background: var(--bar-color); vertical-align: -1px; }
@@ -573,13 +593,17 @@ export class BacsBatteryRoomCard extends Base {
     if (signature === this._signature) return;
     this._signature = signature;
     this._room = buildRoom(this._hass, this._config);
+    for (const s of this._room.strings) {
+      const made = (this._reports || {})[`${s.entry}/${s.index}`];
+      if (made && made.start === s.discharge.start) s.discharge.report = made;
+    }
     if (!this.shadowRoot) {
       this.attachShadow({ mode: "open" });
       this.shadowRoot.innerHTML = `<style>${STYLE}</style><ha-card></ha-card>`;
       this.shadowRoot.addEventListener("click", (ev) => this._click(ev));
     }
     const card = this.shadowRoot.querySelector("ha-card");
-    card.innerHTML = renderRoom(this._room, this._config);
+    card.innerHTML = renderRoom(this._room, this._config, this._hass.locale?.language);
     this._sparseLabels();
   }
 
@@ -638,7 +662,9 @@ export class BacsBatteryRoomCard extends Base {
       });
       const report = answer.response || answer;
       const url = this._hass.hassUrl ? this._hass.hassUrl(report.signed_url) : report.signed_url;
-      note.innerHTML = `<a href="${esc(url)}" target="_blank" rel="noopener">${esc(report.name)}</a>`;
+      const made = { url, name: report.name, start: button.dataset.start };
+      this._reports = { ...(this._reports || {}), [`${button.dataset.entry}/${button.dataset.report}`]: made };
+      note.innerHTML = reportLink(made);
       if (tab) tab.location.href = url;
     } catch (err) {
       if (tab) tab.close();
