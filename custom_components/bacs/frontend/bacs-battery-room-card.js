@@ -411,7 +411,11 @@ function dischargeHtml(s, locale) {
   const when = d.start ? new Date(d.start) : null;
   const date =
     when && !Number.isNaN(when.getTime())
-      ? when.toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" })
+      ? when.toLocaleString(locale?.language, {
+          dateStyle: "medium",
+          timeStyle: "short",
+          ...(locale?.time_zone ? { timeZone: locale.time_zone } : {}),
+        })
       : "";
   const head = d.in_progress ? "Discharge running" : "Last discharge";
   const weakest =
@@ -603,7 +607,11 @@ export class BacsBatteryRoomCard extends Base {
       this.shadowRoot.addEventListener("click", (ev) => this._click(ev));
     }
     const card = this.shadowRoot.querySelector("ha-card");
-    card.innerHTML = renderRoom(this._room, this._config, this._hass.locale?.language);
+    card.innerHTML = renderRoom(this._room, this._config, {
+      language: this._hass.locale?.language,
+      // Home Assistant's own zone unless the user chose the browser's.
+      time_zone: this._hass.locale?.time_zone === "local" ? undefined : this._hass.config?.time_zone,
+    });
     this._sparseLabels();
   }
 
