@@ -4,17 +4,26 @@ a URL that changes with its content, and loaded by every dashboard as an extra m
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
+import pytest
 from homeassistant.components.frontend import DATA_EXTRA_MODULE_URL
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.json import json_dumps
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.bacs.card import CARD_FILE, CARD_URL, DATA_CARD_URL, async_register_card
 from custom_components.bacs.const import DOMAIN
 
-from .conftest import make_entry, setup
+from .conftest import SIM_DATA, SIM_URL, cycle, make_entry, setup
 
 VERSION = hashlib.sha256(CARD_FILE.read_bytes()).hexdigest()[:12]
 
@@ -65,3 +74,120 @@ async def test_without_a_frontend_the_card_is_only_served(
     client = await hass_client_no_auth()
     answer = await client.get(hass.data[DATA_CARD_URL])
     assert answer.status == 200
+
+
+# -- the card's reading of a real Home Assistant (node runs the module as a browser would) ------
+
+NODE = shutil.which("node")
+ROOM_SCRIPT = Path(__file__).parent / "frontend" / "card_room.mjs"
+# 2 × 8 blocks, string 1 block 3 aged: resistance ×1.4 (the manager warns from 1.3× the median)
+WEAK_URL = SIM_URL.replace("blocks=4", "blocks=8") + "&fault=weak:1:3"
+
+
+def frontend_hass(hass: HomeAssistant, card_config: dict[str, Any]) -> dict[str, Any]:
+    """What the frontend's ``hass`` object holds: the entity registry's display entries (no
+    disabled ones), the device registry and the states."""
+    entities = {
+        e.entity_id: {
+            "entity_id": e.entity_id,
+            "platform": e.platform,
+            "device_id": e.device_id,
+            "translation_key": e.translation_key,
+            "hidden": e.hidden_by is not None,
+            "entity_category": e.entity_category,
+        }
+        for e in er.async_get(hass).entities.values()
+        if e.disabled_by is None
+    }
+    devices = {d.id: json.loads(d.json_repr or b"{}") for d in dr.async_get(hass).devices.values()}
+    states = {s.entity_id: s.as_dict() for s in hass.states.async_all()}
+    return json.loads(
+        json_dumps(
+            {"entities": entities, "devices": devices, "states": states, "card_config": card_config}
+        )
+    )
+
+
+def run_card(hass: HomeAssistant, tmp_path: Path, card_config: dict[str, Any]) -> dict[str, Any]:
+    assert NODE is not None
+    card = tmp_path / "card.mjs"  # .mjs: node loads it as the ES module browsers load
+    card.write_bytes(CARD_FILE.read_bytes())
+    data = tmp_path / "hass.json"
+    data.write_text(json.dumps(frontend_hass(hass, card_config)))
+    done = subprocess.run(
+        [NODE, str(ROOM_SCRIPT), str(card), str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+pytestmark_node = pytest.mark.skipif(
+    NODE is None, reason="node is not installed (Debian: apt-get install nodejs)"
+)
+
+
+@pytestmark_node
+def test_the_module_parses() -> None:
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, "--input-type=module", "--check"],
+        input=CARD_FILE.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytestmark_node
+async def test_the_card_finds_every_block_and_marks_the_weak_one(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    entry = await setup(hass, make_entry(data={**SIM_DATA, "blocks": 8, "url": WEAK_URL}))
+    await cycle(hass, entry, 3)
+    out = run_card(hass, tmp_path, {})
+    assert [s["index"] for s in out["strings"]] == [1, 2]
+    assert out["bars"] == 16 and out["element"] == "function" and out["stub"] == {}
+    for s in out["strings"]:
+        assert [b["position"] for b in s["blocks"]] == list(range(1, 9))
+        assert s["breaker"] == "closed" and s["trip_state"] == "armed"
+        assert s["voltage"] == float(hass.states.get(f"sensor.string_{s['index']}_voltage").state)
+        for b in s["blocks"]:
+            assert b["entity"] == f"sensor.string_{s['index']}_block_{b['position']}_voltage"
+            assert b["voltage"] == float(hass.states.get(b["entity"]).state)
+        mean = sum(b["voltage"] for b in s["blocks"]) / 8
+        assert sum(b["deviation"] for b in s["blocks"]) == pytest.approx(0.0, abs=1e-9)
+        assert s["blocks"][0]["deviation"] == pytest.approx(s["blocks"][0]["voltage"] - mean)
+    first = out["strings"][0]["blocks"]
+    assert "weak" in first[2]["marks"], first
+    assert hass.states.get("binary_sensor.string_1_block_3_problem").state == "on"
+    assert first[2]["marks"][0] == "alarm" and out["strings"][0]["worst"] == 3
+    assert all(not b["marks"] for b in first if b["position"] != 3)
+    assert all(not b["marks"] for b in out["strings"][1]["blocks"])
+    assert 'data-entity="sensor.string_1_block_3_voltage" data-position="3"' in out["html"]
+
+
+@pytestmark_node
+async def test_hot_and_silent_blocks_and_the_choice_of_strings(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    entry = await setup(hass, make_entry())
+    await cycle(hass, entry)
+    hot = hass.states.get("sensor.string_2_block_2_temperature")
+    hass.states.async_set(hot.entity_id, "41.5", hot.attributes)
+    silent = hass.states.get("sensor.string_2_block_4_voltage")
+    hass.states.async_set(silent.entity_id, "unavailable", silent.attributes)
+    out = run_card(hass, tmp_path, {"strings": [2], "entry": entry.entry_id})
+    assert [s["index"] for s in out["strings"]] == [2]
+    blocks = out["strings"][0]["blocks"]
+    assert blocks[1]["marks"] == ["hot"] and blocks[3]["marks"] == ["no_data"]
+    assert blocks[3]["voltage"] is None and blocks[3]["deviation"] is None
+    assert out["strings"][0]["worst"] == 2  # hot before a block without a reading
+    assert out["bars"] == 4
+    assert run_card(hass, tmp_path, {"entry": "another"})["strings"] == []
+    assert "No BACS battery strings found" in run_card(hass, tmp_path, {"entry": "x"})["html"]
