@@ -209,8 +209,8 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(demo_dir: Path) -> Iterator[DemoProcess]:
-    # Float at real time; a discharge switched on later is a half-minute mains outage.
-    demo = DemoProcess(demo_dir, free_port(), "--outage", "0.5")
+    # Float at real time; a discharge switched on later is a 15-second mains outage.
+    demo = DemoProcess(demo_dir, free_port(), "--outage", "0.25")
     demo.wait_ready()
     yield demo
     if demo.proc.poll() is None:
@@ -433,7 +433,7 @@ def test_an_alarms_reason_is_on_the_dashboard(first_run: DemoProcess, demo_dir: 
 def test_a_discharge_ends_with_its_report_on_the_dashboard(
     first_run: DemoProcess, demo_dir: Path
 ) -> None:
-    """The discharge scenario: a mains outage (half a minute here), then the charger is back;
+    """The discharge scenario: a mains outage (15 s here), then the charger is back;
     the card shows the discharge's figures and its end-of-discharge chart (the integration's
     image entity), and opens the full report (bacs.generate_report, a signed link)."""
     from playwright.sync_api import expect
@@ -467,11 +467,12 @@ def test_a_discharge_ends_with_its_report_on_the_dashboard(
                 break
             page.wait_for_timeout(500)
         assert width > 100
-        # The dead block of the alarm test has no reading: marked as such.
+        # The dead block of the alarm test: no reading, and its alarm says why.
         dead = page.locator(f"{CARD} section[data-string='2'] .block[data-position='5']")
-        expect(dead).to_have_class(re.compile(r"\bm-no_data\b"))
-        section.locator(".discharge").scroll_into_view_if_needed()
-        page.wait_for_timeout(500)
+        expect(dead).to_have_class(re.compile(r"\bm-alarm\b.*\bm-no_data\b"))
+        assert "String 2 block 5 does not answer" in (dead.get_attribute("title") or "")
+        page.set_viewport_size({"width": 1280, "height": 1600})  # the whole card, no header
+        page.wait_for_timeout(1000)
         page.locator(CARD).screenshot(path=str(SCREENSHOT.with_name("discharge-report-card.png")))
         with page.expect_popup() as popup:
             section.locator("button.report").click()

@@ -20,6 +20,7 @@ from homeassistant.helpers.json import json_dumps
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from bacs_core.sim.room import Fault
 from custom_components.bacs.card import CARD_FILE, CARD_URL, DATA_CARD_URL, async_register_card
 from custom_components.bacs.const import DOMAIN
 
@@ -188,6 +189,16 @@ async def test_hot_and_silent_blocks_and_the_choice_of_strings(
     assert blocks[1]["marks"] == ["hot"] and blocks[3]["marks"] == ["no_data"]
     assert blocks[3]["voltage"] is None and blocks[3]["deviation"] is None
     assert out["strings"][0]["worst"] == 2  # hot before a block without a reading
+    # A module that stops answering: the string's alarm names it, the card marks it.
+    room = entry.runtime_data.transport.room
+    room.inject(Fault.parse("dead:2:3"))
+    await cycle(hass, entry, 4)
+    alarms = hass.states.get("sensor.string_2_alarms")
+    assert "String 2 block 3" in alarms.state, alarms.state
+    out = run_card(hass, tmp_path, {"strings": "2"})
+    dead = out["strings"][0]["blocks"][2]
+    assert dead["marks"] == ["alarm", "no_data"], dead
+    assert "String 2 block 3 does not answer" in out["html"]
     assert out["bars"] == 4
     assert run_card(hass, tmp_path, {"entry": "another"})["strings"] == []
     assert "No BACS battery strings found" in run_card(hass, tmp_path, {"entry": "x"})["html"]

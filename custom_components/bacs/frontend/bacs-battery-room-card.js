@@ -160,6 +160,15 @@ function buildString(hass, config, device, index, devices, roles) {
     });
   }
   blocks.sort((a, b) => a.position - b.position);
+  const alarms = hass.states[e["sensor:alarms"]]?.attributes?.alarms || [];
+  for (const b of blocks) {
+    // A module that stops answering has no Problem sensor to say so (it is unavailable with
+    // its module): the string's alarms that name the block speak for it.
+    const named = new RegExp(`\\bblock 0*${b.position}\\b`, "i");
+    const own = alarms.filter((a) => a.string === index && a.key !== "safety" && named.test(a.message));
+    if (!b.reasons.length) b.reasons = own.map((a) => a.message);
+    if (own.some((a) => a.active)) b.problem = true; // as its Problem sensor would say
+  }
   const balancing = hass.states[e["binary_sensor:balancing"]]?.attributes || {};
   const lastDischarge = hass.states[e["sensor:last_discharge_duration"]];
   const weakest = dischargeWeakBlocks(hass, e, lastDischarge);
@@ -318,15 +327,18 @@ export function scaleOf(blocks) {
 }
 
 function describe(b) {
-  const parts = [`${b.name}: ${fixed(b.voltage, 3, " V")}`, `${signedMv(b.deviation)} from the ${b.reference}`];
+  const parts =
+    b.voltage === null
+      ? [`${b.name}: no reading`]
+      : [`${b.name}: ${fixed(b.voltage, 3, " V")}`, `${signedMv(b.deviation)} from the ${b.reference}`];
   if (b.temperature !== null) parts.push(fixed(b.temperature, 1, " °C"));
   if (b.resistance !== null) {
     const ratio = b.resistance_ratio ? ` (${b.resistance_ratio.toFixed(2)}× median)` : "";
     parts.push(`${fixed(b.resistance, 2, " mΩ")}${ratio}`);
   }
   if (b.balancing) parts.push("balancing");
-  for (const m of b.marks) parts.push(MARK_TEXT[m]);
-  return parts.join(", ");
+  for (const m of b.marks) if (m !== "no_data") parts.push(MARK_TEXT[m]);
+  return parts.join(", ") + (b.reasons.length ? `. ${b.reasons.join("; ")}` : "");
 }
 
 function barHtml(b, scale, worst) {
@@ -380,7 +392,7 @@ function stringHtml(s, locale) {
   const list = (marked.length ? marked : s.worst ? [s.worst] : [])
     .slice(0, 6)
     .map((b) => {
-      const why = b.reasons.length ? b.reasons[0] : describe(b);
+      const why = b.reasons.length ? b.reasons.join("; ") : describe(b);
       const what = b.marks.length ? b.marks.map((m) => MARK_TEXT[m]).join(", ") : "largest deviation";
       return (
         `<li><button class="link lvl-${b.level}" data-entity="${esc(b.entities["sensor:voltage"])}">` +
