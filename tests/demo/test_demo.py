@@ -457,7 +457,7 @@ def test_a_discharge_ends_with_its_report_on_the_dashboard(
         section = page.locator(f"{CARD} section[data-string='1']")
         expect(section.locator(".discharge")).to_contain_text("Last discharge", timeout=60_000)
         facts = section.locator(".discharge .facts").inner_text()
-        assert re.search(r"\d+\.\d min · \d+\.\d\d Ah", facts), facts
+        assert re.search(r" · \d+( s|\.\d min) · \d+\.\d\d Ah", facts), facts
         image = section.locator(".discharge img")
         expect(image).to_be_visible()
         width = 0

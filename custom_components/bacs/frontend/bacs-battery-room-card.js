@@ -93,7 +93,8 @@ function stringIndexOf(device) {
 function byDevice(hass) {
   const out = new Map();
   for (const entity of Object.values(hass.entities || {})) {
-    if (entity.platform !== DOMAIN || !entity.device_id || entity.hidden) continue;
+    // Hidden entities count: hiding declutters other dashboards, it does not remove a block.
+    if (entity.platform !== DOMAIN || !entity.device_id) continue;
     const role = entityRole(entity, hass.states[entity.entity_id]);
     if (!role) continue;
     if (!out.has(entity.device_id)) out.set(entity.device_id, {});
@@ -117,13 +118,19 @@ export function buildRoom(hass, config = {}) {
   const devices = hass.devices || {};
   const roles = byDevice(hass);
   const only = wanted(config);
+  const children = new Map(); // device id -> the devices connected through it
+  for (const d of Object.values(devices)) {
+    if (!d.via_device_id || !roles.has(d.id)) continue;
+    if (!children.has(d.via_device_id)) children.set(d.via_device_id, []);
+    children.get(d.via_device_id).push(d);
+  }
   const strings = [];
   for (const device of Object.values(devices)) {
     if (device.model !== STRING_MODEL || !roles.has(device.id)) continue;
     if (config.entry && !(device.config_entries || []).includes(config.entry)) continue;
     const index = stringIndexOf(device);
     if (only && !only.has(index)) continue;
-    strings.push(buildString(hass, config, device, index, devices, roles));
+    strings.push(buildString(hass, config, device, index, children.get(device.id) || [], roles));
   }
   strings.sort((a, b) => a.entry.localeCompare(b.entry) || a.index - b.index);
   return { strings };
@@ -138,12 +145,11 @@ function text(hass, id) {
   return state ? state.state : null;
 }
 
-function buildString(hass, config, device, index, devices, roles) {
+function buildString(hass, config, device, index, members, roles) {
   const e = roles.get(device.id);
   const hub = device.via_device_id ? roles.get(device.via_device_id) || {} : {};
   const blocks = [];
-  for (const d of Object.values(devices)) {
-    if (d.via_device_id !== device.id || !roles.has(d.id)) continue;
+  for (const d of members) {
     const r = roles.get(d.id);
     if (!r["sensor:voltage"]) continue;
     blocks.push({
@@ -413,6 +419,12 @@ function stringHtml(s, locale) {
   );
 }
 
+function duration(minutes) {
+  if (minutes < 1) return `${Math.round(minutes * 60)} s`;
+  if (minutes < 60) return `${minutes.toFixed(1)} min`;
+  return `${Math.floor(minutes / 60)} h ${String(Math.round(minutes % 60)).padStart(2, "0")} min`;
+}
+
 function reportLink(report) {
   return `<a href="${esc(report.url)}" target="_blank" rel="noopener">${esc(report.name)}</a>`;
 }
@@ -436,7 +448,7 @@ function dischargeHtml(s, locale) {
       : "no block fell early";
   const facts = [
     date,
-    d.minutes === null ? "" : `${d.minutes.toFixed(1)} min`,
+    d.minutes === null ? "" : duration(d.minutes),
     d.ah === null ? "" : `${d.ah.toFixed(2)} Ah`,
     d.capacity_pct === null || d.capacity_pct === undefined
       ? ""
