@@ -696,8 +696,15 @@ async def _prepare(
         entries = await api.config_entries()
         if not entries:
             raise DemoError("the config flow finished but no BACS entry exists; see the log")
-    elif entries[0]["state"] not in ("loaded", "setup_retry", "setup_in_progress"):
-        raise DemoError(f"the BACS entry is {entries[0]['state']}; see the log")
+    else:
+        # Home Assistant answers while it still sets up its integrations: an entry not yet
+        # loaded is waited for, one that failed is reported.
+        deadline = time.monotonic() + ENTITIES_TIMEOUT_S
+        while entries[0]["state"] == "not_loaded" and time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            entries = await api.config_entries()
+        if entries[0]["state"] not in ("loaded", "setup_retry", "setup_in_progress"):
+            raise DemoError(f"the BACS entry is {entries[0]['state']}; see the log")
     title = str(entries[0]["title"])
     entities = await wait_for_entities(api, ha)
     await install_dashboard(api, entities)

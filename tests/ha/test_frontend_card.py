@@ -201,4 +201,10 @@ async def test_hot_and_silent_blocks_and_the_choice_of_strings(
     assert "String 2 block 3 does not answer" in out["html"]
     assert out["bars"] == 4
     assert run_card(hass, tmp_path, {"entry": "another"})["strings"] == []
+    devices = dr.async_get(hass)
+    string_1 = devices.async_get_device({(DOMAIN, f"{entry.entry_id}-string-1")})
+    hub = devices.async_get_device({(DOMAIN, entry.entry_id)})
+    assert string_1 is not None and hub is not None
+    assert [s["index"] for s in run_card(hass, tmp_path, {"device": string_1.id})["strings"]] == [1]
+    assert [s["index"] for s in run_card(hass, tmp_path, {"device": hub.id})["strings"]] == [1, 2]
     assert "No BACS battery strings found" in run_card(hass, tmp_path, {"entry": "x"})["html"]

@@ -13,6 +13,7 @@
  *
  *   type: custom:bacs-battery-room-card
  *   entry: 01J...          # optional: one BACS config entry (default: all of them)
+ *   device: 3f2a...        # optional: one BACS manager's or one string's device id
  *   strings: [1, 2]        # optional: which strings (default: all)
  *   title: Battery room    # optional
  *   deviation_limit: 0.3   # optional, V per block (default 0.05 V per cell)
@@ -128,6 +129,8 @@ export function buildRoom(hass, config = {}) {
   for (const device of Object.values(devices)) {
     if (device.model !== STRING_MODEL || !roles.has(device.id)) continue;
     if (config.entry && !(device.config_entries || []).includes(config.entry)) continue;
+    if (config.device && config.device !== device.id && config.device !== device.via_device_id)
+      continue;
     const index = stringIndexOf(device);
     if (only && !only.has(index)) continue;
     strings.push(buildString(hass, config, device, index, children.get(device.id) || [], roles));
@@ -727,6 +730,7 @@ export class BacsBatteryRoomCardEditor extends Base {
       this._form.computeLabel = (s) =>
         ({
           entry: "BACS entry (empty: all)",
+          device: "A BACS manager or string (empty: all)",
           strings: "Strings, e.g. 1,2 (empty: all)",
           title: "Title",
           hot_c: "Hot above (°C)",
@@ -744,6 +748,7 @@ export class BacsBatteryRoomCardEditor extends Base {
     this._form.schema = [
       { name: "title", selector: { text: {} } },
       { name: "entry", selector: { config_entry: { integration: DOMAIN } } },
+      { name: "device", selector: { device: { integration: DOMAIN } } },
       { name: "strings", selector: { text: {} } },
       { name: "hot_c", selector: { number: { min: 20, max: 80, step: 1, mode: "box" } } },
       { name: "weak_ratio", selector: { number: { min: 1.05, max: 3, step: 0.05, mode: "box" } } },
