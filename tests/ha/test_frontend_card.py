@@ -3,7 +3,6 @@ a URL that changes with its content, and loaded by every dashboard as an extra m
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -21,12 +20,20 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from bacs_core.sim.room import Fault
-from custom_components.bacs.card import CARD_FILE, CARD_URL, DATA_CARD_URL, async_register_card
+from custom_components.bacs.card import (
+    CARD_FILE,
+    CARD_URL,
+    DATA_CARD_URL,
+    FRONTEND_DIR,
+    async_register_card,
+    card_version,
+)
 from custom_components.bacs.const import DOMAIN
 
 from .conftest import SIM_DATA, SIM_URL, cycle, make_entry, setup
 
-VERSION = hashlib.sha256(CARD_FILE.read_bytes()).hexdigest()[:12]
+MODULES = sorted(FRONTEND_DIR.glob("*.js"))
+VERSION = card_version()
 
 
 async def test_the_card_is_served_and_loaded_by_every_dashboard(
@@ -42,6 +49,9 @@ async def test_the_card_is_served_and_loaded_by_every_dashboard(
     assert answer.status == 200
     assert answer.content_type in ("application/javascript", "text/javascript")
     assert (await answer.read()) == CARD_FILE.read_bytes()
+    for module in MODULES:  # the card's siblings, which it loads with its own version
+        sibling = await client.get(f"/bacs_static/{module.name}?v={VERSION}")
+        assert sibling.status == 200 and (await sibling.read()) == module.read_bytes()
     assert "max-age" in answer.headers.get("Cache-Control", "")  # the version busts it
     # Home Assistant's page for the browser names the module.
     with patch("homeassistant.components.onboarding.async_is_onboarded", return_value=True):
@@ -109,10 +119,19 @@ def frontend_hass(hass: HomeAssistant, card_config: dict[str, Any]) -> dict[str,
     )
 
 
+def modules_for_node(tmp_path: Path) -> Path:
+    """The card's modules in a folder node reads as ES modules (as browsers load them)."""
+    folder = tmp_path / "frontend"
+    folder.mkdir(exist_ok=True)
+    (folder / "package.json").write_text('{"type": "module"}')
+    for module in MODULES:
+        (folder / module.name).write_bytes(module.read_bytes())
+    return folder / CARD_FILE.name
+
+
 def run_card(hass: HomeAssistant, tmp_path: Path, card_config: dict[str, Any]) -> dict[str, Any]:
     assert NODE is not None
-    card = tmp_path / "card.mjs"  # .mjs: node loads it as the ES module browsers load
-    card.write_bytes(CARD_FILE.read_bytes())
+    card = modules_for_node(tmp_path)
     data = tmp_path / "hass.json"
     data.write_text(json.dumps(frontend_hass(hass, card_config)))
     done = subprocess.run(
@@ -132,17 +151,26 @@ pytestmark_node = pytest.mark.skipif(
 
 
 @pytestmark_node
-def test_the_module_parses() -> None:
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.name)
+def test_the_modules_parse(module: Path) -> None:
     assert NODE is not None
     done = subprocess.run(
         [NODE, "--input-type=module", "--check"],
-        input=CARD_FILE.read_text(),
+        input=module.read_text(),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_change_in_any_module_is_a_new_version(tmp_path: Path) -> None:
+    for module in MODULES:
+        (tmp_path / module.name).write_bytes(module.read_bytes())
+    assert card_version(tmp_path) == VERSION
+    (tmp_path / "bacs-room.js").write_text("// another release\n")
+    assert card_version(tmp_path) != VERSION
 
 
 @pytestmark_node

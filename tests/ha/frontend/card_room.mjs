@@ -1,4 +1,5 @@
-// Run by tests/ha/test_frontend_card.py: node card_room.mjs CARD.mjs HASS.json
+// Run by tests/ha/test_frontend_card.py: node card_room.mjs DIR/bacs-battery-room-card.js HASS.json
+// (DIR holds the three modules and a package.json of type "module").
 // Loads the battery-room card as the browser does (an ES module) and prints what it makes of
 // a Home Assistant's registries and states: the room and the HTML it draws.
 import { readFileSync } from "node:fs";
