@@ -209,8 +209,8 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(demo_dir: Path) -> Iterator[DemoProcess]:
-    # Float at real time; a discharge switched on later is a 15-second mains outage.
-    demo = DemoProcess(demo_dir, free_port(), "--outage", "0.25")
+    # Float at real time; a discharge switched on later is a half-minute mains outage.
+    demo = DemoProcess(demo_dir, free_port(), "--outage", "0.5")
     demo.wait_ready()
     yield demo
     if demo.proc.poll() is None:
@@ -433,7 +433,7 @@ def test_an_alarms_reason_is_on_the_dashboard(first_run: DemoProcess, demo_dir: 
 def test_a_discharge_ends_with_its_report_on_the_dashboard(
     first_run: DemoProcess, demo_dir: Path
 ) -> None:
-    """The discharge scenario: a mains outage (15 s here), then the charger is back;
+    """The discharge scenario: a mains outage (30 s here), then the charger is back;
     the card shows the discharge's figures and its end-of-discharge chart (the integration's
     image entity), and opens the full report (bacs.generate_report, a signed link)."""
     from playwright.sync_api import expect
