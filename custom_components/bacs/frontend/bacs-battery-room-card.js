@@ -50,6 +50,7 @@ export class BacsBatteryRoomCard extends Base {
     }
     this._config = { ...config };
     this._signature = null;
+    this._html = null;
     this._render();
   }
 
@@ -113,12 +114,17 @@ export class BacsBatteryRoomCard extends Base {
       this.shadowRoot.innerHTML = `<style>${STYLE}</style><ha-card></ha-card>`;
       this.shadowRoot.addEventListener("click", (ev) => this._click(ev));
     }
-    const card = this.shadowRoot.querySelector("ha-card");
-    card.innerHTML = renderRoom(this._room, this._config, {
+    const html = renderRoom(this._room, this._config, {
       language: this._hass.locale?.language,
       // Home Assistant's own zone unless the user chose the browser's.
       time_zone: this._hass.locale?.time_zone === "local" ? undefined : this._hass.config?.time_zone,
     });
+    if (html === this._html) return; // nothing the card shows has changed
+    this._html = html;
+    // Keyboard focus survives the redraw: the same bar or button has it again.
+    const focused = this.shadowRoot.activeElement?.dataset?.entity;
+    this.shadowRoot.querySelector("ha-card").innerHTML = html;
+    if (focused) this.shadowRoot.querySelector(`[data-entity="${CSS.escape(focused)}"]`)?.focus();
     this._sparseLabels();
   }
 
