@@ -7,8 +7,12 @@ SNMP, never written, and our alarm rules run on its readings. Consumers (the CLI
 Home Assistant) hold a :class:`Source`, read ``snapshot.capabilities`` and offer nothing else;
 a command the source cannot do raises :class:`UnsupportedCommandError`.
 
+A third kind, :class:`bacs_core.remote.source.RemoteSource`, is a BACS appliance elsewhere
+(``bacs run`` with ``mqtt: {snapshot: true}``) read through its MQTT broker: the manager and
+its trip run on the appliance, the source hands on its snapshots, events and enabled commands.
+
 ``open_source(url, config)`` picks the kind by the URL's scheme: ``generex://`` is a CS141,
-anything else a bus of our modules.
+``mqtt://`` / ``mqtts://`` a remote appliance, anything else a bus of our modules.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .events import Event
+from .listeners import EventListener, SnapshotListener
 from .snapshot import Capability, DeviceRef, SystemSnapshot, TripState
 
 if TYPE_CHECKING:
@@ -26,14 +30,12 @@ if TYPE_CHECKING:
     from .manager.storage import Storage
 
 GENEREX_SCHEME = "generex://"
+REMOTE_SCHEMES = ("mqtt://", "mqtts://")
 
 MANAGER_CAPABILITIES = frozenset(c for c in Capability if c is not Capability.GENERAL_FLAGS)
 GENEREX_CAPABILITIES = frozenset(
     {Capability.ACKNOWLEDGE, Capability.PER_BLOCK_RESISTANCE, Capability.GENERAL_FLAGS}
 )
-
-type SnapshotListener = Callable[[SystemSnapshot], None]
-type EventListener = Callable[[Event], None]
 
 
 class SourceError(Exception):
@@ -105,6 +107,11 @@ class Source(Protocol):
     async def rescan(self) -> list[DeviceRef]: ...
 
 
+def is_remote_url(url: str) -> bool:
+    """``mqtt://`` or ``mqtts://``: a BACS appliance read through its broker."""
+    return url.strip().lower().startswith(REMOTE_SCHEMES)
+
+
 def is_generex_url(url: str) -> bool:
     return url.strip().lower().startswith(GENEREX_SCHEME)
 
@@ -118,9 +125,16 @@ def open_source(
     clock: Callable[[], float] | None = None,
     wall_clock: Callable[[], datetime] | None = None,
 ) -> Source:
-    """The source for ``url``: a GENEREX CS141 for ``generex://``, else the Manager on the
+    """The source for ``url``: a GENEREX CS141 for ``generex://``, a remote appliance for
+    ``mqtt://`` / ``mqtts://`` (the password in the URL or none), else the Manager on the
     buses of ``config`` (whose first bus is ``url``). Not started: call ``start()``.
-    A malformed GENEREX URL raises GenerexUrlError (a ValueError) naming what is wrong."""
+    A malformed URL raises a ValueError (GenerexUrlError, RemoteUrlError) naming what is
+    wrong."""
+    if is_remote_url(url):
+        from .remote.source import RemoteSource
+        from .remote.url import parse_remote_url
+
+        return RemoteSource(parse_remote_url(url), config)
     if is_generex_url(url):
         from .generex.source import GenerexSource
         from .generex.url import parse_generex_url

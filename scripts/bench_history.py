@@ -4,7 +4,8 @@ write_cpu_ms_per_cycle_p99: the real Manager on the in-process simulator with th
   attached; per poll cycle, the CPU the recorder's listeners took on the event loop plus the
   CPU the writer thread took to write that cycle's rows (the writer is flushed after every
   cycle, so nothing is batched across cycles: a pessimistic figure). p99 over float cycles,
-  a C/10 discharge of every string (all 330 blocks written every poll) and an alarm burst.
+  a C/10 discharge of every string (all 330 blocks written every poll) and an alarm burst,
+  with a linked UPS reporting at every poll (on battery through the discharge).
 bytes_per_block_per_day_float: a year of float rows (every 20 min), bulk inserted through the
   store's own API, the file's used bytes divided by 330 blocks and 365 days.
 days_in_1_gib: the same year plus one discharge a month on every string (2 h discharge at
@@ -13,7 +14,8 @@ days_in_1_gib: the same year plus one discharge a month on every string (2 h dis
 query_block_year_ms: one block's year of voltages (HistoryStore.block_voltages), median of 5.
 report_s: ``bacs report --discharge last`` on that year's file: the last monthly discharge of
   all 10 strings (330 blocks, 2 h at every 10 s poll, one outage), its records written through
-  the store (one weak block per string), the page rendered (read, analyse, plot, HTML); median
+  the store (one weak block per string, the UPS's load and runtime at every poll), the page
+  rendered (read, analyse, plot, HTML); median
   of 3, in-process (the CLI adds about 1 s of Python and matplotlib start-up).
 """
 
@@ -33,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bacs_core.events import EventType
-from bacs_core.history import HistoryRecorder, HistoryStore, SampleRow
+from bacs_core.history import HistoryRecorder, HistoryStore, SampleRow, UpsStatus
 from bacs_core.history.codec import SampleKind, ms
 from bacs_core.manager import Manager, MemoryStorage, validate_config
 from bacs_core.sim.loopback import LoopbackTransport
@@ -53,6 +55,10 @@ def p99(values: list[float]) -> float:
 async def write_cpu(directory: Path, float_cycles: int, discharge_cycles: int) -> dict[str, float]:
     room = Room(RoomConfig(strings=STRINGS, blocks=BLOCKS, capacity_ah=100, settle_days=0.2))
     clock = [0.0]
+
+    def manager_clock() -> datetime:
+        return T0 + timedelta(seconds=clock[0])
+
     config = validate_config(
         {
             "buses": [{"id": f"bus{i + 1}", "url": "sim://x"} for i in range(len(room.buses))],
@@ -65,9 +71,9 @@ async def write_cpu(directory: Path, float_cycles: int, discharge_cycles: int) -
         storage=MemoryStorage(),
         transports={f"bus{i + 1}": LoopbackTransport(room, i) for i in range(len(room.buses))},
         clock=lambda: clock[0],
-        wall_clock=lambda: T0 + timedelta(seconds=clock[0]),
+        wall_clock=manager_clock,
     )
-    recorder = HistoryRecorder(HistoryStore(directory))
+    recorder = HistoryRecorder(HistoryStore(directory), clock=manager_clock)
     await recorder.start()
     recorder.attach(manager)
     await manager.start(run_loop=False)
@@ -78,11 +84,13 @@ async def write_cpu(directory: Path, float_cycles: int, discharge_cycles: int) -
     samples: dict[str, list[float]] = {"float": [], "discharge": [], "alarm": []}
     parts: dict[str, list[tuple[float, float]]] = {"float": [], "discharge": [], "alarm": []}
 
-    async def cycle(phase: str) -> None:
+    async def cycle(phase: str, ups: UpsStatus | None = None) -> None:
         room.step(POLL_S)
         clock[0] += POLL_S
         status = recorder.status
         loop0, writer0 = status.loop_cpu_s, status.writer.cpu_s
+        if ups is not None:  # a linked UPS reporting every poll (counted with the cycle)
+            recorder.ups_update(ups)
         await manager.poll_once()
         recorder.writer.flush(30.0)
         status = recorder.status
@@ -95,12 +103,13 @@ async def write_cpu(directory: Path, float_cycles: int, discharge_cycles: int) -
         await cycle("float")
     samples["float"].clear()
     for _ in range(float_cycles):
-        await cycle("float")
+        await cycle("float", UpsStatus(False, 35.0, 3600.0, 230.0))
     room.set_scenario(Scenario.DISCHARGE)
-    for _ in range(discharge_cycles):
-        await cycle("discharge")
+    for k in range(discharge_cycles):  # the UPS on battery: it opens the records first
+        await cycle("discharge", UpsStatus(True, 35.0 + k % 5, 3600.0 - 10.0 * k, 0.0))
     room.set_scenario(Scenario.FLOAT)
-    for _ in range(200):  # past the active window, back to float
+    await cycle("float", UpsStatus(False, 35.0, 3000.0, 230.0))
+    for _ in range(199):  # past the active window, back to float
         await cycle("float")
     room.inject(Fault(FaultKind.DEAD, 3, 5))
     for _ in range(30):
@@ -235,6 +244,7 @@ def measure_report(directory: Path) -> dict[str, float]:
     from bacs_core.history import BlockDischarge, DischargeRecord
     from bacs_core.history.batch import WriteBatch
     from bacs_core.history.reader import HistoryReader
+    from bacs_core.history.ups import UpsRow
     from bacs_core.report import discharge_report
 
     start = T0 + timedelta(days=30 * 11 + 15, seconds=5)
@@ -284,11 +294,22 @@ def measure_report(directory: Path) -> dict[str, float]:
                 recovered=True,
                 early=(weak,),
                 blocks=blocks,
+                ups_on_battery_at=start,
+                ups_on_line_at=end,
+                ups_load_avg_pct=40.0,
+                ups_load_max_pct=44.0,
+                ups_runtime_start_s=9000.0,
+                ups_runtime_end_s=1800.0,
             )
         )
+    ups = [
+        UpsRow(ms(start) + round(k * POLL_S * 1000), SampleKind.DISCHARGE, True,
+               40.0 + k % 5, 9000.0 - 10.0 * k, 0.0)
+        for k in range(720)
+    ]  # fmt: skip
     store = HistoryStore(directory)
     store.open()
-    store.write(WriteBatch(discharges=records))
+    store.write(WriteBatch(discharges=records, ups=ups))
     store.close()
     reader = HistoryReader(directory)
     timings = []
@@ -297,6 +318,7 @@ def measure_report(directory: Path) -> dict[str, float]:
         html = discharge_report(reader, "last")
         timings.append(time.perf_counter() - started)
     assert html.count('<g id="bar-s') == STRINGS * BLOCKS and "block 17" in html
+    assert html.count('<g id="ups-load"') == 1
     return {
         "report_s": round(statistics.median(timings), 2),
         "report_bytes": len(html.encode()),

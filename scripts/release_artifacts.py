@@ -20,6 +20,7 @@ import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
@@ -126,6 +127,7 @@ def check(art: Artifacts, root: Path = ROOT) -> list[str]:
         problems.append(f"manifest requirements {manifest['requirements']} do not name {name}")
     elif not lib[0].specifier.contains(version):
         problems.append(f"manifest requirement {lib[0]} does not admit the wheel's {version}")
+    problems += _extra_requirements(ours, lib, project)
 
     with zipfile.ZipFile(art.wheel) as whl:
         names = set(whl.namelist())
@@ -171,6 +173,28 @@ def check(art: Artifacts, root: Path = ROOT) -> list[str]:
         problems.append("HACS archive's manifest.json differs from the tree's")
     if any("__pycache__" in n or n.endswith(".pyc") for n in inside):
         problems.append("HACS archive carries bytecode")
+    return problems
+
+
+# The extras Home Assistant needs: mqtt for a remote appliance, report for bacs.generate_report.
+HA_EXTRAS = ("mqtt", "report")
+
+
+def _extra_requirements(
+    ours: list[Requirement], lib: list[Requirement], project: dict[str, Any]
+) -> list[str]:
+    """The integration needs the mqtt and report extras in Home Assistant. Home Assistant
+    ignores the extras of a bacs-core it already has, so the manifest names each extra's
+    packages too, with the extra's own ranges."""
+    problems: list[str] = []
+    named = {canonicalize_name(r.name): r.specifier for r in ours}
+    for extra_name in HA_EXTRAS:
+        if len(lib) == 1 and extra_name not in lib[0].extras:
+            problems.append(f"manifest requirement {lib[0]} lacks the {extra_name} extra")
+        extras = project.get("optional-dependencies", {}).get(extra_name, [])
+        for req in (Requirement(r) for r in extras):
+            if named.get(canonicalize_name(req.name)) != req.specifier:
+                problems.append(f"manifest requirements do not name the {extra_name} extra's {req}")
     return problems
 
 

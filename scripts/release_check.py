@@ -9,7 +9,10 @@ Assistant install the wheel and load the integration, the way a HACS user's does
   wheel plus requirements/release-wheelhouse.txt, i.e. Home Assistant's own pins, among them its
   modbus integration's pymodbus) and has no network.
 - ``bacs simulate`` from the installed wheel serves a small room over Modbus TCP; the config flow
-  is driven through Home Assistant's REST API; the entities must appear with values.
+  is driven through Home Assistant's REST API; the entities must appear with values, and
+  ``bacs.generate_report`` must make a page with its pictures: the manifest's
+  ``bacs-core[report]`` and ``matplotlib`` were installed from the wheelhouse too (its view of
+  Home Assistant's site-packages hides matplotlib and what it needs beyond numpy and Pillow).
 
     .venv/bin/python scripts/release_check.py --wheelhouse .cache/release-wheelhouse [--keep]
 """
@@ -274,6 +277,8 @@ async def run_home_assistant(
             if state != "loaded":
                 raise ReleaseError(f"config entry is {state}:\n{hass.tail()}")
             say(f"{len(entities)} entities with values, entry {entry['title']!r} {state}")
+            await report_works(ha, entry["entry_id"])
+            say("bacs.generate_report made a page with its pictures (matplotlib installed)")
     except ReleaseError as err:
         problems.append(str(err))
     finally:
@@ -286,6 +291,21 @@ async def run_home_assistant(
     log_file = config / "home-assistant.log"
     log = log_file.read_text(errors="replace") if log_file.exists() else ""
     return problems + log_problems(log)
+
+
+async def report_works(ha: HomeAssistant, entry_id: str) -> None:
+    """``bacs.generate_report`` (the manifest's bacs-core[report]: matplotlib) answers with a
+    page that holds its SVG pictures, served behind Home Assistant's authentication."""
+    answer = await ha.rest(
+        "POST",
+        "/api/services/bacs/generate_report?return_response",
+        {"config_entry_id": entry_id, "since": "2020-01-01T00:00:00"},
+    )
+    url = answer["service_response"]["url"]
+    async with ha.session.get(f"{ha.base}{url}", headers=ha.headers) as resp:
+        page = await resp.text()
+        if resp.status != 200 or "<svg" not in page or "Float voltage spread" not in page:
+            raise ReleaseError(f"report {url}: {resp.status} {page[:300]}\n{ha.process.tail()}")
 
 
 def log_problems(log: str) -> list[str]:
@@ -337,6 +357,9 @@ async def main_async(args: argparse.Namespace) -> int:
         say(f"Home Assistant installed bacs-core {got['bacs-core']}, pymodbus {got['pymodbus']}")
         if got["bacs-core"] != str(art.version) or not got["file"].startswith(str(env)):
             problems.append(f"bacs_core is not the wheel's: {got}")
+        if not got["matplotlib_file"].startswith(str(env)):
+            problems.append(f"matplotlib was not installed by Home Assistant: {got}")
+        say(f"and matplotlib {got['matplotlib']} for the report")
         if not Requirement(pins["pymodbus"]).specifier.contains(got["pymodbus"]):
             problems.append(
                 f"pymodbus {got['pymodbus']} is not Home Assistant's {pins['pymodbus']}"

@@ -15,8 +15,13 @@ from typing import Any
 from release_artifacts import ROOT, Artifacts, ReleaseError
 
 # Left out of the view of Home Assistant's site-packages: our own package (the shared venv
-# holds it editable) and what Home Assistant must install itself.
-HIDDEN = re.compile(r"^(bacs_core|__editable__.*bacs_core.*|pymodbus)([-.].*)?$|\.pth$")
+# holds it editable) and what Home Assistant must install itself: pymodbus, and the report's
+# matplotlib with what it needs beyond Home Assistant's own packages (numpy, Pillow,
+# packaging and python-dateutil, which Home Assistant itself needs, stay).
+HIDDEN = re.compile(
+    r"^(bacs_core|__editable__.*bacs_core.*|pymodbus|matplotlib|mpl_toolkits|pylab|contourpy"
+    r"|cycler|fontTools|fonttools|kiwisolver|pyparsing)([-.].*)?$|\.pth$"
+)
 
 
 def clean_env() -> dict[str, str]:
@@ -94,9 +99,10 @@ def installed(env: Path, work: Path) -> dict[str, Any]:
     return dict(
         query(
             env / "bin" / "python",
-            "import json, importlib.metadata as md, bacs_core, pymodbus; print(json.dumps("
-            "{'bacs-core': md.version('bacs-core'), 'pymodbus': md.version('pymodbus'), "
-            "'file': bacs_core.__file__}))",
+            "import json, importlib.metadata as md, bacs_core, pymodbus, matplotlib; "
+            "print(json.dumps({'bacs-core': md.version('bacs-core'), "
+            "'pymodbus': md.version('pymodbus'), 'file': bacs_core.__file__, "
+            "'matplotlib': md.version('matplotlib'), 'matplotlib_file': matplotlib.__file__}))",
             cwd=work,
         )
     )

@@ -17,7 +17,7 @@ from ..manager import ConfigError, validate_config
 from ..manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from ..sim.clock import SimClock, SimClockError
 from ..snapshot import SystemSnapshot
-from ..source import SourceUnavailableError, is_generex_url, open_source
+from ..source import SourceUnavailableError, is_generex_url, is_remote_url, open_source
 from . import appliance
 from .common import integer, number, quiet_pymodbus
 
@@ -112,8 +112,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = validate_config(load_settings(args))
         urls = [b.url for b in config.buses]
-        if len(urls) > 1 and any(is_generex_url(u) for u in urls):
-            raise ValueError("a generex:// source is run on its own, not beside other buses")
+        if len(urls) > 1 and any(is_generex_url(u) or is_remote_url(u) for u in urls):
+            raise ValueError(
+                "a generex:// or mqtt:// source is run on its own, not beside other buses"
+            )
         args.gateway = gateway_cli.options_from_args(args, config.poll_interval)
     except (ConfigError, OSError, ValueError) as err:
         print(f"bacs run: {err}", file=sys.stderr)
@@ -170,7 +172,8 @@ async def _run(config: Any, args: argparse.Namespace) -> int:
 
 
 async def _manage(config: Any, args: argparse.Namespace, clock: SimClock | None) -> int:
-    manager = open_source(config.buses[0].url, config, clock=clock)  # generex:// or a bus
+    # generex://, mqtt:// (a remote appliance, watched) or a bus
+    manager = open_source(config.buses[0].url, config, clock=clock)
     done = asyncio.Event()
     cycles = 0
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..events import Event, EventType
+from ..listeners import EventListener, Listeners, SnapshotListener
 from ..manager.alarms import AlarmEngine, AlarmUpdate
 from ..manager.config import ManagerConfig
 from ..manager.storage import MemoryStorage, StateUnreadableError, Storage
@@ -43,8 +44,6 @@ from ..snapshot import (
 )
 from ..source import (
     GENEREX_CAPABILITIES,
-    EventListener,
-    SnapshotListener,
     SourceUnavailableError,
     UnsupportedCommandError,
 )
@@ -121,8 +120,7 @@ class GenerexSource:
         self.readings: Cs141Readings | None = None  # the last good read
         self.reachable = False
         self.last_error: str | None = None
-        self._snapshot_listeners: list[SnapshotListener] = []
-        self._event_listeners: list[EventListener] = []
+        self._listeners = Listeners()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._cycle = 0
@@ -149,27 +147,16 @@ class GenerexSource:
 
     # -- listeners ------------------------------------------------------------------------
     def add_snapshot_listener(self, cb: SnapshotListener) -> Callable[[], None]:
-        self._snapshot_listeners.append(cb)
-        return lambda: self._snapshot_listeners.remove(cb)
+        return self._listeners.add_snapshot_listener(cb)
 
     def add_event_listener(self, cb: EventListener) -> Callable[[], None]:
-        self._event_listeners.append(cb)
-        return lambda: self._event_listeners.remove(cb)
+        return self._listeners.add_event_listener(cb)
 
     def _emit(self, events: Sequence[Event]) -> None:
-        for event in events:
-            for cb in list(self._event_listeners):
-                try:
-                    cb(event)
-                except Exception:  # a listener's bug never stops the source
-                    _LOG.exception("event listener failed")
+        self._listeners.emit(events)
 
     def _publish(self, snap: SystemSnapshot) -> None:
-        for cb in list(self._snapshot_listeners):
-            try:
-                cb(snap)
-            except Exception:
-                _LOG.exception("snapshot listener failed")
+        self._listeners.publish(snap)
 
     # -- life cycle -----------------------------------------------------------------------
     @property

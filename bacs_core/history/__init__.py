@@ -13,6 +13,7 @@ from .reader import HistoryReader
 from .recorder import HistoryRecorder
 from .records import BlockDischarge, DischargeRecord
 from .store import HistoryStatus, HistoryStore, StoreState
+from .ups import UpsRow, UpsStatus
 
 __all__ = [
     "BlockDischarge",
@@ -28,4 +29,6 @@ __all__ = [
     "HistoryStore",
     "SampleRow",
     "StoreState",
+    "UpsRow",
+    "UpsStatus",
 ]

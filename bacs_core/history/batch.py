@@ -8,6 +8,7 @@ from ..snapshot import StringSnapshot
 from .codec import SampleKind, SampleRow
 from .energy import EnergyTotals
 from .records import DischargeRecord
+from .ups import UpsRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class WriteBatch:
     energy: dict[int, EnergyTotals] = field(default_factory=dict)
     energy_t_ms: int = 0
     layout: list[tuple[int, int, tuple[str, ...]]] = field(default_factory=list)
+    ups: list[UpsRow] = field(default_factory=list)  # small: kept like events
 
     def __bool__(self) -> bool:
         return bool(
@@ -54,6 +56,7 @@ class WriteBatch:
             or self.discharges
             or self.energy
             or self.layout
+            or self.ups
         )
 
     @property
@@ -70,6 +73,7 @@ class WriteBatch:
         self.environment += other.environment
         self.discharges += other.discharges
         self.layout += other.layout
+        self.ups += other.ups
         if other.energy:
             self.energy = dict(other.energy)
             self.energy_t_ms = other.energy_t_ms

@@ -5,6 +5,9 @@ integrated from the string current and voltage at the manager's timestamps (trap
 discharging part of each interval only). Each block is judged against its own string: its
 drop since the start of the discharge beyond the string's mean drop (battery-domain.md §5.1),
 so a block that merely sits low on float is not "weak". SOH per block: ``health.py``.
+
+A linked UPS (``ups.py``) opens the record the moment it says it is on battery, keeps it open
+while it stays there, and lends its load and runtime to the record.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .health import (
     soh_from_resistance,
 )
 from .records import BlockDischarge, DischargeRecord
+from .ups import UpsStatus
 
 PROGRESS_EVERY_S = 300.0  # a running discharge is saved this often (a crash keeps most of it)
 
@@ -72,6 +76,13 @@ class _Run:
     curve: list[tuple[float, float]] = field(default_factory=list)  # (Ah, mean block V)
     modules: tuple[ModuleSnapshot, ...] = ()
     saved_s: float = 0.0
+    ups_on_battery_at: datetime | None = None
+    ups_on_line_at: datetime | None = None
+    load_sum: float = 0.0
+    load_n: int = 0
+    load_max: float | None = None
+    runtime_start: float | None = None
+    runtime_end: float | None = None
 
 
 @dataclass
@@ -90,6 +101,7 @@ class DischargeAnalyzer:
         self._prev: dict[int, tuple[float, float | None, float | None]] = {}
         self._recovering: dict[int, _Recovery] = {}
         self._progress_at = float("-inf")
+        self._ups_since: datetime | None = None  # the linked UPS on battery since
 
     def running(self, string: int) -> bool:
         return string in self._runs
@@ -98,14 +110,52 @@ class DischargeAnalyzer:
         """The figures so far of every discharge still running (saved when the recorder stops)."""
         return [self._remember(self._record(run, in_progress=True)) for run in self._runs.values()]
 
-    def update(
-        self, when: datetime, s: StringSnapshot, rated_ah: float | None
+    def ups_on_battery(
+        self, when: datetime, strings: list[tuple[StringSnapshot, float | None]]
     ) -> list[DischargeRecord]:
-        """One string's snapshot; returns the records that changed (to upsert by start)."""
+        """The linked UPS went on battery: every string's record opens now (a running one
+        notes the time), before the string current shows the discharge. ``strings``: the
+        last snapshot of each string with its rating."""
+        t_s = when.timestamp()
+        self._ups_since = when
+        out: list[DischargeRecord] = []
+        for s, rated_ah in strings:
+            run = self._runs.get(s.index)
+            if run is None:
+                self._recovering.pop(s.index, None)  # cut short: that record has no recovery
+                run = self._start(when, t_s, s, rated_ah)
+                run.saved_s = t_s
+                run.ups_on_battery_at = when
+                out.append(self._remember(self._record(run, in_progress=True)))
+            else:
+                run.ups_on_battery_at = run.ups_on_battery_at or when
+                run.ups_on_line_at = None
+        return out
+
+    def ups_on_line(self, when: datetime | None) -> None:
+        """The mains are back (``when``), or the UPS's state is no longer known (None): the
+        records end once their strings stop discharging too."""
+        self._ups_since = None
+        if when is None:
+            return
+        for run in self._runs.values():
+            if run.ups_on_battery_at is not None and run.ups_on_line_at is None:
+                run.ups_on_line_at = when
+
+    def update(
+        self,
+        when: datetime,
+        s: StringSnapshot,
+        rated_ah: float | None,
+        ups: UpsStatus | None = None,
+    ) -> list[DischargeRecord]:
+        """One string's snapshot (and the linked UPS's status, if any); returns the records
+        that changed (to upsert by start)."""
         t_s = when.timestamp()
         idx = s.index
         out: list[DischargeRecord] = []
-        discharging = s.charge_state is ChargeState.DISCHARGE
+        ups_on_battery = ups is not None and ups.on_battery is True
+        discharging = s.charge_state is ChargeState.DISCHARGE or ups_on_battery
         prev = self._prev.get(idx)
         self._prev[idx] = (t_s, s.current, s.voltage)
         pending = self._recovering.get(idx)
@@ -123,11 +173,15 @@ class DischargeAnalyzer:
         run = self._runs.get(idx)
         if run is None and discharging:
             run = self._start(when, t_s, s, rated_ah)
+            if ups_on_battery:
+                run.ups_on_battery_at = self._ups_since or when
         if run is None:
             return out
 
         if prev is not None:
             self._integrate(run, prev, t_s, s.current, s.voltage)
+        if discharging and ups is not None and not (ups.on_battery is False and run.ups_on_line_at):
+            _ups_sample(run, ups)  # not once the UPS is back on mains: its estimate jumps
         if discharging and (s.current is None or s.current < 0):
             self._observe(run, when, t_s, s, volts)
             # At most one string's progress per cycle: ten strings in one discharge do not
@@ -136,6 +190,8 @@ class DischargeAnalyzer:
                 run.saved_s = self._progress_at = t_s
                 out.append(self._remember(self._record(run, in_progress=True)))
         elif not discharging:
+            if run.ups_on_line_at is not None and run.ups_on_line_at > run.end:
+                run.end, run.end_s = run.ups_on_line_at, run.ups_on_line_at.timestamp()
             del self._runs[idx]
             record = self._remember(self._record(run, in_progress=False))
             out.append(record)
@@ -305,7 +361,25 @@ class DischargeAnalyzer:
             early=tuple(b.position for b in early),
             blocks=tuple(blocks),
             in_progress=in_progress,
+            ups_on_battery_at=run.ups_on_battery_at,
+            ups_on_line_at=run.ups_on_line_at,
+            ups_load_avg_pct=round(run.load_sum / run.load_n, 1) if run.load_n else None,
+            ups_load_max_pct=run.load_max,
+            ups_runtime_start_s=run.runtime_start,
+            ups_runtime_end_s=run.runtime_end,
         )
+
+
+def _ups_sample(run: _Run, ups: UpsStatus) -> None:
+    """The UPS's load and runtime at one snapshot of the discharge."""
+    if ups.load_pct is not None:
+        run.load_sum += ups.load_pct
+        run.load_n += 1
+        run.load_max = max(run.load_max or 0.0, ups.load_pct)
+    if ups.runtime_s is not None:
+        if run.runtime_start is None:
+            run.runtime_start = ups.runtime_s
+        run.runtime_end = ups.runtime_s
 
 
 def _with_recovery(record: DischargeRecord, volts: list[float | None]) -> DischargeRecord:

@@ -1,6 +1,7 @@
 """Export stored rows for a period or one discharge as CSV (one line per block per sample,
 for a spreadsheet) or JSON Lines (one object per string per sample, arrays of block values;
-a discharge export starts with the discharge record itself)."""
+a discharge export starts with the discharge record itself; a linked UPS's readings are
+``{"ups": {...}}`` lines among the samples, in time order)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import TextIO
 from .codec import SampleRow
 from .reader import HistoryReader
 from .records import DischargeRecord
+from .ups import UpsRow
 
 CSV_COLUMNS = (
     "time",
@@ -46,7 +48,9 @@ def export_period(
     string: int | None = None,
 ) -> int:
     """Write the rows stored between start and end; returns how many samples were written."""
-    return _write(out, ExportFormat(fmt), store.samples(start, end, string), None)
+    fmt = ExportFormat(fmt)
+    ups = store.ups(start, end) if fmt is ExportFormat.JSONL else []
+    return _write(out, fmt, store.samples(start, end, string), None, ups)
 
 
 def export_discharge(
@@ -55,11 +59,17 @@ def export_discharge(
     """The discharge's string from its start to its recovery reading."""
     end = record.end + timedelta(seconds=store.config.recovery_s)
     rows = store.samples(record.start, end, record.string)
-    return _write(out, ExportFormat(fmt), rows, record)
+    fmt = ExportFormat(fmt)
+    ups = store.ups(record.start, end) if fmt is ExportFormat.JSONL else []
+    return _write(out, fmt, rows, record, ups)
 
 
 def _write(
-    out: TextIO, fmt: ExportFormat, rows: Iterable[SampleRow], record: DischargeRecord | None
+    out: TextIO,
+    fmt: ExportFormat,
+    rows: Iterable[SampleRow],
+    record: DischargeRecord | None,
+    ups: list[UpsRow] | None = None,
 ) -> int:
     count = 0
     if fmt is ExportFormat.CSV:
@@ -71,10 +81,28 @@ def _write(
         return count
     if record is not None:
         out.write(json.dumps({"discharge": record.to_dict() | {"id": record.id}}) + "\n")
+    readings = iter(ups or ())
+    reading = next(readings, None)
     for row in rows:
+        while reading is not None and reading.t_ms <= row.t_ms:
+            out.write(json.dumps({"ups": _json_ups(reading)}) + "\n")
+            reading = next(readings, None)
         count += 1
         out.write(json.dumps(_json_row(row)) + "\n")
+    while reading is not None:
+        out.write(json.dumps({"ups": _json_ups(reading)}) + "\n")
+        reading = next(readings, None)
     return count
+
+
+def _json_ups(u: UpsRow) -> dict[str, object]:
+    return {
+        "time": u.time.isoformat(),
+        "on_battery": u.on_battery,
+        "load_pct": u.load_pct,
+        "runtime_s": u.runtime_s,
+        "input_voltage_v": u.input_voltage,
+    }
 
 
 def _csv_rows(writer: _csv.Writer, r: SampleRow) -> None:

@@ -2,7 +2,10 @@
 
 Every poll in a discharge (and until its recovery reading), every poll in a charge and for
 ``active_after_s`` after either, every poll for ``burst_after_s`` after an alarm, and one row
-per ``float_interval_s`` otherwise (float or rest). Pure: the caller supplies the time.
+per ``float_interval_s`` otherwise (float or rest). While a linked UPS says it is on battery,
+every poll too (before the string current shows the discharge): ``DISCHARGE`` rows where the
+string discharges, ``ACTIVE`` (thinnable) where it does not, so an "on battery" sensor stuck
+on cannot fill the file with rows that are never thinned. Pure: the caller supplies the time.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class LoggingPolicy:
     _discharge_until: dict[int, float] = field(default_factory=dict)
     _active_until: dict[int, float] = field(default_factory=dict)
     _burst_until: float = NEVER
+    ups_on_battery: bool = False  # set by the recorder from the linked UPS
 
     def alarm(self, t_s: float) -> None:
         """An alarm at t_s: every poll until t_s + burst_after_s."""
@@ -37,7 +41,7 @@ class LoggingPolicy:
             kind = SampleKind.DISCHARGE
         elif t_s <= self._discharge_until.get(string, NEVER):
             kind = SampleKind.DISCHARGE  # the recovery window belongs to the discharge
-        elif state is ChargeState.CHARGE:
+        elif self.ups_on_battery or state is ChargeState.CHARGE:
             self._active_until[string] = t_s + cfg.active_after_s
             kind = SampleKind.ACTIVE
         elif t_s <= self._active_until.get(string, NEVER):

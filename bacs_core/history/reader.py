@@ -17,6 +17,7 @@ from .config import HistoryConfig
 from .energy import EnergyTotals
 from .records import DischargeRecord
 from .schema import MAX_STRING, T_BITS, T_MASK, key_range
+from .ups import UpsRow
 
 FILENAME = "history.db"
 BUSY_TIMEOUT_S = 5.0
@@ -140,6 +141,26 @@ class HistoryReader:
         finally:
             conn.close()
         return [EnvironmentRow(*row) for row in rows]
+
+    def ups(self, start: datetime, end: datetime) -> list[UpsRow]:
+        """The linked UPS's stored readings, oldest first (none when no UPS is linked, or in a
+        file from before schema 3 that no store has migrated yet: a reader never migrates)."""
+        conn = self._reader()
+        try:
+            rows = conn.execute(
+                "SELECT * FROM ups WHERE t >= ? AND t <= ? ORDER BY t",
+                (to_ms(start), to_ms(end)),
+            ).fetchall()
+        except sqlite3.OperationalError as err:
+            if "no such table" not in str(err):
+                raise
+            rows = []
+        finally:
+            conn.close()
+        return [
+            UpsRow(int(t), SampleKind(kind), None if ob is None else bool(ob), load, rt, vin)
+            for t, kind, ob, load, rt, vin in rows
+        ]
 
     def layout(self, string: int, when: datetime | None = None) -> tuple[str, ...]:
         """The devices at each position of a string at a time (the latest by default)."""

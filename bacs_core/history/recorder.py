@@ -10,6 +10,9 @@ can write the minutes before it too.
     recorder.attach(manager)        # public listener API only
     ...
     await recorder.stop()           # detaches, writes what waits, closes
+
+A linked UPS (any source: Home Assistant's entities, later the appliance's reader) is told
+with ``recorder.ups_update(UpsStatus(...))``: see ``ups.py`` and docs/history.md.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .energy import EnergyMeter, EnergyTotals
 from .policy import LoggingPolicy
 from .records import DischargeRecord
 from .store import HistoryStatus, HistoryStore
+from .ups import EVENT_ON_BATTERY, EVENT_ON_LINE, UpsRow, UpsStatus
 from .writer import HistoryWriter, WriterStats
 
 if TYPE_CHECKING:
@@ -68,9 +72,12 @@ class HistoryRecorder:
         store: HistoryStore,
         *,
         ratings: Mapping[int, float] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """``ratings``: rated capacity (Ah, C10) per 1-based string; ``attach`` reads the
-        manager's configuration when none are given."""
+        manager's configuration when none are given. ``clock``: the manager's wall clock
+        (the one given to it; the same default), which stamps what comes between its
+        snapshots: a UPS going on battery."""
         self.store = store
         self.config: HistoryConfig = store.config
         self.energy = EnergyMeter(self.config.max_gap_s)
@@ -93,6 +100,9 @@ class HistoryRecorder:
         self._loop_cpu_s = 0.0
         self._started = False
         self._discharge_listeners: list[DischargeListener] = []
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._ups: UpsStatus | None = None  # the linked UPS's last status (None: no UPS)
+        self._strings: tuple[StringSnapshot, ...] = ()  # the last snapshot's strings
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> HistoryStatus:
@@ -162,6 +172,11 @@ class HistoryRecorder:
         """The present or last discharge of a string (from memory; the store has them all)."""
         return self.discharges.last.get(string)
 
+    @property
+    def ups(self) -> UpsStatus | None:
+        """The linked UPS's last status; None when none is linked or nothing is known."""
+        return self._ups
+
     def add_discharge_listener(self, cb: DischargeListener) -> Callable[[], None]:
         """``cb(record)`` on the event loop whenever a discharge record changes: from its first
         sample (``in_progress``), every 5 minutes, at its end (``in_progress`` False) and at the
@@ -203,17 +218,70 @@ class HistoryRecorder:
         finally:
             self._loop_cpu_s += time.thread_time() - started
 
+    def ups_update(self, status: UpsStatus, when: datetime | None = None) -> None:
+        """The linked UPS's status now (event loop; returns at once). ``when``: the manager's
+        clock by default.
+
+        Going on battery writes the minutes before it from the ring, starts every-poll
+        logging and opens every string's discharge record at once; back on mains (or no
+        longer known), the records end when their strings stop discharging. Load and
+        runtime are stored with each stored snapshot and summarised in the discharge
+        records. ``UpsStatus()`` (nothing known) unlinks: no more UPS rows."""
+        started = time.thread_time()
+        try:
+            at = when or self._clock()
+            was = self._ups.on_battery if self._ups is not None else None
+            self._ups = status if status.known else None  # nothing known: no UPS rows
+            if status.on_battery is True and was is not True:
+                self._on_battery(at, status)
+            elif status.on_battery is not True and was is True:
+                # Back on mains; or no longer known (the UPS or its server went away): then
+                # the strings' own state decides when the discharge ends.
+                self.policy.ups_on_battery = False
+                self.discharges.ups_on_line(at if status.on_battery is False else None)
+                if status.on_battery is False:
+                    batch = WriteBatch(events=[self._ups_event(at, EVENT_ON_LINE, status)])
+                    batch.ups.append(UpsRow.of(ms(at), SampleKind.DISCHARGE, status))
+                    self.writer.submit(batch)
+        finally:
+            self._loop_cpu_s += time.thread_time() - started
+
+    def _on_battery(self, at: datetime, status: UpsStatus) -> None:
+        self.policy.ups_on_battery = True
+        batch = self._flush_ring(at)
+        batch.events.append(self._ups_event(at, EVENT_ON_BATTERY, status))
+        batch.ups.append(UpsRow.of(ms(at), SampleKind.DISCHARGE, status))
+        records = self.discharges.ups_on_battery(
+            at, [(s, self._rating(s.index)) for s in self._strings]
+        )
+        batch.discharges += records
+        self.writer.submit(batch)
+        self._announce(records)
+
+    @staticmethod
+    def _ups_event(at: datetime, kind: str, status: UpsStatus) -> EventRow:
+        data = {
+            "load_pct": status.load_pct,
+            "runtime_s": status.runtime_s,
+            "input_voltage": status.input_voltage,
+        }
+        message = "UPS on battery" if kind == EVENT_ON_BATTERY else "UPS back on mains"
+        return EventRow(ms(at), kind, message, data=json.dumps(data))
+
     def _burst(self, when: datetime) -> None:
         """An alarm: the minutes before it leave the ring, the minutes after are polled."""
-        t_s = when.timestamp()
-        self.policy.alarm(t_s)
+        self.policy.alarm(when.timestamp())
+        self.writer.submit(self._flush_ring(when))
+
+    def _flush_ring(self, when: datetime) -> WriteBatch:
+        """The ring's minutes before ``when`` as burst rows (encoded on the writer thread)."""
         oldest = ms(when) - round(self.config.burst_before_s * 1000)
         batch = WriteBatch()
         for ring in self._ring.values():
             batch.pending += [(t, SampleKind.BURST, s) for t, s in ring if t >= oldest]
             ring.clear()
         batch.pending.sort(key=lambda p: p[0])
-        self.writer.submit(batch)  # encoded on the writer thread, not here
+        return batch
 
     def _record(self, snap: SystemSnapshot) -> None:
         when = snap.timestamp
@@ -224,7 +292,7 @@ class HistoryRecorder:
         self._events = []
         for s in snap.strings:
             self.energy.add(s.index, t_s, s.voltage, s.current)
-            records = self.discharges.update(when, s, self._rating(s.index))
+            records = self.discharges.update(when, s, self._rating(s.index), self._ups)
             if records:
                 batch.discharges += records
                 self._announce(records)
@@ -243,6 +311,10 @@ class HistoryRecorder:
             if self._layout.get(s.index) != refs:
                 self._layout[s.index] = refs
                 batch.layout.append((s.index, t_ms, tuple(str(r) for r in refs)))
+        self._strings = snap.strings
+        if batch.samples and self._ups is not None:
+            kind = max(r.kind for r in batch.samples)
+            batch.ups.append(UpsRow.of(t_ms, kind, self._ups))
         if batch.samples:
             batch.environment = [
                 EnvironmentRow(

@@ -1,7 +1,8 @@
 """What one discharge left behind: the figures a technician reads, typed and serialisable.
 
 Stored as JSON (with a format version) beside a few indexed columns; ``from_dict`` reads
-every version this code has written.
+every version this code has written. Fields added with a None default (the UPS figures) keep
+the version: an older reader ignores them, a newer one reads their absence as None.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ class DischargeRecord:
     blocks: tuple[BlockDischarge, ...] = field(default=())
     in_progress: bool = False  # still discharging: the figures so far
     interrupted: bool = False  # the recorder stopped during it: figures up to its last save
+    # A linked UPS (docs/history.md, UPS link); None without one or without that value.
+    ups_on_battery_at: datetime | None = None  # when it said it went on battery
+    ups_on_line_at: datetime | None = None  # when it said the mains were back
+    ups_load_avg_pct: float | None = None  # its output load over the discharge, % of rating
+    ups_load_max_pct: float | None = None
+    ups_runtime_start_s: float | None = None  # its runtime estimate at the start, and the end
+    ups_runtime_end_s: float | None = None
     id: int | None = None  # the store's number, once stored
 
     @property
@@ -91,7 +99,7 @@ class DischargeRecord:
         }
         kw["in_progress"] = bool(kw["in_progress"])
         kw["interrupted"] = bool(kw["interrupted"])
-        for name in ("start", "end", "min_string_v_at"):
+        for name in ("start", "end", "min_string_v_at", "ups_on_battery_at", "ups_on_line_at"):
             kw[name] = _dt(kw[name])
         kw["early"] = tuple(kw["early"] or ())
         return cls(**kw, blocks=blocks, id=record_id)

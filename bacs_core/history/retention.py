@@ -1,6 +1,7 @@
 """Keep the history inside its age and size limits without ever losing a discharge.
 
-Age: float/charge/alarm rows, events and environment rows older than ``max_age_days`` go.
+Age: float/charge/alarm rows, events, environment and UPS rows older than ``max_age_days``
+go (a discharge's UPS rows stay with it).
 Size: while the used pages exceed ``max_bytes``, pass k removes every other periodic float
 row older than 1 − 2⁻ᵏ of the float span (the oldest half, then the oldest three quarters …),
 so the resolution falls with age (the oldest half ends at ½ⁿ, the next quarter at ½ⁿ⁻¹ …)
@@ -100,6 +101,7 @@ def _delete_oldest(conn: sqlite3.Connection) -> int:
             ).rowcount
         conn.execute("DELETE FROM environment WHERE t <= ?", (cutoff,))
         conn.execute("DELETE FROM events WHERE t <= ?", (cutoff,))
+        conn.execute(f"DELETE FROM ups WHERE t <= ? AND kind != {KEEP}", (cutoff,))
     return deleted
 
 
@@ -118,6 +120,9 @@ def apply_retention(
                 ).rowcount
             by_age += conn.execute("DELETE FROM events WHERE t < ?", (cutoff,)).rowcount
             by_age += conn.execute("DELETE FROM environment WHERE t < ?", (cutoff,)).rowcount
+            by_age += conn.execute(
+                f"DELETE FROM ups WHERE t < ? AND kind != {KEEP}", (cutoff,)
+            ).rowcount
         conn.execute(
             "DELETE FROM events WHERE rowid <= (SELECT max(rowid) FROM events) - ?",
             (MAX_EVENTS,),

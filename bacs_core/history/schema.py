@@ -52,6 +52,16 @@ CREATE TABLE layout (
 CREATE INDEX discharges_start ON discharges (start);
 """
 
+# Version 3: a linked UPS (on battery, load, runtime, input voltage) at the manager's sample
+# times and at each change between battery and mains. ``kind`` as the strings' rows of that
+# instant: retention keeps a discharge's UPS rows with it.
+V3 = """
+CREATE TABLE ups (
+    t INTEGER PRIMARY KEY, kind INTEGER NOT NULL, on_battery INTEGER,
+    load_pct REAL, runtime_s REAL, input_v REAL
+);
+"""
+
 
 def _statements(sql: str) -> list[str]:
     """Split a script into statements (a trigger's body holds semicolons of its own)."""
@@ -90,7 +100,11 @@ def key_range(string: int, start_ms: int = 0, end_ms: int = T_MASK) -> tuple[int
     return key(string, max(0, start_ms)), key(string, min(T_MASK, end_ms))
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _script(V2))
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _script(V1),
+    _script(V2),
+    _script(V3),
+)
 VERSION = len(MIGRATIONS)
 
 

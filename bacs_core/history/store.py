@@ -223,6 +223,21 @@ class HistoryStore(HistoryReader):
                     "INSERT OR REPLACE INTO layout VALUES (?, ?, ?)",
                     [(s, t, json.dumps(list(d))) for s, t, d in batch.layout],
                 )
+            if batch.ups:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO ups VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            u.t_ms,
+                            int(u.kind),
+                            None if u.on_battery is None else int(u.on_battery),
+                            u.load_pct,
+                            u.runtime_s,
+                            u.input_voltage,
+                        )
+                        for u in batch.ups
+                    ],
+                )
 
     def write_samples(self, rows: Iterable[SampleRow]) -> None:
         """Bulk insert (imports, benchmarks): one transaction."""

@@ -66,9 +66,14 @@ def module_list(value: Any) -> list[DeviceRef]:
 
 
 def bus_url(value: Any) -> str:
-    """A bus URL, or a GENEREX CS141's ``generex://`` (read by bacs_core.source.open_source)."""
+    """A bus URL, a GENEREX CS141's ``generex://`` or a remote appliance's ``mqtt://``
+    (read by bacs_core.source.open_source)."""
     try:
-        if str(value).strip().lower().startswith("generex://"):
+        if str(value).strip().lower().startswith(("mqtt://", "mqtts://")):
+            from ..remote.url import parse_remote_url
+
+            parse_remote_url(str(value))
+        elif str(value).strip().lower().startswith("generex://"):
             from ..generex.url import parse_generex_url
 
             parse_generex_url(str(value))

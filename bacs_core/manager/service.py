@@ -30,6 +30,7 @@ from ..bus import (
     open_transport,
 )
 from ..events import Event, EventType
+from ..listeners import EventListener, Listeners, SnapshotListener
 from ..model import RELAY_CHANNELS, Command, DeviceFamily
 from ..snapshot import (
     Capability,
@@ -87,9 +88,6 @@ _LOGGED_EVENTS = {
     EventType.TRIP_RESET: logging.WARNING,
 }
 
-type SnapshotListener = Callable[[SystemSnapshot], None]
-type EventListener = Callable[[Event], None]
-
 
 class Manager:
     def __init__(
@@ -128,8 +126,7 @@ class Manager:
             self.topology, self.presence, self._clients, self.observer.trends, self.history
         )
         self.snapshot: SystemSnapshot | None = None
-        self._snapshot_listeners: list[SnapshotListener] = []
-        self._event_listeners: list[EventListener] = []
+        self._listeners = Listeners()
         self._task: asyncio.Task[None] | None = None
         self._cycle = 0
         self._saved: str | None = None
@@ -145,29 +142,19 @@ class Manager:
 
     # -- listeners ------------------------------------------------------------------------
     def add_snapshot_listener(self, cb: SnapshotListener) -> Callable[[], None]:
-        self._snapshot_listeners.append(cb)
-        return lambda: self._snapshot_listeners.remove(cb)
+        return self._listeners.add_snapshot_listener(cb)
 
     def add_event_listener(self, cb: EventListener) -> Callable[[], None]:
-        self._event_listeners.append(cb)
-        return lambda: self._event_listeners.remove(cb)
+        return self._listeners.add_event_listener(cb)
 
     def _emit(self, events: Sequence[Event]) -> None:
         for event in events:
             if (level := _LOGGED_EVENTS.get(event.type)) is not None:
                 _LOG.log(level, "%s: %s", event.type.value, event.message)
-            for cb in list(self._event_listeners):
-                try:
-                    cb(event)
-                except Exception:  # a listener's bug never stops the manager
-                    _LOG.exception("event listener failed")
+        self._listeners.emit(events)
 
     def _publish(self, snapshot: SystemSnapshot) -> None:
-        for cb in list(self._snapshot_listeners):
-            try:
-                cb(snapshot)
-            except Exception:
-                _LOG.exception("snapshot listener failed")
+        self._listeners.publish(snapshot)
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self, *, run_loop: bool = True) -> None:

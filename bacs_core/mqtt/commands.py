@@ -1,4 +1,5 @@
-"""Commands from the broker: acknowledge, reset the trip, identify, set the float voltage.
+"""Commands from the broker: acknowledge, reset or trip the breaker, identify, set the float
+voltage, switch equalization.
 
 Each runs on the manager's event loop through its public API and is answered on the result
 topic. A command the site file did not enable is refused (and said so), never silently dropped;
@@ -64,6 +65,9 @@ class CommandRunner:
                     "disabled", f"{request.command} is not enabled in this appliance's site file"
                 )
             result = await getattr(self, f"_{request.command}")(request.payload)
+            if isinstance(result, tuple):  # a message and figures (e.g. how many acknowledged)
+                result, figures = result
+                answer.update(figures)
             answer.update(ok=True, error=None, message=result)
         except CommandError as err:
             answer.update(ok=False, error=err.error, message=str(err), reason=err.reason)
@@ -81,14 +85,44 @@ class CommandRunner:
         )
         return answer
 
-    async def _acknowledge(self, payload: Any) -> str:
+    async def _acknowledge(self, payload: Any) -> tuple[str, dict[str, Any]]:
         key = payload.get("key") if isinstance(payload, dict) else None
         count = await self.manager.acknowledge(str(key) if key else None)
-        return f"{count} alarm(s) acknowledged"
+        return f"{count} alarm(s) acknowledged", {"count": count}
+
+    def _string(self, payload: Any) -> int | None:
+        """``{"string": 2}`` names one string; none (or null) means every string."""
+        value = payload.get("string") if isinstance(payload, dict) else None
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CommandError("invalid", f"not a string number: {value!r}")
+        snap = self.manager.snapshot
+        known = [t.string for t in snap.safety.strings] if snap is not None else []
+        if value not in known:
+            raise CommandError("invalid", f"no string {value} (strings: {known})")
+        return int(value)
 
     async def _reset_trip(self, payload: Any) -> str:
-        await self.manager.reset_trip()
-        return "breaker trip reset"
+        string = self._string(payload)
+        await self.manager.reset_trip(string)
+        return f"string {string} breaker trip reset" if string else "breaker trip reset"
+
+    async def _trip(self, payload: Any) -> str:
+        """A person's trip from afar: only ever opens breakers (the reset keeps its checks)."""
+        string = self._string(payload)
+        reason = payload.get("reason") if isinstance(payload, dict) else None
+        source = payload.get("source") if isinstance(payload, dict) else None
+        text = str(reason or f"tripped over MQTT{f' by {source}' if source else ''}")[:200]
+        await self.manager.trip(text, string)
+        return f"string {string} breaker tripped" if string else "breakers tripped"
+
+    async def _set_equalization(self, payload: Any) -> str:
+        value = payload.get("enabled") if isinstance(payload, dict) else payload
+        if not isinstance(value, bool):
+            raise CommandError("invalid", 'give {"enabled": true} or {"enabled": false}')
+        await self.manager.set_equalization(value)
+        return "equalization on" if value else "equalization off"
 
     def _target(self, payload: Any) -> DeviceRef:
         if not isinstance(payload, dict) or not ({"device", "serial"} & payload.keys()):

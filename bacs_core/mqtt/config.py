@@ -17,7 +17,14 @@ from ..manager.config import ConfigError
 _TOPIC_WORD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64})*$")
 
-COMMANDS = ("acknowledge", "reset_trip", "identify", "set_float_voltage")
+COMMANDS = (
+    "acknowledge",
+    "reset_trip",
+    "identify",
+    "set_float_voltage",
+    "trip",
+    "set_equalization",
+)
 
 TLS_SCHEMA = vol.Schema(
     {
@@ -51,6 +58,9 @@ MQTT_SCHEMA = vol.Schema(
         # The integration's disabled-by-default diagnostics (each block's deviation and shunt
         # current, the poll duration): nine tenths of the traffic, so off unless asked for.
         vol.Optional("diagnostics", default=False): bool,
+        # The whole snapshot on <base>/snapshot (retained, QoS 1) for Home Assistant's BACS
+        # integration on a remote appliance (bacs_core/remote): off unless asked for.
+        vol.Optional("snapshot", default=False): bool,
         # Alarms and trips waiting on disk for the broker; the oldest go first past this.
         vol.Optional("queue_limit", default=100000): vol.All(int, vol.Range(100, 10_000_000)),
     }
@@ -79,6 +89,7 @@ class MqttSettings:
     discovery_prefix: str = "homeassistant"
     commands: frozenset[str] = frozenset()
     diagnostics: bool = False
+    snapshot: bool = False
     queue_limit: int = 100000
 
 
@@ -133,6 +144,7 @@ def mqtt_settings(data: dict[str, Any]) -> MqttSettings:
         discovery_prefix=v["discovery_prefix"],
         commands=frozenset(c for c in COMMANDS if v["commands"][c]),
         diagnostics=v["diagnostics"],
+        snapshot=v["snapshot"],
         queue_limit=v["queue_limit"],
     )
 

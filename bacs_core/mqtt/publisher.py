@@ -35,6 +35,7 @@ from .commands import CommandRunner, parse_request
 from .config import MqttSettings
 from .outbox import Outbox
 from .projection import Message, Projection
+from .snapshot_codec import encode_snapshot
 from .topics import Topics
 
 _LOG = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class PublisherStats:
     state_messages: int = 0
     discovery_messages: int = 0
     event_messages: int = 0
+    snapshot_messages: int = 0  # whole snapshots (``snapshot: true``), counted in messages
     values_seen: int = 0  # values a naive publisher would have sent (one per value per cycle)
     snapshots: int = 0
     snapshots_skipped: int = 0  # superseded by a newer one before the worker got to them
@@ -136,6 +138,7 @@ class MqttPublisher:
         self._client: Client | None = None
         self._outbox: Outbox | None = None
         self.connected_event = threading.Event()
+        self._snapshot_fingerprint: tuple[object, ...] | None = None
 
     # -- life cycle (on the manager's event loop) ------------------------------------------
     def start(self) -> None:
@@ -323,7 +326,7 @@ class MqttPublisher:
             if snap is not None:
                 self.stats.snapshots += 1
                 if self._connected:
-                    self._send_all(self.projection.update(snap), counter="state")
+                    self._send_state(snap)
         elif kind == "snapshot_again":
             self._publish_latest()
         elif kind == "event":
@@ -343,6 +346,7 @@ class MqttPublisher:
             self._publish(Message(self.topics.availability, "online", 1, True))
             if not data:  # a new session: the broker may have lost its retained store
                 self.projection.reset()
+                self._snapshot_fingerprint = None
             self._publish_latest()
         elif kind == "disconnected":
             if self._connected:
@@ -353,6 +357,7 @@ class MqttPublisher:
             data.set()
         elif kind == "ha_online":
             self.projection.forget_discovery()
+            self._snapshot_fingerprint = None
             self._publish_latest()
         self.stats.values_seen = self.projection.values_seen
 
@@ -360,7 +365,28 @@ class MqttPublisher:
         with self._lock:
             snap = self._latest
         if snap is not None and self._connected:
-            self._send_all(self.projection.update(snap), counter="state")
+            self._send_state(snap)
+
+    def _send_state(self, snap: SystemSnapshot) -> None:
+        """The values that changed, then (with ``snapshot: true``) the whole snapshot when
+        anything a reader shows changed: a quiet cycle still sends nothing."""
+        messages = self.projection.update(snap)
+        self._send_all(messages, counter="state")
+        if not self.settings.snapshot:
+            return
+        fingerprint = (snap.equalization_enabled, self.commands.float_voltage, snap.status)
+        if not messages and fingerprint == self._snapshot_fingerprint:
+            return
+        self._snapshot_fingerprint = fingerprint
+        payload = encode_snapshot(
+            snap,
+            site=self.site_id,
+            commands=self.settings.commands,
+            float_voltage=self.commands.float_voltage,
+            float_voltage_per_cell=self.projection.float_voltage_per_cell,
+        )
+        self._publish(Message(self.topics.snapshot, payload, 1, True))
+        self.stats.snapshot_messages += 1
 
     def _send_all(self, messages: list[Message], counter: str) -> None:
         discovery_prefix = self.topics.discovery_prefix + "/"

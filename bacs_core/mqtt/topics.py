@@ -1,8 +1,8 @@
 """The topic layout (docs/mqtt.md): one base per site, one topic per value.
 
 ``<prefix>/<site>/…``: ``availability``, ``hub/<key>``, ``string<N>/<key>``,
-``string<N>/block<P>/<key>``, ``<family>-<bus>-<unit>/<key>``, ``alarms``, ``safety``, ``event``,
-``cmd/<command>`` and ``result``.
+``string<N>/block<P>/<key>``, ``<family>-<bus>-<unit>/<key>``, ``alarms``, ``safety``,
+``snapshot``, ``event``, ``cmd/<command>`` and ``result``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ class Topics:
     @property
     def safety(self) -> str:
         return f"{self.base}/safety"
+
+    @property
+    def snapshot(self) -> str:
+        """The whole snapshot for a remote reader (snapshot_codec.py), with ``snapshot: true``."""
+        return f"{self.base}/snapshot"
 
     @property
     def event(self) -> str:

@@ -40,6 +40,16 @@ def discharge_report(
         f"Generated {created:%Y-%m-%d %H:%M} from {reader.path}."
     )
     body = ["<h2>Findings</h2>", page.findings(records, tz)]
+    if len(loaded.ups) or any(page.has_ups(r) for r in records):
+        body += [
+            "<h2>UPS</h2>",
+            page.figure(
+                charts.ups_beside_strings(records, [s.series for s in loaded.strings], loaded.ups),
+                "The linked UPS: its output load and its own runtime estimate at each stored "
+                "sample, under each string's voltage; shaded: while it reported being on "
+                "battery. Per string, its figures over the discharge are in the string's table.",
+            ),
+        ]
     for s in loaded.strings:
         r = s.record
         weak = page.weakest(r)

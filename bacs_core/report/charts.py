@@ -21,7 +21,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from ..history.records import DischargeRecord
-from .data import Array, ResistanceTrend, Series
+from .data import Array, ResistanceTrend, Series, UpsSeries
 
 WIDTH_IN = 7.2  # A4 less the page margins
 NORMAL = "#8da7c2"
@@ -209,6 +209,67 @@ def weakest_curves(record: DischargeRecord, series: Series, weak: Sequence[int])
         ax.set_ylabel("V")
         ax.set_title(f"String {record.string}: the weakest blocks against the string's mean")
         ax.legend(loc="lower left", fontsize=7, framealpha=0.8, ncol=2)
+        return to_svg(fig)
+
+
+UPS_LOAD = "#1f77b4"
+UPS_RUNTIME = "#9467bd"
+ON_BATTERY = "#fde3c8"
+
+
+def ups_beside_strings(
+    records: Sequence[DischargeRecord], series: Sequence[Series], ups: UpsSeries
+) -> str:
+    """The linked UPS's load and runtime under every string's voltage, on one time axis
+    (minutes from the first record's start), the time it reported being on battery shaded.
+    One figure per outage: one UPS feeds every string."""
+    first = min(records, key=lambda r: r.start)
+    start_ms = int(first.start.timestamp() * 1000)
+    with _style():
+        fig = _figure(3.8)
+        volts_ax, load_ax, runtime_ax = fig.subplots(3, 1, sharex=True)
+        for r, s in zip(records, series, strict=True):
+            if len(s) and s.blocks:
+                v = s.volts
+                total = np.where(np.isnan(v).any(axis=1), np.nan, v.sum(axis=1))
+                volts_ax.plot(
+                    _minutes(s, start_ms), total, linewidth=1.0, label=f"string {r.string}"
+                )
+        volts_ax.set_ylabel("string V")
+        x = (ups.t_ms.astype(np.float64) - start_ms) / 60_000.0
+        if len(ups) and not np.all(np.isnan(ups.load_pct)):
+            ok = ~np.isnan(ups.load_pct)
+            (line,) = load_ax.step(
+                x[ok], ups.load_pct[ok], where="post", color=UPS_LOAD, linewidth=1.1
+            )
+            line.set_gid("ups-load")
+        else:
+            load_ax.text(0.5, 0.5, "no load reported", transform=load_ax.transAxes, ha="center")
+        load_ax.set_ylabel("UPS load %")
+        if len(ups) and not np.all(np.isnan(ups.runtime_s)):
+            ok = ~np.isnan(ups.runtime_s)
+            (line,) = runtime_ax.step(
+                x[ok], ups.runtime_s[ok] / 60.0, where="post", color=UPS_RUNTIME, linewidth=1.1
+            )
+            line.set_gid("ups-runtime")
+        else:
+            runtime_ax.text(
+                0.5, 0.5, "no runtime reported", transform=runtime_ax.transAxes, ha="center"
+            )
+        runtime_ax.set_ylabel("runtime min")
+        runtime_ax.set_xlabel("minutes from the start of the discharge")
+        for ax in (load_ax, runtime_ax):  # levels, read from zero (how loaded, how long left)
+            ax.set_ylim(bottom=0)
+        if first.ups_on_battery_at is not None:
+            off = first.ups_on_line_at or max(r.end for r in records)
+            span = (
+                (first.ups_on_battery_at - first.start).total_seconds() / 60.0,
+                (off - first.start).total_seconds() / 60.0,
+            )
+            for i, ax in enumerate((volts_ax, load_ax, runtime_ax)):
+                ax.axvspan(*span, color=ON_BATTERY, linewidth=0, label=None if i else "on battery")
+        volts_ax.legend(loc="upper right", fontsize=7, framealpha=0.8, ncol=4)
+        volts_ax.set_title("The UPS's load and runtime beside the strings")
         return to_svg(fig)
 
 

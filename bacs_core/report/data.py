@@ -30,6 +30,7 @@ from ..history.codec import (
 from ..history.reader import HistoryReader
 from ..history.records import DischargeRecord
 from ..history.schema import MAX_STRING, T_MASK, key_range
+from ..history.ups import UpsRow
 from ..snapshot import ChargeState
 
 type Array = npt.NDArray[np.floating[Any]]
@@ -48,6 +49,8 @@ ALARM_TYPES = frozenset(
         "trip_failed",
         "device_lost",
         "bus_lost",
+        "ups_on_battery",
+        "ups_on_line",
     }
 )
 
@@ -86,6 +89,33 @@ class ResistanceTrend:
 
 
 @dataclass(frozen=True, slots=True)
+class UpsSeries:
+    """The linked UPS's stored readings over a window (NaN: not known); empty without one."""
+
+    t_ms: npt.NDArray[np.int64]
+    on_battery: Array  # 1, 0 or NaN
+    load_pct: Array
+    runtime_s: Array
+    input_voltage: Array
+
+    def __len__(self) -> int:
+        return len(self.t_ms)
+
+
+def ups_series(rows: list[UpsRow]) -> UpsSeries:
+    def column(values: list[float | None]) -> Array:
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+    return UpsSeries(
+        np.array([r.t_ms for r in rows], dtype=np.int64),
+        column([None if r.on_battery is None else float(r.on_battery) for r in rows]),
+        column([r.load_pct for r in rows]),
+        column([r.runtime_s for r in rows]),
+        column([r.input_voltage for r in rows]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class StringDischarge:
     record: DischargeRecord
     series: Series
@@ -99,6 +129,7 @@ class DischargeData:
     strings: list[StringDischarge]
     recovery_s: float
     end_v_per_cell: float
+    ups: UpsSeries  # the linked UPS over the whole outage (one UPS feeds every string)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +233,10 @@ def load_discharge(
         series = series_of(list(reader.samples(w0, w1, r.string)), r.string)
         trend = resistance_trend(reader, r.string, r.end - timedelta(days=RESISTANCE_DAYS), w1)
         out.append(StringDischarge(r, series, trend))
-    return DischargeData(out, cfg.recovery_s, cfg.end_v_per_cell)
+    w0 = min(r.start for r in records) - timedelta(seconds=BEFORE_S)
+    w1 = max(r.end for r in records) + timedelta(seconds=cfg.recovery_s + 120.0)
+    ups = ups_series(reader.ups(w0, w1))
+    return DischargeData(out, cfg.recovery_s, cfg.end_v_per_cell, ups)
 
 
 def load_period(

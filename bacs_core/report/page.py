@@ -166,7 +166,41 @@ def figures_table(r: DischargeRecord, tz: tzinfo | None) -> str:
         ("Time without samples", duration(r.gap_s) if r.gap_s else "none"),
         ("Record state", state),
     ]
+    if has_ups(r):
+        on_battery = (
+            f"{when(r.ups_on_battery_at, tz)} – {when(r.ups_on_line_at, tz, '%H:%M:%S')}"
+            if r.ups_on_battery_at
+            else "not reported"
+        )
+        rows += [
+            ("UPS on battery", on_battery),
+            (
+                "UPS load (mean / max)",
+                f"{num(r.ups_load_avg_pct, '.0f', '%')} / {num(r.ups_load_max_pct, '.0f', '%')}",
+            ),
+            (
+                "UPS runtime at start / end",
+                f"{minutes(r.ups_runtime_start_s)} / {minutes(r.ups_runtime_end_s)}",
+            ),
+        ]
     return table(("Figure", "Value"), ((row, "") for row in rows), "figures")
+
+
+def has_ups(r: DischargeRecord) -> bool:
+    """A linked UPS said something during this discharge."""
+    return any(
+        v is not None
+        for v in (
+            r.ups_on_battery_at,
+            r.ups_load_avg_pct,
+            r.ups_runtime_start_s,
+            r.ups_runtime_end_s,
+        )
+    )
+
+
+def minutes(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds / 60.0:.1f} min"
 
 
 def block_table(r: DischargeRecord, tz: tzinfo | None) -> str:

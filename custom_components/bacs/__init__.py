@@ -22,11 +22,25 @@ from bacs_core.bus.errors import BusConnectionError, PortBusyError
 from bacs_core.events import Event as BacsEvent
 from bacs_core.manager import ConfigError, Manager, validate_config
 from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
-from bacs_core.source import Source, SourceUnavailableError, is_generex_url, open_source
+from bacs_core.source import (
+    Source,
+    SourceUnavailableError,
+    is_generex_url,
+    is_remote_url,
+    open_source,
+)
 
 from . import bus as bus_helpers
 from .card import async_register_card
-from .const import BUS_ID, CONF_URL, DOMAIN, ISSUE_DEVICES_SILENT, OPT_POLL_INTERVAL
+from .config_flow_remote import open_remote
+from .const import (
+    BUS_ID,
+    CONF_URL,
+    DOMAIN,
+    ISSUE_APPLIANCE_UNREACHABLE,
+    ISSUE_DEVICES_SILENT,
+    OPT_POLL_INTERVAL,
+)
 from .coordinator import (
     BacsConfigEntry,
     BacsCoordinator,
@@ -41,6 +55,7 @@ from .history import async_start_history
 from .history_services import async_setup_history_services
 from .repairs import SafetyNotices, async_delete_safety_issues
 from .services import async_setup_services
+from .ups import manager_options
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,8 +87,12 @@ def source_id(entry: BacsConfigEntry) -> str:
 
 
 def manager_settings(entry: BacsConfigEntry) -> dict[str, Any]:
-    """The plain dict bacs_core validates: the entry's bus plus the options."""
-    return {**entry.options, "buses": [{"id": source_id(entry), "url": entry.data[CONF_URL]}]}
+    """The plain dict bacs_core validates: the entry's bus plus the options (less the UPS
+    link, which is the history's)."""
+    return {
+        **manager_options(entry.options),
+        "buses": [{"id": source_id(entry), "url": entry.data[CONF_URL]}],
+    }
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool:
@@ -89,6 +108,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
     if is_generex_url(url):
         source = open_source(url, config, storage=StoreStorage(hass, entry.entry_id))
         return await _async_start(hass, entry, source, None, url)
+    if is_remote_url(url):  # a BACS appliance elsewhere: its trip runs there, not here
+        return await _async_start(hass, entry, open_remote(dict(entry.data)), None, url)
     transport = await bus_helpers.async_make_transport(url)
     try:
         await transport.connect()
@@ -223,6 +244,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> boo
             unsub()
         await data.manager.stop()
         ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_DEVICES_SILENT}_{entry.entry_id}")
+        ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_APPLIANCE_UNREACHABLE}_{entry.entry_id}")
     return unloaded
 
 

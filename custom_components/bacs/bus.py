@@ -124,7 +124,7 @@ def host_for_url(host: str) -> str:
 
 
 def serial_path(url: str) -> str | None:
-    if url.startswith("generex://"):
+    if url.startswith(("generex://", "mqtt://", "mqtts://")):  # no port of ours
         return None
     parsed = parse_bus_url(url)
     return parsed.path if parsed.scheme is Scheme.SERIAL else None

@@ -37,8 +37,14 @@ class BacsButtonEntityDescription(ButtonEntityDescription):
 
 
 def trip_relays(source: Source) -> int:
-    """How many breakers the source can trip (0 for a read-only source)."""
-    return len(source.safety.breakers) if isinstance(source, Manager) else 0
+    """How many breakers the source can trip (0 for a read-only source). A remote
+    appliance's are the breaker channels its relay modules report."""
+    if isinstance(source, Manager):
+        return len(source.safety.breakers)
+    snap = source.snapshot
+    if snap is None or Capability.TRIP not in source.capabilities:
+        return 0
+    return sum(len(r.breaker_channels) for r in snap.relays)
 
 
 async def _rescan(manager: Source) -> None:

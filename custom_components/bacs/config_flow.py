@@ -1,8 +1,9 @@
 """Config and reconfigure flows (the options flow is in options_flow.py).
 
-The user picks a connection kind (serial battery bus, TCP gateway, or the built-in simulator
-to try it without hardware). Every path opens the bus and scans it before anything is
-created, then shows what was found and how the blocks will be split into strings.
+The user picks a connection kind (serial battery bus, TCP gateway, a GENEREX web manager, a
+BACS appliance on the network, or the built-in simulator to try it without hardware). Every
+path reads what is there before anything is created, then shows what was found. The
+appliance's steps are in config_flow_remote.py.
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from bacs_core.model import Chemistry
 
 from . import bus as bus_helpers
+from .config_flow_remote import (
+    RemoteSummary,
+    async_probe_remote,
+    remote_data,
+    remote_schema,
+    remote_unique_id,
+)
 from .const import (
     CONF_BAUDRATE,
     CONF_COMMUNITY,
@@ -65,6 +73,7 @@ from .const import (
     FRAMING_RTU,
     FRAMING_TCP,
     KIND_GENEREX,
+    KIND_REMOTE,
     KIND_SERIAL,
     KIND_SIM,
     KIND_TCP,
@@ -210,6 +219,8 @@ def _default_name(data: dict[str, Any], taken: set[str]) -> str:
     base = f"Simulator {data[CONF_SIM_NAME]}" if data[CONF_KIND] == KIND_SIM else "Battery room"
     if data[CONF_KIND] == KIND_GENEREX:
         base = "GENEREX BACS"
+    if data[CONF_KIND] == KIND_REMOTE:
+        base = f"BACS appliance {data['site']}"
     name, n = base, 1
     while name in taken:
         n += 1
@@ -308,6 +319,7 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         self._summary: bus_helpers.ScanSummary | None = None
         self._usb_name = ""
         self._generex: GenerexSummary | None = None
+        self._remote: RemoteSummary | None = None
 
     @staticmethod
     @callback
@@ -316,7 +328,8 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         return self.async_show_menu(
-            step_id="user", menu_options=[KIND_SERIAL, KIND_TCP, KIND_GENEREX, KIND_SIM]
+            step_id="user",
+            menu_options=[KIND_SERIAL, KIND_TCP, KIND_GENEREX, KIND_REMOTE, KIND_SIM],
         )
 
     async def _async_connection_step(
@@ -431,6 +444,58 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         return await self._async_connection_step(KIND_SIM, user_input)
+
+    async def async_step_remote(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """A BACS appliance (bacs run) elsewhere: its broker and site, probed for its
+        retained snapshot, then confirmed."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = remote_data(user_input, errors)
+            if data is not None:
+                await self.async_set_unique_id(remote_unique_id(data))
+                self._abort_if_unique_id_configured()
+                summary = await async_probe_remote(data, errors)
+                if summary is not None:
+                    self._data, self._remote = data, summary
+                    return await self.async_step_remote_confirm()
+        shown = {k: v for k, v in (user_input or {}).items() if k != "password"}
+        return self.async_show_form(
+            step_id=KIND_REMOTE,
+            data_schema=self.add_suggested_values_to_schema(remote_schema(), shown),
+            errors=errors,
+        )
+
+    async def async_step_remote_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """What the appliance publishes, whether it also sends MQTT discovery; a name."""
+        summary = self._remote
+        assert summary is not None
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = str(user_input[CONF_NAME]).strip()
+            if not name:
+                errors[CONF_NAME] = "name_required"
+            else:
+                return self.async_create_entry(title=name, data=self._data, options={})
+        taken = {entry.title for entry in self._async_current_entries()}
+        schema = vol.Schema(
+            {vol.Required(CONF_NAME, default=_default_name(self._data, taken)): TextSelector()}
+        )
+        return self.async_show_form(
+            step_id="remote_confirm",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+            description_placeholders={
+                "site": str(self._data["site"]),
+                "strings": str(summary.strings),
+                "modules": str(summary.modules),
+                "trip_state": summary.trip_state,
+                "online": "online" if summary.online else "offline",
+                "commands": ", ".join(summary.commands) or "none",
+                "discovery": "yes" if summary.discovery else "no",
+            },
+        )
 
     async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
         """A known RS-485 adapter was plugged in."""
@@ -551,6 +616,31 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             entry, unique_id=unique_id, data={**data, CONF_URL: connection_url(data)}
         )
 
+    async def _async_reconfigure_remote(
+        self, entry: ConfigEntry[Any], user_input: dict[str, Any] | None
+    ) -> ConfigFlowResult:
+        """Another broker, credentials or site: probed while the entry keeps reading. An
+        empty password field keeps the stored one."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            given = dict(user_input)
+            if not given.get("password") and given.get("username") == entry.data.get("username"):
+                given["password"] = entry.data.get("password")
+            data = remote_data(given, errors)
+            if data is not None:
+                unique_id = remote_unique_id(data)
+                other = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
+                if other is not None and other.entry_id != entry.entry_id:
+                    return self.async_abort(reason="already_configured")
+                if await async_probe_remote(data, errors) is not None:
+                    return self.async_update_reload_and_abort(entry, unique_id=unique_id, data=data)
+        suggested = {k: v for k, v in (user_input or entry.data).items() if k != "password"}
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(remote_schema(), suggested),
+            errors=errors,
+        )
+
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -559,6 +649,8 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         kind = entry.data[CONF_KIND]
         errors: dict[str, str] = {}
         placeholders = dict(FLOW_PLACEHOLDERS)
+        if kind == KIND_REMOTE:
+            return await self._async_reconfigure_remote(entry, user_input)
         if user_input is not None and _valid_input(kind, user_input, errors):
             data = _connection_data(kind, user_input)
             if kind == KIND_SERIAL:

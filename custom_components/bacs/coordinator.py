@@ -31,6 +31,7 @@ from bacs_core.bus.errors import BusError
 from bacs_core.events import Event
 from bacs_core.history import HistoryRecorder
 from bacs_core.manager import StateUnreadableError
+from bacs_core.remote.source import RemoteSource
 from bacs_core.snapshot import (
     Capability,
     CurrentSensorSnapshot,
@@ -45,7 +46,13 @@ from bacs_core.snapshot import (
 from bacs_core.source import Source, SourceError
 
 from .bus import port_exists, serial_path
-from .const import DOMAIN, EVENT_BACS, ISSUE_DEVICES_SILENT, ISSUE_PORT_MISSING
+from .const import (
+    DOMAIN,
+    EVENT_BACS,
+    ISSUE_APPLIANCE_UNREACHABLE,
+    ISSUE_DEVICES_SILENT,
+    ISSUE_PORT_MISSING,
+)
 
 _LOGGER = logging.getLogger(__name__)
 STORAGE_VERSION = 1
@@ -158,6 +165,7 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
         self.index = SnapshotIndex()
         self._bus_up: dict[str, bool] = {}
         self._silent: tuple[str, ...] = ()
+        self._appliance_lost: str | None = None  # why a remote appliance cannot be heard
         self._url = url
 
     async def _async_update_data(self) -> SystemSnapshot:
@@ -204,6 +212,8 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
                     )
             self._bus_up[bus.id] = bus.connected
         self._update_silent_issue()
+        if isinstance(self.manager, RemoteSource):
+            self._update_appliance_issue(self.manager)
 
     @property
     def port_issue_id(self) -> str:
@@ -215,6 +225,32 @@ class BacsCoordinator(DataUpdateCoordinator[SystemSnapshot]):
         if path is None or await self.hass.async_add_executor_job(port_exists, path):
             return
         async_create_port_issue(self.hass, self.config_entry, path)
+
+    @callback
+    def _update_appliance_issue(self, source: RemoteSource) -> None:
+        """A remote appliance Home Assistant cannot hear: its trip still runs there, but
+        nothing here shows the room until it is back."""
+        issue_id = f"{ISSUE_APPLIANCE_UNREACHABLE}_{self.config_entry.entry_id}"
+        if source.reachable:
+            if self._appliance_lost:
+                _LOGGER.info("%s: the appliance is heard again", self.config_entry.title)
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            self._appliance_lost = None
+            return
+        why = "its MQTT broker cannot be reached" if not source.connected else "it is offline"
+        if why == self._appliance_lost:
+            return
+        self._appliance_lost = why
+        _LOGGER.warning("%s: the appliance cannot be heard (%s)", self.config_entry.title, why)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_APPLIANCE_UNREACHABLE,
+            translation_placeholders={"title": self.config_entry.title, "why": why},
+        )
 
     @callback
     def _update_silent_issue(self) -> None:

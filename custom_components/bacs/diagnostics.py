@@ -12,18 +12,21 @@ from enum import Enum
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
 from bacs_core.bus.url import parse_bus_url
 from bacs_core.generex.url import parse_generex_url
-from bacs_core.source import is_generex_url
+from bacs_core.source import is_generex_url, is_remote_url
 
 from .const import CONF_COMMUNITY, CONF_HOST, CONF_PORT_PATH, CONF_URL
 from .coordinator import BacsConfigEntry
 
 TO_REDACT = {
     CONF_HOST,
+    CONF_USERNAME,  # a remote appliance's broker
+    CONF_PASSWORD,
     CONF_COMMUNITY,
     CONF_PORT_PATH,
     CONF_URL,
@@ -40,7 +43,7 @@ def _secrets(entry: BacsConfigEntry) -> re.Pattern[str] | None:
     """Every text that identifies the installation: host, port path (a by-id name holds the
     adapter's serial number), the title, the entry's unique id and the devices' serials."""
     texts = {entry.title, entry.unique_id or ""}
-    for key in (CONF_HOST, CONF_PORT_PATH, CONF_COMMUNITY):
+    for key in (CONF_HOST, CONF_PORT_PATH, CONF_COMMUNITY, CONF_USERNAME, CONF_PASSWORD):
         value = str(entry.data.get(key) or "")
         texts.update({value, value.rsplit("/", 1)[-1]})
     runtime = getattr(entry, "runtime_data", None)
@@ -85,6 +88,8 @@ def _redacted_url(url: str) -> str:
     """The connection without host, port path or SNMP community."""
     if is_generex_url(url):
         return parse_generex_url(url).redacted()
+    if is_remote_url(url):  # broker, user and site of a remote appliance
+        return f"{url.split('://', 1)[0]}://**REDACTED**"
     if url.startswith("serial"):
         return "serial://**REDACTED**"
     return parse_bus_url(url).redacted()

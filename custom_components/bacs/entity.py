@@ -19,6 +19,7 @@ from bacs_core.snapshot import DeviceRef, StringSnapshot, Value
 from .const import (
     CONF_KIND,
     KIND_GENEREX,
+    KIND_REMOTE,
     KIND_SIM,
     MANUFACTURER,
     MANUFACTURER_GENEREX,
@@ -186,12 +187,15 @@ class BusDeviceEntity(BacsEntity):
 def hub_device_info(coordinator: BacsCoordinator) -> DeviceInfo:
     entry = coordinator.config_entry
     generex = entry.data.get(CONF_KIND) == KIND_GENEREX
+    model = "BACS reader for a GENEREX web manager (read-only)" if generex else "BACS manager"
+    if entry.data.get(CONF_KIND) == KIND_REMOTE:
+        model = "BACS appliance (remote, through MQTT)"
     return DeviceInfo(
         identifiers={hub_identifier(entry)},
         name=entry.title,
         manufacturer=SOFTWARE_MAKER,
         # A web manager is read by bacs-ha (our alarm rules on its readings), not controlled.
-        model="BACS reader for a GENEREX web manager (read-only)" if generex else "BACS manager",
+        model=model,
         sw_version=bacs_core.__version__,  # not importlib.metadata: that reads files in the loop
     )
 

@@ -16,7 +16,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError,
 
 from bacs_core.bus.errors import BusError
 from bacs_core.manager import SafetyRefusedError
-from bacs_core.source import UnsupportedCommandError
+from bacs_core.source import SourceError, UnsupportedCommandError
 
 from .const import DOMAIN
 
@@ -58,6 +58,12 @@ def translated(error: Exception) -> HomeAssistantError:
             translation_key="command_failed",
             translation_placeholders={"error": str(error)},
         )
+    if isinstance(error, SourceError):  # a remote appliance did not answer or carry it out
+        return HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="command_failed",
+            translation_placeholders={"error": str(error)},
+        )
     if isinstance(error, KeyError | ValueError):  # the device left the bus, wrong kind, …
         return ServiceValidationError(
             translation_domain=DOMAIN,
@@ -67,7 +73,14 @@ def translated(error: Exception) -> HomeAssistantError:
     raise TypeError(f"not a bacs_core command error: {error!r}")
 
 
-COMMAND_ERRORS = (UnsupportedCommandError, SafetyRefusedError, BusError, KeyError, ValueError)
+COMMAND_ERRORS = (
+    UnsupportedCommandError,
+    SafetyRefusedError,
+    BusError,
+    SourceError,
+    KeyError,
+    ValueError,
+)
 
 
 async def async_run_command[T](command: Awaitable[T]) -> T:

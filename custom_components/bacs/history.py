@@ -4,7 +4,8 @@ config (``<config>/bacs/<entry_id>/history.db``), recorded from the manager's li
 Started before the manager (so the first snapshots are recorded and the energy totals are
 known before new energy counts), stopped after it (so its last snapshots are written). A
 discharge that becomes final (its recovery reading taken) fires ``bacs_discharge`` on the
-bus, which the report blueprint listens for.
+bus, which the report blueprint listens for. A UPS linked in the options (``ups.py``) feeds
+the recorder from the moment it is attached.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bacs_core.history import DischargeRecord, HistoryConfig, HistoryRecorder, H
 from bacs_core.source import Source
 
 from .coordinator import BacsConfigEntry
+from .ups import async_setup_ups_link, ups_figures
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ def discharge_event_data(entry_id: str, record: DischargeRecord) -> dict[str, An
         "recovered": record.recovered,
         "early": list(record.early),
         "weakest_block": weakest.position if weakest else None,
+        **ups_figures(record),
     }
 
 
@@ -59,6 +62,7 @@ async def async_start_history(
             "%s: the history file was damaged and set aside: %s", entry.title, status.set_aside
         )
     recorder.attach(manager)
+    async_setup_ups_link(hass, entry, recorder)
 
     @callback
     def _announce(record: DischargeRecord) -> None:

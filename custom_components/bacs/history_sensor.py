@@ -20,6 +20,7 @@ from bacs_core.history import DischargeRecord, EnergyTotals, HistoryRecorder
 
 from .coordinator import BacsCoordinator
 from .entity import BacsEntity, StringEntity
+from .ups import ups_figures
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +45,7 @@ def _discharge_attributes(r: DischargeRecord) -> dict[str, Any]:
         "fell_early": list(r.early),
         "in_progress": r.in_progress,
         "recovered": r.recovered,
+        **ups_figures(r),
     }
 
 
@@ -96,7 +98,7 @@ DISCHARGE_SENSORS = (
 
 class HistorySensor(StringEntity, SensorEntity):
     entity_description: HistorySensorDescription
-    _unrecorded_attributes = frozenset({"fell_early", "start", "end"})
+    _unrecorded_attributes = frozenset({"fell_early", "start", "end", "ups_on_battery_at"})
 
     @property
     def recorder(self) -> HistoryRecorder | None:

@@ -14,6 +14,7 @@ from bacs_core.snapshot import Capability
 
 from .coordinator import BacsConfigEntry, BacsCoordinator
 from .entity import BacsEntity, HubEntity, async_setup_dynamic
+from .errors import async_run_command
 
 PARALLEL_UPDATES = 1
 
@@ -52,6 +53,9 @@ class FloatVoltageNumber(HubEntity, NumberEntity):
         return (self.available, self.native_value)
 
     async def async_set_native_value(self, value: float) -> None:
+        # At once, and a refusal shown (a remote appliance's site file may not allow it);
+        # the options keep it over a restart.
+        await async_run_command(self.coordinator.manager.set_float_voltage(value))
         entry = self.coordinator.config_entry
         equalization = {**entry.options.get("equalization", {}), "float_voltage": value}
         self.hass.config_entries.async_update_entry(

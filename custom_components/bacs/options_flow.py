@@ -15,6 +15,8 @@ from homeassistant.config_entries import ConfigEntry, ConfigFlowResult, OptionsF
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
     BooleanSelector,
+    EntitySelector,
+    EntitySelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -37,11 +39,22 @@ from .const import (
     CONF_URL,
     DEFAULT_POLL_INTERVAL,
     KIND_GENEREX,
+    KIND_REMOTE,
     OPT_BLOCK_COUNTS,
     OPT_CAPACITY,
     OPT_CHEMISTRY,
     OPT_POLL_INTERVAL,
     OPT_STRING_COUNT,
+)
+from .ups import (
+    OPT_UPS,
+    UPS_FIELDS,
+    UPS_INPUT_VOLTAGE,
+    UPS_LOAD,
+    UPS_ON_BATTERY,
+    UPS_RUNTIME,
+    manager_options,
+    ups_options_from_form,
 )
 
 TRIP_NONE = "none"
@@ -227,7 +240,33 @@ def _form_defaults(options: dict[str, Any]) -> dict[str, Any]:
     }
     if eq.get("float_voltage") is not None:
         values["equalization"]["float_voltage"] = eq["float_voltage"]
+    values[OPT_UPS] = dict(options.get(OPT_UPS) or {})
     return values
+
+
+def _ups_section() -> dict[Any, Any]:
+    """The UPS link (the history's, not the manager's): entities Home Assistant already has."""
+    selectors = {
+        UPS_ON_BATTERY: EntitySelector(EntitySelectorConfig(domain=["binary_sensor", "sensor"])),
+        UPS_LOAD: EntitySelector(EntitySelectorConfig(domain="sensor")),
+        UPS_RUNTIME: EntitySelector(EntitySelectorConfig(domain="sensor")),
+        UPS_INPUT_VOLTAGE: EntitySelector(EntitySelectorConfig(domain="sensor")),
+    }
+    return {
+        vol.Optional(OPT_UPS): section(
+            vol.Schema({vol.Optional(name): selectors[name] for name in UPS_FIELDS}),
+            {"collapsed": True},
+        )
+    }
+
+
+def _with_ups(options: dict[str, Any], form: Mapping[str, Any]) -> dict[str, Any]:
+    """The form's UPS section into the options (kept as it was when the form has none)."""
+    if OPT_UPS in form:
+        options.pop(OPT_UPS, None)
+        if ups := ups_options_from_form(form[OPT_UPS]):
+            options[OPT_UPS] = ups
+    return options
 
 
 def _shown(group: str, value: float | None) -> float | None:
@@ -276,7 +315,7 @@ def generex_options_from_form(form: dict[str, Any], previous: dict[str, Any]) ->
     thresholds = _thresholds_from_form(form["thresholds"], chemistry)
     if thresholds:
         options["thresholds"] = thresholds
-    return options
+    return _with_ups(options, form)
 
 
 def _generex_schema() -> vol.Schema:
@@ -294,6 +333,7 @@ def _generex_schema() -> vol.Schema:
                 ),
                 {"collapsed": False},
             ),
+            **_ups_section(),
         }
     )
 
@@ -344,7 +384,7 @@ def options_from_form(form: dict[str, Any], previous: dict[str, Any]) -> dict[st
     )
     if thresholds:
         options["thresholds"] = thresholds
-    return options
+    return _with_ups(options, form)
 
 
 def _options_schema(relays: list[str]) -> vol.Schema:
@@ -404,6 +444,7 @@ def _options_schema(relays: list[str]) -> vol.Schema:
                 ),
                 {"collapsed": False},
             ),
+            **_ups_section(),
         }
     )
 
@@ -415,6 +456,8 @@ class BacsOptionsFlow(OptionsFlow):
         entry = self.config_entry
         if entry.data.get(CONF_KIND) == KIND_GENEREX:
             return await self.async_step_generex(user_input)
+        if entry.data.get(CONF_KIND) == KIND_REMOTE:  # its site file rules, where the trip runs
+            return self.async_abort(reason="remote_settings")
         errors: dict[str, str] = {}
         placeholders = {"error": "", **range_placeholders()}
         shown: Mapping[str, Any] = entry.options
@@ -437,7 +480,10 @@ class BacsOptionsFlow(OptionsFlow):
                     options[OPT_BLOCK_COUNTS] = counts
                 try:
                     validate_config(
-                        {**options, "buses": [{"id": BUS_ID, "url": entry.data[CONF_URL]}]}
+                        {
+                            **manager_options(options),
+                            "buses": [{"id": BUS_ID, "url": entry.data[CONF_URL]}],
+                        }
                     )
                 except ConfigError as err:
                     errors["base"] = "invalid_config"
@@ -470,7 +516,12 @@ class BacsOptionsFlow(OptionsFlow):
         if user_input is not None and not errors:
             options = generex_options_from_form(user_input, dict(entry.options))
             try:
-                validate_config({**options, "buses": [{"id": BUS_ID, "url": entry.data[CONF_URL]}]})
+                validate_config(
+                    {
+                        **manager_options(options),
+                        "buses": [{"id": BUS_ID, "url": entry.data[CONF_URL]}],
+                    }
+                )
             except ConfigError as err:
                 errors["base"] = "invalid_config"
                 placeholders["error"] = str(err)
@@ -484,6 +535,7 @@ class BacsOptionsFlow(OptionsFlow):
             "thresholds": {
                 k: v for k, v in defaults["thresholds"].items() if k in GENEREX_THRESHOLDS
             },
+            OPT_UPS: defaults[OPT_UPS],
         }
         return self.async_show_form(
             step_id="generex",

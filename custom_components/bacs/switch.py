@@ -97,6 +97,7 @@ class EqualizationSwitch(HubEntity, SwitchEntity):
     def state_key(self) -> Any:
         return (self.available, self.is_on)
 
+    @bacs_command  # a remote appliance may not take it (its site file decides)
     async def _set(self, on: bool) -> None:
         entry = self.coordinator.config_entry
         equalization = {**entry.options.get("equalization", {}), "enabled": on}

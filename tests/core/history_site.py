@@ -47,7 +47,7 @@ class HistorySite:
         )
         self.manager.add_event_listener(self.events.append)
         self.store = HistoryStore(directory, config)
-        self.recorder = HistoryRecorder(self.store)
+        self.recorder = HistoryRecorder(self.store, clock=self.now)
         self.delivered_ah = {s.index: 0.0 for s in room.strings}  # the simulator's truth
         self.announced: list[DischargeRecord] = []
 

@@ -221,7 +221,7 @@ def test_a_v1_file_is_migrated_with_its_data(tmp_path: Path) -> None:
     assert status.state is StoreState.OK
     assert status.migrated_from == 1
     check = sqlite3.connect(store.path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == VERSION == 2
+    assert check.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
     check.close()
     assert next(store.samples(T0, T0)).voltages() == row.voltages()
     assert store.events(T0, T0)[0].message == "old alarm"

@@ -65,7 +65,7 @@ def serial_on_sim() -> Iterator[None]:
 async def _menu(hass: HomeAssistant, choice: str) -> dict[str, Any]:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["serial", "tcp", "generex", "simulator"]
+    assert result["menu_options"] == ["serial", "tcp", "generex", "remote", "simulator"]
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": choice}
     )

@@ -336,7 +336,7 @@ async def test_options_are_our_alarm_rules_only(
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["step_id"] == "generex"
     fields = {str(k) for k in result["data_schema"].schema}
-    assert fields == {"poll_interval", "chemistry", "latch_alarms", "thresholds"}
+    assert fields == {"poll_interval", "chemistry", "latch_alarms", "thresholds", "ups"}
     source = entry.runtime_data.manager
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],

@@ -71,7 +71,14 @@ def test_manifest_keys_and_order() -> None:
 def test_requirements_are_ranges() -> None:
     for req in MANIFEST["requirements"]:
         assert "==" not in req, "pinning breaks other integrations (pymodbus conflicts)"
-    assert MANIFEST["requirements"] == ["bacs-core>=0.1.0,<0.2"]
+    # The extras' packages by name too: Home Assistant ignores the extras of a bacs-core it
+    # already has. mqtt: paho-mqtt and mashumaro (a remote appliance); report: matplotlib.
+    assert MANIFEST["requirements"] == [
+        "bacs-core[mqtt,report]>=0.1.0,<0.2",
+        "mashumaro>=3.13.1,<4",
+        "matplotlib>=3.10,<4",
+        "paho-mqtt>=2.1.0,<3",
+    ]
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'version = "0.1.0"' in pyproject  # the library version the range admits
 
@@ -117,6 +124,32 @@ def test_requirements_admit_home_assistants_own_pins() -> None:
     for name, spec in ours.items():
         for version, where in pins.get(name, []):
             assert spec.contains(version), f"HA {HA_VERSION} {where} pins {name}=={version}"
+
+
+def test_the_report_stack_fits_home_assistants_own_pins() -> None:
+    """matplotlib (the manifest's range, and the version the release check installs) and
+    what it needs admit this Home Assistant's numpy and Pillow (and any other exact pin)."""
+    from importlib.metadata import requires, version
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    (mpl,) = [Requirement(r) for r in MANIFEST["requirements"] if r.startswith("matplotlib")]
+    wheelhouse = (ROOT / "requirements" / "release-wheelhouse.txt").read_text()
+    pinned = re.search(r"^matplotlib==(\S+)$", wheelhouse, re.M)
+    assert pinned is not None and mpl.specifier.contains(pinned.group(1))
+    assert version("matplotlib") == pinned.group(1)  # the environment runs the same
+    pins = _home_assistant_pins()
+    checked = set()
+    for package in ("matplotlib", "contourpy"):
+        for line in requires(package) or []:
+            req = Requirement(line)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            for pin, where in pins.get(canonicalize_name(req.name), []):
+                assert req.specifier.contains(pin), f"HA {HA_VERSION} {where}: {req.name}=={pin}"
+                checked.add(canonicalize_name(req.name))
+    assert {"numpy", "pillow"} <= checked
 
 
 def test_usb_matchers() -> None:
@@ -256,17 +289,24 @@ def test_flow_steps_errors_and_aborts_are_translated() -> None:
     steps = _quoted(flow, r"async_step_(\w+)\(") - {"init"}
     for step in steps - {"usb"}:
         assert step in config["step"], f"config step {step}"
-    assert set(config["step"]["user"]["menu_options"]) == {"serial", "tcp", "generex", "simulator"}
+    assert set(config["step"]["user"]["menu_options"]) == {
+        "serial",
+        "tcp",
+        "generex",
+        "remote",
+        "simulator",
+    }
     for error in _quoted(flow, r'errors\["base"\] = "(\w+)"'):
         assert error in config["error"] or error in STRINGS["options"]["error"], error
     for reason in ("already_configured", "already_in_progress", "reconfigure_successful"):
         assert reason in config["abort"]
     assert {"init", "generex"} <= set(STRINGS["options"]["step"])
-    assert set(STRINGS["options"]["step"]["generex"]["sections"]) == {"thresholds"}
+    assert set(STRINGS["options"]["step"]["generex"]["sections"]) == {"thresholds", "ups"}
     assert set(STRINGS["options"]["step"]["init"]["sections"]) == {
         "equalization",
         "thresholds",
         "trip",
+        "ups",
     }
     repair = STRINGS["issues"]["port_missing"]["fix_flow"]
     assert "select_port" in repair["step"]
