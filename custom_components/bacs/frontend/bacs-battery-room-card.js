@@ -23,7 +23,7 @@
 
 // The siblings with this module's version: an upgraded card never meets a cached old half.
 const VERSION = new URL(import.meta.url).search;
-const [{ DOMAIN, buildRoom, wanted }, { STYLE, renderRoom, reportLink }] = await Promise.all([
+const [{ DOMAIN, buildRoom, wanted }, { STYLE, renderRoom }] = await Promise.all([
   import(`./bacs-room.js${VERSION}`),
   import(`./bacs-room-view.js${VERSION}`),
 ]);
@@ -164,32 +164,33 @@ export class BacsBatteryRoomCard extends Base {
   /** bacs.generate_report for that string's last discharge, then open it (a signed link, so
    * the new tab needs no login of its own). */
   async _openReport(button) {
-    const note = button.closest(".discharge").querySelector(".report-note");
+    const { entry, report: string, start } = button.dataset;
+    // The card draws itself again with new readings: always the note on the card now.
+    const note = () =>
+      this.shadowRoot
+        .querySelector(`.report[data-entry="${CSS.escape(entry)}"][data-report="${string}"]`)
+        ?.closest(".discharge")
+        ?.querySelector(".report-note") ?? { hidden: false };
     const tab = window.open("", "_blank");
     button.disabled = true;
-    note.hidden = false;
-    note.textContent = "Writing the report…";
+    Object.assign(note(), { hidden: false, textContent: "Writing the report…" });
     try {
       const answer = await this._hass.callWS({
         type: "call_service",
         domain: DOMAIN,
         service: "generate_report",
-        service_data: {
-          config_entry_id: button.dataset.entry,
-          discharge: "last",
-          string: Number(button.dataset.report),
-        },
+        service_data: { config_entry_id: entry, discharge: "last", string: Number(string) },
         return_response: true,
       });
       const report = answer.response || answer;
       const url = this._hass.hassUrl ? this._hass.hassUrl(report.signed_url) : report.signed_url;
-      const made = { url, name: report.name, start: button.dataset.start };
-      this._reports = { ...(this._reports || {}), [`${button.dataset.entry}/${button.dataset.report}`]: made };
-      note.innerHTML = reportLink(made);
+      this._reports = { ...(this._reports || {}), [`${entry}/${string}`]: { url, name: report.name, start } };
       if (tab) tab.location.href = url;
+      this._signature = null; // draw the link (kept until the next discharge)
+      this._render();
     } catch (err) {
       if (tab) tab.close();
-      note.textContent = `No report: ${err && err.message ? err.message : err}`;
+      Object.assign(note(), { hidden: false, textContent: `No report: ${err?.message ?? err}` });
     } finally {
       button.disabled = false;
     }
