@@ -21,15 +21,27 @@
  *   weak_ratio: 1.3        # optional: resistance against the string's median that is weak
  */
 
-// The siblings with this module's version: an upgraded card never meets a cached old half.
+export const CARD_TYPE = "bacs-battery-room-card";
+const DOMAIN = "bacs";
+
+// The reading and the drawing of the room, loaded with this module's own version (an upgraded
+// card never meets a cached old half). The elements are defined at once, so a dashboard never
+// waits for them or shows "custom element doesn't exist"; a card draws once both are here.
 const VERSION = new URL(import.meta.url).search;
-const [{ DOMAIN, buildRoom, wanted }, { STYLE, renderRoom }] = await Promise.all([
+export const ready = Promise.all([
   import(`./bacs-room.js${VERSION}`),
   import(`./bacs-room-view.js${VERSION}`),
-]);
+]).then(([room, view]) => ({ ...room, ...view }));
+let parts = null;
+ready.then((loaded) => {
+  parts = loaded;
+});
 
-export { buildRoom, renderRoom };
-export const CARD_TYPE = "bacs-battery-room-card";
+function stringNumbers(config) {
+  const s = config.strings ?? config.string;
+  if (s === undefined || s === null || s === "") return [];
+  return (Array.isArray(s) ? s : String(s).split(",")).map(Number);
+}
 
 const Base = typeof HTMLElement === "undefined" ? class {} : HTMLElement;
 
@@ -44,8 +56,7 @@ export class BacsBatteryRoomCard extends Base {
 
   setConfig(config) {
     if (!config || typeof config !== "object") throw new Error("Invalid configuration");
-    const only = wanted(config);
-    if (only && [...only].some((n) => !Number.isInteger(n) || n < 1)) {
+    if (stringNumbers(config).some((n) => !Number.isInteger(n) || n < 1)) {
       throw new Error("strings: string numbers (1, 2, …)");
     }
     this._config = { ...config };
@@ -101,9 +112,14 @@ export class BacsBatteryRoomCard extends Base {
 
   _render() {
     if (!this._config || !this._hass) return;
+    if (!parts) {
+      ready.then(() => this._render());
+      return;
+    }
     const signature = this._signatureOf(this._hass);
     if (signature === this._signature) return;
     this._signature = signature;
+    const { buildRoom, renderRoom, STYLE } = parts;
     this._room = buildRoom(this._hass, this._config);
     for (const s of this._room.strings) {
       const made = (this._reports || {})[`${s.entry}/${s.index}`];

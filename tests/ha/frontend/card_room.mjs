@@ -9,8 +9,9 @@ const [cardPath, hassPath] = process.argv.slice(2);
 const card = await import(pathToFileURL(cardPath).href);
 const hass = JSON.parse(readFileSync(hassPath, "utf8"));
 const config = hass.card_config || {};
-const room = card.buildRoom(hass, config);
-const html = card.renderRoom(room, config, { language: "en", time_zone: "UTC" });
+const { buildRoom, renderRoom } = await card.ready; // the card's two sibling modules
+const room = buildRoom(hass, config);
+const html = renderRoom(room, config, { language: "en", time_zone: "UTC" });
 const out = {
   strings: room.strings.map((s) => ({
     index: s.index,
