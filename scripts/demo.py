@@ -32,11 +32,16 @@ BLUEPRINTS = ROOT / "blueprints" / "automation" / "bacs"
 DEMO_AUTOMATIONS = {
     "bacs_demo_alarm_notification": ("Battery alarm notification", "battery_alarm_notification"),
     "bacs_demo_runaway_response": ("Thermal runaway response", "thermal_runaway_response"),
+    "bacs_demo_discharge_report": ("Battery discharge report", "discharge_report"),
 }
 SCENARIOS = ("float", "discharge", "thermal-runaway")
 # Simulated seconds per second by scenario: a severity-3 runaway takes about 4 simulated
 # hours to meet the trip criteria, a C/10 discharge 10 hours; float is shown in real time.
 DEFAULT_SPEED = {"float": 1.0, "discharge": 10.0, "thermal-runaway": 60.0}
+# A discharge is a mains outage: after this many simulated minutes the demo gives the strings
+# their charger back, the discharge ends and its report follows (0: discharge until told).
+DEFAULT_OUTAGE_MIN = 30.0
+OUTAGE_POLL_S = 1.0
 STRINGS, BLOCKS = 2, 32
 WEAK_BLOCK = "weak:1:7"  # the aged block the demo room always has (capacity ×0.75, Ri ×1.4)
 HA_START_TIMEOUT_S = 300.0
@@ -292,6 +297,52 @@ async def start_home_assistant(config: Path, logs: Path) -> Child:
         "--skip-pip",
     ]
     return await Child.start("Home Assistant", argv, logs / "home-assistant.stdout.log")
+
+
+async def simulator_command(port: int, command: dict[str, Any]) -> dict[str, Any]:
+    """One command on the simulator's control channel; its answer (``ok`` and ``status``)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(json.dumps(command).encode() + b"\n")
+        await writer.drain()
+        answer: dict[str, Any] = json.loads(await reader.readline())
+        return answer
+    finally:
+        writer.close()
+
+
+async def end_outages(port: int, outage_s: float) -> None:
+    """The mains comes back: whenever the strings discharge (the discharge scenario at start
+    or ``./scripts/demo scenario discharge`` later), after ``outage_s`` simulated seconds the
+    simulator is set back to float; the discharge ends and the integration's record of it,
+    its chart and its report follow."""
+    started: float | None = None
+    while True:
+        await asyncio.sleep(OUTAGE_POLL_S)
+        try:
+            status = (await simulator_command(port, {"status": True}))["status"]
+        except (OSError, ValueError, KeyError):
+            continue  # the simulator is restarting or gone: the demo's loop notices that
+        discharging = any(s["mode"] == "discharge" for s in status["strings"])
+        now = float(status["time_s"])
+        if not discharging:
+            started = None
+        elif started is None:
+            started = now
+            print(
+                f">> mains outage: the strings discharge; power returns after "
+                f"{outage_s / 60:g} simulated minutes",
+                flush=True,
+            )
+        elif now - started >= outage_s:
+            with contextlib.suppress(OSError, ValueError):
+                await simulator_command(port, {"scenario": "float"})
+                print(
+                    ">> power is back: the strings recharge; the discharge's chart and report "
+                    "are on the dashboard (its recovery reading follows in 10 minutes)",
+                    flush=True,
+                )
+            started = None
 
 
 # -- Home Assistant's own APIs ------------------------------------------------------------------
@@ -596,6 +647,9 @@ async def run(args: argparse.Namespace) -> int:
             entry_title = ready.result()
         elapsed = time.time() - args.started if args.started else None
         _print_ready(args, state, base, entry_title, directory, elapsed)
+        if args.outage > 0:
+            outages = asyncio.ensure_future(end_outages(state.control_port, args.outage * 60.0))
+            outages.add_done_callback(lambda task: task.cancelled() or task.exception())
         while not stop.is_set():
             for child in children:
                 if not child.running:
@@ -642,8 +696,15 @@ async def _prepare(
         entries = await api.config_entries()
         if not entries:
             raise DemoError("the config flow finished but no BACS entry exists; see the log")
-    elif entries[0]["state"] not in ("loaded", "setup_retry", "setup_in_progress"):
-        raise DemoError(f"the BACS entry is {entries[0]['state']}; see the log")
+    else:
+        # Home Assistant answers while it still sets up its integrations: an entry not yet
+        # loaded is waited for, one that failed is reported.
+        deadline = time.monotonic() + ENTITIES_TIMEOUT_S
+        while entries[0]["state"] == "not_loaded" and time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            entries = await api.config_entries()
+        if entries[0]["state"] not in ("loaded", "setup_retry", "setup_in_progress"):
+            raise DemoError(f"the BACS entry is {entries[0]['state']}; see the log")
     title = str(entries[0]["title"])
     entities = await wait_for_entities(api, ha)
     await install_dashboard(api, entities)
@@ -670,12 +731,14 @@ def _print_ready(
         )
         runaway = f"our{pad}temperature alarms rise; nothing trips"
     rel = os.path.relpath(directory, Path.cwd())
+    outage = f"{args.outage:g} simulated minutes" if args.outage > 0 else "never (by hand)"
     print(
         f"""
 BACS demo ready{took}: {base}
   log in as:   {args.username} / {state.password}
   integration: {title} ({link})
-  simulator:   scenario {args.scenario}, speed ×{args.speed:g}, weak block: string 1 block 7
+  simulator:   scenario {args.scenario}, speed ×{args.speed:g}, weak block: string 1 block 7;
+               a discharge ends after {outage} (--outage)
   try:         ./scripts/demo fault runaway:1:12=3     (a runaway in string 1 block 12; {runaway})
                ./scripts/demo clear-fault runaway:1:12 (the block cools: then Reset breaker)
                ./scripts/demo scenario discharge       (float | discharge | thermal-runaway)
@@ -758,6 +821,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated seconds per second (default: 1 on float, 10 in a discharge, "
         "60 for a thermal runaway, so it trips within minutes)",
     )
+    parser.add_argument(
+        "--outage",
+        type=float,
+        default=DEFAULT_OUTAGE_MIN,
+        metavar="MINUTES",
+        help="a discharge is a mains outage of this many simulated minutes, then the charger "
+        f"returns and the report follows (default {DEFAULT_OUTAGE_MIN:g}; 0: until "
+        "'./scripts/demo scenario float')",
+    )
     parser.add_argument("--seed", type=int, default=7, help="the simulated room's random seed")
     parser.add_argument(
         "--dir", type=Path, default=ROOT / ".demo", help="where the demo keeps its state"
@@ -788,6 +860,9 @@ def main(argv: list[str] | None = None) -> int:
         args.speed = DEFAULT_SPEED[args.scenario]
     elif args.speed <= 0:
         print("demo: --speed must be positive", file=sys.stderr)
+        return 2
+    if args.outage < 0:
+        print("demo: --outage must not be negative", file=sys.stderr)
         return 2
     if args.password is not None and not args.password:
         print("demo: --password must not be empty", file=sys.stderr)

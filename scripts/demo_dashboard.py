@@ -1,8 +1,8 @@
 """The demo's battery-room dashboard, built from the entity and device registries.
 
-Only core cards, so it works on any Home Assistant without extra frontend resources: the block
-voltages of a string are a diverging bar chart around the string's mean drawn by a markdown
-card's template, which Home Assistant re-renders whenever one of those sensors changes.
+The blocks are drawn by the integration's own battery-room card (it ships with the
+integration, nothing to install); the rest are core cards. ``generic_dashboard`` is the
+README's paste-anywhere variant: core markdown cards only, templates that find the room.
 """
 
 from __future__ import annotations
@@ -98,20 +98,9 @@ def entities_card(title: str, device: Device | None, keys: list[str]) -> dict[st
     return {"type": "entities", "title": title, "state_color": True, "entities": rows}
 
 
-# Jinja run by Home Assistant: the voltages, their mean and a bar per block. `ids` is filled in.
+# Jinja run by Home Assistant (the README's dashboard): the voltages, their mean and a bar per
+# block. `IDS` is filled in.
 BAR_TEMPLATE = _template("bar_chart.jinja")
-
-
-def bar_chart_card(string: int, blocks: dict[int, Device]) -> dict[str, Any]:
-    positions = [pos for pos in sorted(blocks) if "voltage" in blocks[pos].entities]
-    ids = [blocks[pos].entities["voltage"] for pos in positions]
-    content = (
-        BAR_TEMPLATE.replace("IDS", repr(ids))
-        .replace("POSITIONS", repr(positions))
-        .replace("SCALES", repr(list(SCALES_MV)))
-        .replace("CELLS", str(BAR_CELLS))
-    )
-    return {"type": "markdown", "title": f"String {string}: block voltages", "content": content}
 
 
 WORST_TEMPLATE = _template("worst_blocks.jinja")
@@ -207,13 +196,28 @@ def breaker_buttons(hub: Device | None, entities: list[dict[str, Any]]) -> list[
     ]
 
 
+CARD_TYPE = "custom:bacs-battery-room-card"  # shipped and loaded by the integration itself
+
+
+def battery_room_card(entry_id: str | None) -> dict[str, Any]:
+    """The integration's battery-room card: every block of every string of the entry as a bar
+    by its deviation and state, the alarmed, hot or weak blocks marked, each string's summary
+    and its last discharge with the chart and the report."""
+    card: dict[str, Any] = {"type": CARD_TYPE, "title": "Battery room"}
+    if entry_id:
+        card["entry"] = entry_id
+    return card
+
+
 def build_dashboard(
     entities: list[dict[str, Any]], devices: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """A Lovelace configuration (the body of lovelace/config/save) for the whole room."""
+    """A Lovelace configuration (the body of lovelace/config/save) for the whole room: a
+    sections view, the battery-room card across its full width on top."""
     room = index_room(entities, devices)
     strings = [room.strings[s] for s in sorted(room.strings)]
-    cards: list[dict[str, Any]] = [
+    entry_id = next((e["config_entry_id"] for e in entities if e.get("config_entry_id")), None)
+    manager: list[dict[str, Any]] = [
         entities_card(
             "Manager and breaker",
             room.hub,
@@ -233,32 +237,34 @@ def build_dashboard(
         ),
         *breaker_buttons(room.hub, entities),
         alarms_card(room),
-        worst_blocks_card(room),
     ]
-    for s in sorted(room.strings):
-        cards.append(
-            entities_card(
-                room.strings[s].name,
-                room.strings[s],
-                [
-                    "voltage",
-                    "current",
-                    "power",
-                    "charge_state",
-                    "state_of_charge",
-                    "spread",
-                    "highest_block",
-                    "highest_block_voltage",
-                    "lowest_block",
-                    "lowest_block_voltage",
-                    "balancing",
-                    "alarms",
-                    "discharge_weakest_block",
-                ],
-            )
+    string_cards = [
+        entities_card(
+            room.strings[s].name,
+            room.strings[s],
+            [
+                "voltage",
+                "current",
+                "power",
+                "charge_state",
+                "state_of_charge",
+                "spread",
+                "highest_block",
+                "highest_block_voltage",
+                "lowest_block",
+                "lowest_block_voltage",
+                "balancing",
+                "alarms",
+                "discharge_weakest_block",
+                "last_discharge_duration",
+                "last_discharge_charge",
+                "last_discharge_weakest_block",
+            ],
         )
-        cards.append(bar_chart_card(s, room.blocks.get(s, {})))
-    history = [
+        for s in sorted(room.strings)
+    ]
+    history: list[dict[str, Any]] = []
+    graphs = [
         ("String voltages", _ids(strings, "voltage")),
         ("String currents (+ charging)", _ids(strings, "current")),
         ("Voltage spread", _ids(strings, "spread")),
@@ -267,36 +273,53 @@ def build_dashboard(
     # The demo's weak block and the block its thermal-runaway scenario heats.
     runaway_watch = [room.blocks.get(1, {}).get(p) for p in (7, 12)]
     temperatures += _ids([d for d in runaway_watch if d is not None], "temperature")
-    history.append(("Room and block temperatures", temperatures))
-    for title, ids in history:
+    graphs.append(("Room and block temperatures", temperatures))
+    for title, ids in graphs:
         if ids:
-            cards.append(
+            history.append(
                 {"type": "history-graph", "title": title, "hours_to_show": 6, "entities": ids}
             )
-    for family in ("Relay module", "Current sensor", "Environment sensor"):
-        for device in room.others.get(family, []):
-            cards.append(
-                {
-                    "type": "entities",
-                    "title": device.name,
-                    "state_color": True,
-                    "entities": [
-                        {"entity": eid, "name": device.names[eid]}
-                        for eid in sorted(device.entities.values())
-                    ],
-                }
-            )
+    others = [
+        {
+            "type": "entities",
+            "title": device.name,
+            "state_color": True,
+            "entities": [
+                {"entity": eid, "name": device.names[eid]}
+                for eid in sorted(device.entities.values())
+            ],
+        }
+        for family in ("Relay module", "Current sensor", "Environment sensor")
+        for device in room.others.get(family, [])
+    ]
+    sections = [
+        {"type": "grid", "column_span": 4, "cards": [battery_room_card(entry_id)]},
+        {"type": "grid", "cards": manager},
+        {"type": "grid", "cards": [*string_cards, worst_blocks_card(room)]},
+        {"type": "grid", "cards": history},
+        {"type": "grid", "cards": others},
+    ]
     return {
         "title": "Battery room",
         "views": [
             {
+                "type": "sections",
+                "max_columns": 4,
                 "title": "Battery room",
                 "path": "battery-room",
                 "icon": "mdi:car-battery",
-                "cards": cards,
+                "sections": [s for s in sections if s["cards"]],
             }
         ],
     }
+
+
+def view_cards(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every card of the dashboard's view, section by section."""
+    view = config["views"][0]
+    return [card for section in view.get("sections", []) for card in section["cards"]] + list(
+        view.get("cards", [])
+    )
 
 
 # -- the same dashboard for any installation (the README's) ---------------------------------------

@@ -31,6 +31,7 @@ from bacs_core.source import (
 )
 
 from . import bus as bus_helpers
+from .card import async_register_card
 from .config_flow_remote import open_remote
 from .const import (
     BUS_ID,
@@ -73,6 +74,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Actions are registered here so automations validate while an entry is not loaded."""
     async_setup_services(hass)
     async_setup_history_services(hass)
+    await async_register_card(hass)  # the battery-room card: served, loaded by dashboards
     return True
 
 

@@ -209,7 +209,8 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(demo_dir: Path) -> Iterator[DemoProcess]:
-    demo = DemoProcess(demo_dir, free_port())
+    # Float at real time; a discharge switched on later is a half-minute mains outage.
+    demo = DemoProcess(demo_dir, free_port(), "--outage", "0.5")
     demo.wait_ready()
     yield demo
     if demo.proc.poll() is None:
@@ -240,7 +241,8 @@ def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> Non
     token = login(first_run.base, "demo", "demo")
     with browser_at(first_run.base) as page:
         page.wait_for_url("**/lovelace/battery-room", timeout=60_000)
-        expect(page.get_by_text("String 1: block voltages")).to_be_visible(timeout=60_000)
+        card = page.locator(CARD)
+        expect(card.locator(".block")).to_have_count(64, timeout=60_000)
         expect(page.get_by_text("Manager and breaker")).to_be_visible()
 
         def card_text(kind: str, title: str) -> str:
@@ -257,20 +259,7 @@ def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> Non
             page.wait_for_timeout(1000)
         assert "Breaker Closed" in card_text("hui-entities-card", "Manager and breaker")
         assert "Charge state Float" in text
-        # The bar chart carries every block of string 1 with its voltage (Home Assistant renders
-        # the card's template after the card itself: wait for it).
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                chart = card_text("hui-markdown-card", "String 1: block voltages")
-                break
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    page.screenshot(path=str(SCREENSHOT.with_name("no-chart.png")), full_page=True)
-                    raise
-                page.wait_for_timeout(1000)
-        assert re.search(r"Mean 1[34]\.\d{3} V", chart), chart
-        assert len(re.findall(r"\b1[34]\.\d\d\b", chart)) >= 32, chart
+        check_the_battery_room_card(page, first_run.base, token)
         # Equalization starts on its own: the room floats with a 0.6 V spread.
         deadline = time.monotonic() + 120
         while "Balancing Running" not in card_text("hui-entities-card", "String 1"):
@@ -280,6 +269,65 @@ def test_dashboard_in_a_browser_shows_live_values(first_run: DemoProcess) -> Non
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 50_000
+    with browser_at(first_run.base, width=390) as phone:  # the card on a phone
+        phone.wait_for_url("**/lovelace/battery-room", timeout=60_000)
+        expect(phone.locator(f"{CARD} .block")).to_have_count(64, timeout=60_000)
+        # One look at the drawn card (it draws again with every new reading).
+        chart, bars = phone.locator(CARD).evaluate(
+            """c => { const s = c.shadowRoot.querySelector("section[data-string='1']");
+              return [s.querySelector('.chart').getBoundingClientRect().width,
+                      [...s.querySelectorAll('.block')].map(b => b.getBoundingClientRect().width)];
+            }"""
+        )
+        assert 0 < chart <= 390  # no sideways scrolling
+        assert len(bars) == 32 and min(bars) >= 8, bars
+        phone.locator(CARD).screenshot(
+            path=str(SCREENSHOT.with_name("battery-room-card-phone.png"))
+        )
+
+
+CARD = "bacs-battery-room-card"
+
+
+def check_the_battery_room_card(page: Any, base: str, token: str) -> None:
+    """The integration's card: every block of both strings as a bar, each with its live
+    voltage; the demo's weak block (string 1 block 7: resistance ×1.4, the manager warns)
+    marked and named as the string's worst; a tap on it opens its voltage's history."""
+    from playwright.sync_api import expect
+
+    card = page.locator(CARD)
+    for string in (1, 2):
+        blocks = card.locator(f"section[data-string='{string}'] .block")
+        expect(blocks).to_have_count(32)
+        positions = [int(b.get_attribute("data-position")) for b in blocks.all()]
+        assert positions == list(range(1, 33))
+    weak = card.locator("section[data-string='1'] .block[data-position='7']")
+    expect(weak).to_have_class(re.compile(r"\bm-weak\b"), timeout=60_000)
+    assert re.search(
+        r"\bm-alarm\b.*\bworst\b", weak.get_attribute("class") or ""
+    ), weak.get_attribute("class")
+    others = card.locator("section[data-string='1'] .block.m-weak")
+    assert others.count() == 1, [b.get_attribute("data-position") for b in others.all()]
+    marked = card.locator("section[data-string='1'] .marked li").first.inner_text()
+    assert marked.startswith("Block 7 alarm, weak"), marked
+    assert "internal resistance" in marked, marked
+    # Each bar says its block's voltage: the live value Home Assistant holds.
+    entity = "sensor.string_1_block_03_voltage"
+    bar = card.locator(f"section[data-string='1'] .block[data-entity='{entity}']")
+    deadline = time.monotonic() + 30
+    while True:
+        live = float(get(base, f"/api/states/{entity}", token)["state"])
+        title = bar.get_attribute("title") or ""
+        if f": {live:.3f} V" in title:
+            break
+        assert time.monotonic() < deadline, (title, live)
+        page.wait_for_timeout(1000)
+    weak.click()
+    dialog = page.locator("ha-more-info-dialog")
+    expect(dialog.get_by_text("String 1 block 07").first).to_be_visible(timeout=15_000)
+    expect(dialog.get_by_text("History").first).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog.get_by_text("String 1 block 07")).to_have_count(0, timeout=15_000)
 
 
 def test_wrong_password_is_refused(first_run: DemoProcess) -> None:
@@ -385,6 +433,61 @@ def test_an_alarms_reason_is_on_the_dashboard(first_run: DemoProcess, demo_dir: 
         assert reason in text, text
         manager = page_card_text(page, "hui-entities-card", "Manager and breaker")
         assert "Alarms " in manager, manager
+
+
+def test_a_discharge_ends_with_its_report_on_the_dashboard(
+    first_run: DemoProcess, demo_dir: Path
+) -> None:
+    """The discharge scenario: a mains outage (30 s here), then the charger is back;
+    the card shows the discharge's figures and its end-of-discharge chart (the integration's
+    image entity), and opens the full report (bacs.generate_report, a signed link)."""
+    from playwright.sync_api import expect
+
+    token = login(first_run.base, "demo", "demo")
+    subprocess.run(
+        [str(ROOT / "scripts" / "demo"), "--dir", str(demo_dir), "scenario", "discharge"],
+        check=True,
+        capture_output=True,
+    )
+    deadline = time.monotonic() + 180
+    while "power is back" not in first_run.output:
+        assert time.monotonic() < deadline, first_run.output[-2000:]
+        time.sleep(1)
+    chart = "image.string_1_last_discharge_chart"
+    while get(first_run.base, f"/api/states/{chart}", token)["state"] in ("unknown", ""):
+        assert time.monotonic() < deadline, "no discharge chart"
+        time.sleep(1)
+    with browser_at(first_run.base) as page:
+        page.wait_for_url("**/lovelace/battery-room", timeout=60_000)
+        section = page.locator(f"{CARD} section[data-string='1']")
+        expect(section.locator(".discharge")).to_contain_text("Last discharge", timeout=60_000)
+        facts = section.locator(".discharge .facts").inner_text()
+        assert re.search(r" · \d+( s|\.\d min) · \d+\.\d\d Ah", facts), facts
+        image = section.locator(".discharge img")
+        expect(image).to_be_visible()
+        width = 0
+        for _ in range(30):  # drawn: the image proxy answered with the SVG
+            width = int(image.evaluate("i => i.complete ? i.naturalWidth : 0"))
+            if width:
+                break
+            page.wait_for_timeout(500)
+        assert width > 100
+        # The dead block of the alarm test: no reading, and its alarm says why.
+        dead = page.locator(f"{CARD} section[data-string='2'] .block[data-position='5']")
+        expect(dead).to_have_class(re.compile(r"\bm-alarm\b.*\bm-no_data\b"))
+        assert "String 2 block 5 does not answer" in (dead.get_attribute("title") or "")
+        page.set_viewport_size({"width": 1280, "height": 1600})  # the whole card, no header
+        page.wait_for_timeout(1000)
+        page.locator(CARD).screenshot(path=str(SCREENSHOT.with_name("discharge-report-card.png")))
+        with page.expect_popup() as popup:
+            section.locator("button.report").click()
+        report = popup.value
+        report.wait_for_url("**/api/bacs/report/**", timeout=60_000)
+        expect(report.locator("h1")).to_contain_text("discharge report")
+        body = report.locator("body").inner_text()
+        assert "string 1" in body and "Charge delivered" in body, body[:500]
+        # The link stays on the card.
+        expect(section.locator(".report-note a")).to_contain_text(".html")
 
 
 def test_ctrl_c_stops_everything_and_a_second_run_reuses_it(

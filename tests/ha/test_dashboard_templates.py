@@ -38,9 +38,11 @@ def dashboard_module() -> ModuleType:
 
 
 def render(hass: HomeAssistant, config: dict[str, Any]) -> dict[str, str]:
+    view = config["views"][0]  # a masonry view's cards, or a sections view's
+    cards = [c for section in view.get("sections", []) for c in section["cards"]]
     return {
         card["title"]: str(Template(card["content"], hass).async_render(parse_result=False))
-        for card in config["views"][0]["cards"]
+        for card in cards + view.get("cards", [])
         if card.get("type") == "markdown"
     }
 

@@ -71,7 +71,7 @@ def test_manifest_keys_and_order() -> None:
     assert MANIFEST["config_flow"] is True
     assert (INTEGRATION / "config_flow.py").is_file()
     assert MANIFEST["loggers"] == ["bacs_core", "pymodbus"]
-    assert MANIFEST["after_dependencies"] == ["usb"]
+    assert MANIFEST["after_dependencies"] == ["frontend", "usb"]  # frontend: the card
 
 
 def test_requirements_are_ranges() -> None:
