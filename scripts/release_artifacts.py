@@ -166,7 +166,15 @@ def check(art: Artifacts, root: Path = ROOT) -> list[str]:
         zipped_manifest = (
             json.loads(archive.read("manifest.json")) if "manifest.json" in inside else {}
         )
-    for needed in ("manifest.json", "__init__.py", "config_flow.py", "translations/en.json"):
+    for needed in (
+        "manifest.json",
+        "__init__.py",
+        "config_flow.py",
+        "translations/en.json",
+        "frontend/bacs-battery-room-card.js",  # the dashboard card, served by the integration
+        "frontend/bacs-room.js",
+        "frontend/bacs-room-view.js",
+    ):
         if needed not in inside:
             problems.append(f"HACS archive lacks {needed} at its root")
     if zipped_manifest != manifest:
