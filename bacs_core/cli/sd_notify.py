@@ -2,6 +2,8 @@
 
 READY=1 once the manager runs, WATCHDOG=1 while its poll cycle makes progress, STATUS= for
 ``systemctl status``, STOPPING=1 on the way out. Without $NOTIFY_SOCKET every call does nothing.
+The socket never blocks: a receiver that stops reading (its queue holds only a few datagrams)
+costs a message, never the manager's loop and with it the runaway trip.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Notifier:
             # "@name" is Linux's abstract namespace: a leading NUL byte on the wire.
             self._address = b"\0" + address[1:].encode() if address.startswith("@") else address
         self._socket: socket.socket | None = None
+        self._failing = False  # said once per outage, not every watchdog ping
 
     @property
     def enabled(self) -> bool:
@@ -43,10 +46,16 @@ class Notifier:
         try:
             if self._socket is None:
                 self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._socket.setblocking(False)
             self._socket.sendto("\n".join(fields).encode(), self._address)
         except OSError as err:
-            _LOG.warning("sd_notify to %r failed: %s", self._address, err)
+            log = _LOG.debug if self._failing else _LOG.warning
+            log("sd_notify to %r failed: %s", self._address, err)
+            self._failing = True
             return False
+        if self._failing:
+            _LOG.info("sd_notify to %r works again", self._address)
+            self._failing = False
         return True
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,8 @@ thresholds:
 
 
 class Notify:
-    """The socket systemd would listen on."""
+    """The socket systemd would listen on, read all the time as systemd reads it (its queue
+    holds about ten datagrams; the service drops what does not fit)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -41,25 +43,37 @@ class Notify:
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.received: list[str] = []
+        self.closed = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while not self.closed.is_set():
+            with contextlib.suppress(TimeoutError):
+                self.received.append(self.sock.recv(4096).decode())
 
     def wait_for(self, field: str, timeout: float = 20) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for msg in self.received:
+            for msg in list(self.received):
                 if field in msg.split("\n") or any(
                     line.startswith(field) for line in msg.split("\n")
                 ):
                     return msg
-            with contextlib.suppress(TimeoutError):
-                self.received.append(self.sock.recv(4096).decode())
+            time.sleep(0.05)
         raise AssertionError(f"no {field} from the service; got {self.received}")
+
+    def close(self) -> None:
+        self.closed.set()
+        self.reader.join()
+        self.sock.close()
 
 
 @pytest.fixture
 def notify(tmp_path: Path) -> Iterator[Notify]:
     n = Notify(tmp_path / "notify.sock")
     yield n
-    n.sock.close()
+    n.close()
 
 
 def start(tmp_path: Path, notify: Notify | None, *extra: str) -> subprocess.Popen[str]:
