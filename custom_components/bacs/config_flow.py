@@ -42,6 +42,7 @@ from bacs_core.generex.adapter import GenerexAdapter, GenerexUnreachableError
 from bacs_core.generex.url import GenerexUrlError, parse_generex_url
 from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
 from bacs_core.model import Chemistry
+from bacs_core.sim.clock import SimClockError
 
 from . import bus as bus_helpers
 from .const import (
@@ -53,6 +54,7 @@ from .const import (
     CONF_PARITY,
     CONF_PORT_PATH,
     CONF_SIM_BLOCKS,
+    CONF_SIM_CONTROL,
     CONF_SIM_NAME,
     CONF_SIM_STRINGS,
     CONF_SNMP_PORT,
@@ -111,7 +113,18 @@ def list_serial_ports() -> list[SelectOptionDict]:
     return options
 
 
-def _connection_schema(kind: str, ports: list[SelectOptionDict]) -> vol.Schema:
+def _connection_schema(
+    kind: str, ports: list[SelectOptionDict], advanced: bool = False
+) -> vol.Schema:
+    """The connection form; in advanced mode a network bus may name the control channel of the
+    `bacs simulate --speed N` behind it (the manager then runs on the simulator's clock)."""
+    schema = _base_connection_schema(kind, ports)
+    if advanced and kind in (KIND_TCP, KIND_GENEREX):
+        schema = schema.extend({vol.Optional(CONF_SIM_CONTROL): TextSelector()})
+    return schema
+
+
+def _base_connection_schema(kind: str, ports: list[SelectOptionDict]) -> vol.Schema:
     if kind == KIND_SERIAL:
         return vol.Schema(
             {
@@ -159,6 +172,10 @@ def _valid_input(kind: str, user_input: dict[str, Any], errors: dict[str, str]) 
     """Checks a selector cannot express (the form schema must stay serialisable for the UI)."""
     if kind == KIND_SIM and not SIM_NAME.fullmatch(str(user_input.get(CONF_SIM_NAME, ""))):
         errors[CONF_SIM_NAME] = "invalid_name"
+    try:
+        bus_helpers.sim_clock(user_input)
+    except ValueError:
+        errors[CONF_SIM_CONTROL] = "invalid_sim_control"
     if kind == KIND_GENEREX:
         if not str(user_input.get(CONF_HOST, "")).strip():
             errors[CONF_HOST] = "host_required"
@@ -173,6 +190,30 @@ def _valid_input(kind: str, user_input: dict[str, Any], errors: dict[str, str]) 
 
 
 def _connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
+    data = _base_connection_data(kind, user_input)
+    control = str(user_input.get(CONF_SIM_CONTROL) or "").strip()
+    if control and kind in (KIND_TCP, KIND_GENEREX):
+        data[CONF_SIM_CONTROL] = control
+    return data
+
+
+async def async_check_sim_control(data: dict[str, Any], errors: dict[str, str]) -> bool:
+    """Test before configure: the simulator's control channel answers with its time."""
+    clock = bus_helpers.sim_clock(data)
+    if clock is None:
+        return True
+    try:
+        await clock.start()
+    except SimClockError as err:
+        _LOGGER.debug("simulator control: %s", err)
+        errors[CONF_SIM_CONTROL] = "sim_control_unreachable"
+        return False
+    finally:
+        await clock.stop()
+    return True
+
+
+def _base_connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
     if kind == KIND_SERIAL:
         return {
             CONF_KIND: kind,
@@ -331,7 +372,9 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
                     bus_helpers.stable_port_path, data[CONF_PORT_PATH]
                 )
             self._abort_if_connection_configured(data)
-            summary = await async_try_connection(data, errors, placeholders)
+            summary = None
+            if await async_check_sim_control(data, errors):
+                summary = await async_try_connection(data, errors, placeholders)
             if summary is not None:
                 await self.async_set_unique_id(
                     summary.hardware_id or bus_helpers.connection_id(data)
@@ -343,7 +386,7 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         if kind == KIND_SERIAL:
             ports = await self.hass.async_add_executor_job(list_serial_ports)
         schema = self.add_suggested_values_to_schema(
-            _connection_schema(kind, ports), user_input or {}
+            _connection_schema(kind, ports, self.show_advanced_options), user_input or {}
         )
         return self.async_show_form(
             step_id=kind, data_schema=schema, errors=errors, description_placeholders=placeholders
@@ -372,12 +415,14 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             data = _connection_data(KIND_GENEREX, user_input)
             await self.async_set_unique_id(bus_helpers.connection_id(data))
             self._abort_if_unique_id_configured()
-            summary = await async_probe_generex(data, errors)
+            summary = None
+            if await async_check_sim_control(data, errors):
+                summary = await async_probe_generex(data, errors)
             if summary is not None:
                 self._data, self._generex = data, summary
                 return await self.async_step_generex_confirm()
         schema = self.add_suggested_values_to_schema(
-            _connection_schema(KIND_GENEREX, []), user_input or {}
+            _connection_schema(KIND_GENEREX, [], self.show_advanced_options), user_input or {}
         )
         return self.async_show_form(step_id=KIND_GENEREX, data_schema=schema, errors=errors)
 
@@ -545,7 +590,9 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         if other is not None and other.entry_id != entry.entry_id:
             return self.async_abort(reason="already_configured")
         if await async_probe_generex(data, errors) is None:
-            schema = self.add_suggested_values_to_schema(_connection_schema(KIND_GENEREX, []), data)
+            schema = self.add_suggested_values_to_schema(
+                _connection_schema(KIND_GENEREX, [], self.show_advanced_options), data
+            )
             return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
         return self.async_update_reload_and_abort(
             entry, unique_id=unique_id, data={**data, CONF_URL: connection_url(data)}
@@ -594,7 +641,7 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                _connection_schema(kind, ports), suggested
+                _connection_schema(kind, ports, self.show_advanced_options), suggested
             ),
             errors=errors,
             description_placeholders=placeholders,

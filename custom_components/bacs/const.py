@@ -27,6 +27,9 @@ CONF_SIM_BLOCKS: Final = "blocks"
 CONF_UNIT: Final = "unit"  # a GENEREX web manager's Modbus unit id
 CONF_SNMP_PORT: Final = "snmp_port"
 CONF_COMMUNITY: Final = "community"
+# Advanced mode only: the control channel (HOST:PORT) of a `bacs simulate --speed N` that serves
+# this bus; the manager then takes the simulator's time (lags and timers run N× too).
+CONF_SIM_CONTROL: Final = "sim_control"
 
 KIND_SERIAL: Final = "serial"
 KIND_TCP: Final = "tcp"
