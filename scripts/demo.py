@@ -473,12 +473,15 @@ class HomeAssistantApi:
         flow = await self.rest(
             "POST",
             "/api/config/config_entries/flow",
-            {"handler": "bacs", "show_advanced_options": False},
+            # Advanced mode for one field: the simulator's control channel, so that the manager
+            # takes the simulator's clock and its timers run at --speed with the plant.
+            {"handler": "bacs", "show_advanced_options": True},
         )
+        clock = {"sim_control": f"127.0.0.1:{state.control_port}"}
         path = f"/api/config/config_entries/flow/{flow['flow_id']}"
         steps: list[dict[str, Any]] = [
             {"next_step_id": "tcp"},
-            {"host": "127.0.0.1", "tcp_port": state.sim_port, "framing": "modbus_tcp"},
+            {"host": "127.0.0.1", "tcp_port": state.sim_port, "framing": "modbus_tcp", **clock},
             {
                 "name": "Battery room",
                 "string_count": STRINGS,
@@ -496,6 +499,7 @@ class HomeAssistantApi:
                     "unit": 1,
                     "snmp_port": state.snmp_port,
                     "community": "public",
+                    **clock,
                 },
                 {"name": "Battery room", "poll_interval": 10, "chemistry": "vrla"},
             ]

@@ -22,6 +22,7 @@ from bacs_core.bus.errors import BusConnectionError, PortBusyError
 from bacs_core.events import Event as BacsEvent
 from bacs_core.manager import ConfigError, Manager, validate_config
 from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
+from bacs_core.sim.clock import SimClock, SimClockError
 from bacs_core.source import (
     Source,
     SourceUnavailableError,
@@ -105,8 +106,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
             translation_key="invalid_config",
             translation_placeholders={"error": str(err)},
         ) from err
+    clock = await _async_start_clock(entry)
     if is_generex_url(url):
-        source = open_source(url, config, storage=StoreStorage(hass, entry.entry_id))
+        source = open_source(url, config, storage=StoreStorage(hass, entry.entry_id), clock=clock)
         return await _async_start(hass, entry, source, None, url)
     if is_remote_url(url):  # a BACS appliance elsewhere: its trip runs there, not here
         return await _async_start(hass, entry, open_remote(dict(entry.data)), None, url)
@@ -130,8 +132,34 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
         ) from err
 
     storage = StoreStorage(hass, entry.entry_id)
-    manager = open_source(url, config, storage=storage, transports={BUS_ID: transport})
+    manager = open_source(url, config, storage=storage, transports={BUS_ID: transport}, clock=clock)
     return await _async_start(hass, entry, manager, transport, url)
+
+
+async def _async_start_clock(entry: BacsConfigEntry) -> SimClock | None:
+    """The manager's clock: monotonic (None), or the simulator's when the entry's bus is a
+    ``bacs simulate --speed N`` with a control channel (advanced mode; ./scripts/demo): its
+    equalization lags, feed-forward and timers then run N× faster, with the plant."""
+    try:
+        clock = bus_helpers.sim_clock(entry.data)
+    except ValueError as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_config",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    if clock is None:
+        return None
+    try:
+        await clock.start()
+    except SimClockError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    entry.async_on_unload(clock.stop)  # after the manager has stopped
+    return clock
 
 
 async def _async_start(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from bacs_core.bus import BusClient, RegisterTransport, open_transport, parse_bu
 from bacs_core.bus.readings import DeviceIdentity
 from bacs_core.bus.url import Scheme
 from bacs_core.model import FACTORY_UNIT_ID, DeviceFamily
+from bacs_core.sim.clock import SimClock
 
 from .const import (
     BUS_ID,
@@ -25,6 +27,7 @@ from .const import (
     CONF_PARITY,
     CONF_PORT_PATH,
     CONF_SIM_BLOCKS,
+    CONF_SIM_CONTROL,
     CONF_SIM_NAME,
     CONF_SIM_STRINGS,
     CONF_SNMP_PORT,
@@ -76,6 +79,14 @@ def make_transport(url: str) -> RegisterTransport:
 async def async_make_transport(url: str) -> RegisterTransport:
     """In the executor: building a simulated room runs its physics for a while."""
     return await asyncio.get_running_loop().run_in_executor(None, make_transport, url)
+
+
+def sim_clock(data: Mapping[str, Any]) -> SimClock | None:
+    """The simulator's clock when the entry's bus is a ``bacs simulate --speed N`` whose control
+    channel it names (advanced mode); None for every other bus: the monotonic clock. Raises
+    ValueError for an address that is not HOST:PORT."""
+    control = str(data.get(CONF_SIM_CONTROL) or "").strip()
+    return SimClock.parse(f"sim:{control}") if control else None
 
 
 def build_url(data: dict[str, Any]) -> str:

@@ -47,6 +47,7 @@ from .const import (
 from .flow_connection import (
     FLOW_PLACEHOLDERS,
     SERIAL_SETTINGS,
+    async_check_sim_control,
     async_try_connection,
     connection_data,
     connection_schema,
@@ -106,7 +107,9 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None and valid_input(kind, user_input, errors):
             data = await self._async_connection_data(kind, user_input)
             self._abort_if_connection_configured(data)
-            summary = await async_try_connection(data, errors, placeholders)
+            summary = None
+            if await async_check_sim_control(data, errors):
+                summary = await async_try_connection(data, errors, placeholders)
             if summary is not None:
                 await self.async_set_unique_id(
                     summary.hardware_id or bus_helpers.connection_id(data)
@@ -115,7 +118,8 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._data, self._summary = data, summary
                 return await self.async_step_strings()
         schema = self.add_suggested_values_to_schema(
-            connection_schema(kind, await self._async_ports(kind)), user_input or {}
+            connection_schema(kind, await self._async_ports(kind), self.show_advanced_options),
+            user_input or {},
         )
         return self.async_show_form(
             step_id=kind, data_schema=schema, errors=errors, description_placeholders=placeholders
@@ -162,12 +166,14 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
             data = connection_data(KIND_GENEREX, user_input)
             await self.async_set_unique_id(bus_helpers.connection_id(data))
             self._abort_if_unique_id_configured()
-            summary = await async_probe_generex(data, errors)
+            summary = None
+            if await async_check_sim_control(data, errors):
+                summary = await async_probe_generex(data, errors)
             if summary is not None:
                 self._data, self._generex = data, summary
                 return await self.async_step_generex_confirm()
         schema = self.add_suggested_values_to_schema(
-            connection_schema(KIND_GENEREX, []), user_input or {}
+            connection_schema(KIND_GENEREX, [], self.show_advanced_options), user_input or {}
         )
         return self.async_show_form(step_id=KIND_GENEREX, data_schema=schema, errors=errors)
 
@@ -335,7 +341,8 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                connection_schema(kind, await self._async_ports(kind)), suggested
+                connection_schema(kind, await self._async_ports(kind), self.show_advanced_options),
+                suggested,
             ),
             errors=errors,
             description_placeholders=placeholders,
@@ -349,7 +356,9 @@ class BacsConfigFlow(ConfigFlow, domain=DOMAIN):
         if self._taken_by_another(entry, unique_id):
             return self.async_abort(reason="already_configured")
         if await async_probe_generex(data, errors) is None:
-            schema = self.add_suggested_values_to_schema(connection_schema(KIND_GENEREX, []), data)
+            schema = self.add_suggested_values_to_schema(
+                connection_schema(KIND_GENEREX, [], self.show_advanced_options), data
+            )
             return self.async_show_form(step_id="reconfigure", data_schema=schema, errors=errors)
         return self.async_update_reload_and_abort(
             entry, unique_id=unique_id, data={**data, CONF_URL: connection_url(data)}

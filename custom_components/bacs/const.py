@@ -30,6 +30,9 @@ CONF_COMMUNITY: Final = "community"
 CONF_TLS: Final = "tls"  # a remote appliance's broker: TLS
 CONF_TOPIC_PREFIX: Final = "topic_prefix"
 CONF_SITE: Final = "site"
+# Advanced mode only: the control channel (HOST:PORT) of a `bacs simulate --speed N` that serves
+# this bus; the manager then takes the simulator's time (lags and timers run N× too).
+CONF_SIM_CONTROL: Final = "sim_control"
 
 KIND_SERIAL: Final = "serial"
 KIND_TCP: Final = "tcp"

@@ -20,7 +20,7 @@ from bacs_core.bus.url import parse_bus_url
 from bacs_core.generex.url import parse_generex_url
 from bacs_core.source import is_generex_url, is_remote_url
 
-from .const import CONF_COMMUNITY, CONF_HOST, CONF_PORT_PATH, CONF_URL
+from .const import CONF_COMMUNITY, CONF_HOST, CONF_PORT_PATH, CONF_SIM_CONTROL, CONF_URL
 from .coordinator import BacsConfigEntry
 
 TO_REDACT = {
@@ -29,6 +29,7 @@ TO_REDACT = {
     CONF_PASSWORD,
     CONF_COMMUNITY,
     CONF_PORT_PATH,
+    CONF_SIM_CONTROL,  # a host, like CONF_HOST
     CONF_URL,
     "serial",
     "serial_number",

@@ -23,6 +23,7 @@ from bacs_core.bus import BusUrlError
 from bacs_core.bus.errors import BusConnectionError, BusError, PortBusyError
 from bacs_core.bus.url import BAUD_RATES
 from bacs_core.generex.url import GenerexUrlError, parse_generex_url
+from bacs_core.sim.clock import SimClockError
 
 from . import bus as bus_helpers
 from .const import (
@@ -34,6 +35,7 @@ from .const import (
     CONF_PARITY,
     CONF_PORT_PATH,
     CONF_SIM_BLOCKS,
+    CONF_SIM_CONTROL,
     CONF_SIM_NAME,
     CONF_SIM_STRINGS,
     CONF_SNMP_PORT,
@@ -79,7 +81,18 @@ def list_serial_ports() -> list[SelectOptionDict]:
     return options
 
 
-def connection_schema(kind: str, ports: list[SelectOptionDict]) -> vol.Schema:
+def connection_schema(
+    kind: str, ports: list[SelectOptionDict], advanced: bool = False
+) -> vol.Schema:
+    """The connection form; in advanced mode a network bus may name the control channel of the
+    `bacs simulate --speed N` behind it (the manager then runs on the simulator's clock)."""
+    schema = _base_connection_schema(kind, ports)
+    if advanced and kind in (KIND_TCP, KIND_GENEREX):
+        schema = schema.extend({vol.Optional(CONF_SIM_CONTROL): TextSelector()})
+    return schema
+
+
+def _base_connection_schema(kind: str, ports: list[SelectOptionDict]) -> vol.Schema:
     if kind == KIND_SERIAL:
         return vol.Schema(
             {
@@ -124,6 +137,10 @@ def valid_input(kind: str, user_input: dict[str, Any], errors: dict[str, str]) -
     """Checks a selector cannot express (the form schema must stay serialisable for the UI)."""
     if kind == KIND_SIM and not SIM_NAME.fullmatch(str(user_input.get(CONF_SIM_NAME, ""))):
         errors[CONF_SIM_NAME] = "invalid_name"
+    try:
+        bus_helpers.sim_clock(user_input)
+    except ValueError:
+        errors[CONF_SIM_CONTROL] = "invalid_sim_control"
     if kind == KIND_GENEREX:
         if not str(user_input.get(CONF_HOST, "")).strip():
             errors[CONF_HOST] = "host_required"
@@ -139,6 +156,30 @@ def valid_input(kind: str, user_input: dict[str, Any], errors: dict[str, str]) -
 
 def connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
     """entry.data for the form's input (the serial port as typed: the flow makes it stable)."""
+    data = _base_connection_data(kind, user_input)
+    control = str(user_input.get(CONF_SIM_CONTROL) or "").strip()
+    if control and kind in (KIND_TCP, KIND_GENEREX):
+        data[CONF_SIM_CONTROL] = control
+    return data
+
+
+async def async_check_sim_control(data: dict[str, Any], errors: dict[str, str]) -> bool:
+    """Test before configure: the simulator's control channel answers with its time."""
+    clock = bus_helpers.sim_clock(data)
+    if clock is None:
+        return True
+    try:
+        await clock.start()
+    except SimClockError as err:
+        _LOGGER.debug("simulator control: %s", err)
+        errors[CONF_SIM_CONTROL] = "sim_control_unreachable"
+        return False
+    finally:
+        await clock.stop()
+    return True
+
+
+def _base_connection_data(kind: str, user_input: dict[str, Any]) -> dict[str, Any]:
     if kind == KIND_SERIAL:
         return {
             CONF_KIND: kind,

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from bacs_core.bus import BusClient, open_transport
 from bacs_core.sim.room import Room, RoomConfig
 from bacs_core.sim.server import PtyBusServer, TcpBusServer
+
+if TYPE_CHECKING:
+    from bacs_core.snapshot import SystemSnapshot
+    from tests.core.history_site import HistorySite
 
 
 @pytest.fixture
@@ -39,3 +45,13 @@ async def pty_server(room: Room, tmp_path: Path) -> AsyncIterator[PtyBusServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture(scope="session")
+def discharged(tmp_path_factory: pytest.TempPathFactory) -> tuple[HistorySite, SystemSnapshot]:
+    """One simulated discharge with a known weak block (about ten seconds), read, never
+    changed, by the history and the report tests alike. (Imported here, not at the top: the
+    mutation bench copies this file without the history helpers.)"""
+    from tests.core.history_site import discharge_with_a_weak_block
+
+    return asyncio.run(discharge_with_a_weak_block(tmp_path_factory.mktemp("discharge")))

@@ -9,7 +9,8 @@ from bacs_core.events import Event
 from bacs_core.history import DischargeRecord, HistoryConfig, HistoryRecorder, HistoryStore
 from bacs_core.manager import Manager, MemoryStorage, validate_config
 from bacs_core.sim.loopback import LoopbackTransport
-from bacs_core.sim.room import Room
+from bacs_core.sim.physics import ChargerMode
+from bacs_core.sim.room import Fault, Room, RoomConfig
 from bacs_core.snapshot import SystemSnapshot
 
 EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -76,3 +77,35 @@ class HistorySite:
 
     def flush(self) -> None:
         assert self.recorder.writer.flush(10.0)
+
+
+WEAK = 7  # the weak block of the discharge below: capacity ×0.75, Ri ×1.4, string 1
+LOAD_A = 8.0  # C/5 on 40 Ah
+
+
+async def discharge_with_a_weak_block(directory: Path) -> tuple[HistorySite, SystemSnapshot]:
+    """Two hours at C/5 on string 1 (string 2 stays on float), then 15 minutes of recovery;
+    returns the site and the snapshot of the cycle before the discharge began. The history and
+    report tests share one (tests/core/conftest.py: ``discharged``)."""
+    room = Room(
+        RoomConfig(
+            strings=2,
+            blocks=16,
+            capacity_ah=40,
+            settle_days=1,
+            seed=4,
+            faults=(Fault.parse(f"weak:1:{WEAK}"),),
+        )
+    )
+    site = HistorySite(room, directory, HistoryConfig(recovery_s=600.0))
+    await site.start()
+    site.recorder.add_discharge_listener(site.announced.append)
+    await site.cycles(6)
+    before = await site.cycles(1)
+    room.set_mode(1, ChargerMode.DISCHARGE, LOAD_A)
+    await site.cycles(360 * 2)  # two hours at C/5
+    room.set_mode(1, ChargerMode.FLOAT)
+    await site.cycles(90)  # 15 min: past the 10 min recovery reading
+    site.flush()
+    await site.stop()
+    return site, before

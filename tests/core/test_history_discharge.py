@@ -3,7 +3,6 @@ block (capacity ×0.75, Ri ×1.4 at position 7 of string 1), in the real manager
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import subprocess
@@ -12,45 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bacs_core.history import HistoryConfig
 from bacs_core.sim.physics import ChargerMode
 from bacs_core.sim.room import Fault, Room, RoomConfig
 from bacs_core.snapshot import SystemSnapshot
-from tests.core.history_site import POLL_S, HistorySite
-
-WEAK = 7
-LOAD_A = 8.0  # C/5 on 40 Ah
-
-
-async def _discharge(directory: Path) -> tuple[HistorySite, SystemSnapshot]:
-    room = Room(
-        RoomConfig(
-            strings=2,
-            blocks=16,
-            capacity_ah=40,
-            settle_days=1,
-            seed=4,
-            faults=(Fault.parse(f"weak:1:{WEAK}"),),
-        )
-    )
-    site = HistorySite(room, directory, HistoryConfig(recovery_s=600.0))
-    await site.start()
-    site.recorder.add_discharge_listener(site.announced.append)
-    await site.cycles(6)
-    before = await site.cycles(1)
-    room.set_mode(1, ChargerMode.DISCHARGE, LOAD_A)
-    await site.cycles(360 * 2)  # two hours at C/5
-    room.set_mode(1, ChargerMode.FLOAT)
-    await site.cycles(90)  # 15 min: past the 10 min recovery reading
-    site.flush()
-    await site.stop()
-    return site, before
-
-
-@pytest.fixture(scope="module")
-def discharged(tmp_path_factory: pytest.TempPathFactory) -> tuple[HistorySite, SystemSnapshot]:
-    """One simulated discharge (about ten seconds), read by every test of this file."""
-    return asyncio.run(_discharge(tmp_path_factory.mktemp("history")))
+from tests.core.history_site import LOAD_A, POLL_S, WEAK, HistorySite
 
 
 def test_the_discharge_record(discharged: tuple[HistorySite, SystemSnapshot]) -> None:

@@ -4,7 +4,6 @@ shorter than the others, the page is self-contained, and the CLI writes it."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import sys
@@ -21,15 +20,9 @@ from bacs_core.report.charts import EARLY, NORMAL  # noqa: E402
 from bacs_core.report.data import ALARM_TYPES  # noqa: E402
 from bacs_core.sim.room import Fault, Room, RoomConfig  # noqa: E402
 from bacs_core.snapshot import SystemSnapshot  # noqa: E402
-from tests.core.history_site import HistorySite  # noqa: E402
-from tests.core.test_history_discharge import WEAK, _discharge  # noqa: E402
+from tests.core.history_site import WEAK, HistorySite  # noqa: E402
 
 BLOCKS = 16
-
-
-@pytest.fixture(scope="module")
-def discharged(tmp_path_factory: pytest.TempPathFactory) -> tuple[HistorySite, SystemSnapshot]:
-    return asyncio.run(_discharge(tmp_path_factory.mktemp("report")))
 
 
 @pytest.fixture(scope="module")
