@@ -104,7 +104,7 @@ class EqualizationController:
         for i, b in enumerate(inputs.blocks):
             block = self._blocks[i]
             if b.comms_ok and block.filtered is not None and not block.out_of_range:
-                if block.pinned:
+                if block.pinned or not block.member:
                     continue
                 total += block.filtered
                 cells += b.cells
@@ -267,22 +267,35 @@ class EqualizationController:
         b_hat = plant.b_per_cell
         kappa = self._estimator.kappa
         smooth = 1.0 - math.exp(-dt / s.smoothing_s) if dt > 0 else 1.0
+        slow = 1.0 - math.exp(-dt / s.need_smoothing_s) if dt > 0 else 1.0
         for i in active:
             block = self._blocks[i]
             b = inputs.blocks[i]
             e = (deviation[i] or 0.0) / b.cells
             if abs(e) < s.deadband_per_cell:
                 e = 0.0
-            goal = self._steady_need(block, b, i_str, kappa, b_hat, deviation[i] or 0.0)
-            goal -= s.proportional_gain * e / b_hat
+            need = math.exp(self._steady_need(block, b, i_str, kappa, b_hat, deviation[i] or 0.0))
+            block.need = need if block.need is None else block.need + slow * (need - block.need)
+            # What it should carry now: its steady need, an overdrive on the log scale, and
+            # the charge its double layer must give up (or take) to reach target in about
+            # approach_s — below zero if need be (the shunt then discharges the block a
+            # little), which is what makes a slow block fast.
+            goal = need * math.exp(-s.proportional_gain * e / b_hat) - kappa * e / s.approach_s
             block.level = (
                 goal if block.level is None else block.level + smooth * (goal - block.level)
             )
-        top = max(self._blocks[i].level or 0.0 for i in active)
+        members = self._hold_set(inputs, active)
+        top = max([self._blocks[i].level or 0.0 for i in members] + [1e-9])
         for i in active:
             block = self._blocks[i]
             b = inputs.blocks[i]
-            amps = i_str * (1.0 - math.exp((block.level or 0.0) - top))
+            relative = i_str * (1.0 - (block.level or 0.0) / top)
+            if block.member:
+                amps = relative
+            elif block.side > 0:  # needs less than the held set: its maximum moves it down
+                amps = min(b.shunt_max, i_str) if (deviation[i] or 0.0) > 0 else relative
+            else:  # needs more than the held set: nothing a shunt does helps it
+                amps = 0.0
             block.command = shunt[i] = min(max(amps, 0.0), b.shunt_max)
         track_reach(self._blocks, s, now_s, dt, inputs, deviation, active, plant, i_str)
         for i in range(n):
@@ -295,6 +308,36 @@ class EqualizationController:
                 amps = min(inputs.blocks[i].shunt_max, i_str) if block.too_high else 0.0
                 shunt[i] = block.command = 0.0 if hot else amps
         return shunt
+
+    def _hold_set(self, inputs: StringInputs, active: list[int]) -> list[int]:
+        """The largest set of blocks whose steady needs lie within one shunt maximum.
+
+        The block that needs the most current of the set carries the string current; every
+        other member shunts the difference, which no module can make larger than its maximum
+        (docs/simulator.md, "What reachable means", here from the controller's own estimates).
+        Blocks outside are not chased: they leave the target's mean, so the blocks that can
+        be held are held to each other instead of being pulled after a block that cannot
+        follow. A block pinned above target at its maximum stays outside while it falls.
+        """
+        order = sorted(active, key=lambda i: self._blocks[i].need or 0.0)
+        width = min(inputs.blocks[i].shunt_max for i in active)
+        best = (0, 0, 0, 0)  # size, members kept, left, right
+        left = 0
+        for right, i in enumerate(order):
+            while (self._blocks[i].need or 0.0) - (self._blocks[order[left]].need or 0.0) > width:
+                left += 1
+            kept = sum(1 for j in order[left : right + 1] if self._blocks[j].member)
+            if (right - left + 1, kept) > best[:2]:
+                best = (right - left + 1, kept, left, right)
+        _, _, lo, hi = best
+        members: list[int] = []
+        for k, i in enumerate(order):
+            block = self._blocks[i]
+            block.side = 1 if k < lo or block.pinned else (-1 if k > hi else 0)
+            block.member = block.side == 0
+            if block.member:
+                members.append(i)
+        return members
 
     @staticmethod
     def _steady_need(

@@ -29,6 +29,9 @@ class BlockState:
     out_of_range: bool = False
     too_high: bool = False  # out of range above target (it keeps its maximum shunt)
     pinned: bool = False  # at its maximum and still above target: not in the target's mean
+    member: bool = True  # in the set the shunts can hold together (the target's mean)
+    need: float | None = None  # A: the block's steady current on target, smoothed
+    side: int = 0  # outside the held set: +1 needs less current than it (high), −1 more
     retry_at: float = 0.0
     history: deque[float] = field(
         default_factory=lambda: deque(maxlen=1500)
@@ -42,6 +45,9 @@ class BlockState:
         self.command = 0.0
         self.filtered = None
         self.level = None
+        self.need = None
+        self.member = True
+        self.side = 0
         self.beyond_s = 0.0
         self.history.clear()
         self.history_at = -1e18
@@ -70,8 +76,6 @@ def track_reach(
     has not closed by a fifth over half that time.
     """
     limit = s.out_of_range_deviation
-    use = sorted(blocks[i].command / inputs.blocks[i].shunt_max for i in active)
-    others_used = use[len(use) // 2] if use else 0.0
     design = s.design_float_current_per_ah * inputs.capacity_ah
 
     def window_for(i: int) -> float:
@@ -84,13 +88,6 @@ def track_reach(
             lag = s.unidentified_lag_s * design / amps
         return max(s.out_of_range_lags * min(lag, MAX_LAG_S), s.out_of_range_min_s)
 
-    # The shunts' authority is used up: every other module near its maximum to give the
-    # block(s) with the shunt off the string current they ask for. Then the block that
-    # asks is the one beyond reach if it is still low, or if it is on target only at
-    # the price of a block pinned above at its maximum (a soft short or a charge deficit
-    # draws current from the whole string); a pinned block is not judged meanwhile.
-    starved = others_used >= 0.9
-    pinned = any(blocks[i].pinned for i in active)
     for i in active:
         block = blocks[i]
         b = inputs.blocks[i]
@@ -98,10 +95,11 @@ def track_reach(
         if now_s - block.history_at >= ERROR_HISTORY_S:
             block.history.append(abs(e))
             block.history_at = now_s
-        # While the others' shunts are used up raising a low block, a high block at its
-        # maximum says nothing about itself: the low block is judged first.
-        high = e > limit and block.command >= 0.98 * b.shunt_max and not starved
-        low = block.command <= 1e-4 and starved and (e < -limit or pinned)
+        # Outside the held set, pinned where the controller left it: at the maximum
+        # (or the whole string current) and still high, or with its shunt off and still low.
+        pinned_high = block.command >= 0.98 * min(b.shunt_max, i_str)
+        high = not block.member and block.side > 0 and e > limit and pinned_high
+        low = not block.member and block.side < 0 and e < -limit and block.command <= 1e-4
         window = window_for(i)
         back = round(window / 2 / ERROR_HISTORY_S)
         if not (high or low) or len(block.history) <= back:
@@ -109,21 +107,16 @@ def track_reach(
             block.beyond_s = max(0.0, block.beyond_s - dt / 4)
             continue
         then = block.history[-1 - back]
-        held_on_target = low and e >= -limit  # its price is the pinned block
-        if held_on_target or abs(e) - limit > 0.8 * (then - limit):  # not closing
+        if abs(e) - limit > 0.8 * (then - limit):  # not closing
             block.beyond_s += dt
-    # One block at a time, the farthest: excluding it changes what the others can reach,
-    # so their evidence starts again.
-    ripe = [i for i in active if blocks[i].beyond_s >= window_for(i)]
-    if ripe:
-        worst = max(ripe, key=lambda i: abs(deviation[i] or 0.0))
-        for i in active:
-            blocks[i].beyond_s = 0.0
-        block = blocks[worst]
+    # The held set is chosen jointly, so every block whose evidence is ripe is reported.
+    for i in active:
+        block = blocks[i]
+        if block.beyond_s < window_for(i):
+            continue
+        block.beyond_s = 0.0
         block.out_of_range = True
-        # Only a block above its target by more than the limit keeps a shunt: one judged while
-        # held on target (its price a pinned block) would be shunted away from its target.
-        block.too_high = (deviation[worst] or 0.0) > limit
+        block.too_high = (deviation[i] or 0.0) > limit
         block.retry_at = now_s + s.retry_after_s
         block.command = 0.0
         block.level = None
