@@ -27,6 +27,7 @@ on target and each block's true voltage ends off by that module's error (docs).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,32 +100,51 @@ class EqualizationController:
                     )
                 out.append(per_cell * b.cells)
             return out
-        total = 0.0
-        cells = 0
+        total = [0.0, 0.0]  # the held set's, and every block's in range (a fallback)
+        cells = [0, 0]
         for i, b in enumerate(inputs.blocks):
             block = self._blocks[i]
             if b.comms_ok and block.filtered is not None and not block.out_of_range:
-                if block.pinned or not block.member:
-                    continue
-                total += block.filtered
-                cells += b.cells
-        if not cells:
+                total[1] += block.filtered
+                cells[1] += b.cells
+                if block.member and not block.pinned:
+                    total[0] += block.filtered
+                    cells[0] += b.cells
+        k = 0 if cells[0] else 1
+        if not cells[k]:
             return [None] * len(inputs.blocks)
-        return [total / cells * b.cells for b in inputs.blocks]
+        return [total[k] / cells[k] * b.cells for b in inputs.blocks]
 
-    def _pin(self, inputs: StringInputs, targets: Sequence[float | None]) -> None:
+    def _pin(self, now_s: float, inputs: StringInputs, targets: Sequence[float | None]) -> None:
         """Blocks held above target at their shunt maximum leave the target's mean.
 
         They fall only as fast as their own reaction lets them; counted in the mean, they
         would make every other block look low, the low ones would ask for more string
         current, and that current would keep the pinned blocks up: a trap.
         """
-        limit = self.settings.out_of_range_deviation
+        s = self.settings
+        candidates: list[tuple[float, int]] = []
         for i, b in enumerate(inputs.blocks):
             block = self._blocks[i]
+            if block.command < 0.98 * b.shunt_max:
+                block.at_max_since = None
+            elif block.at_max_since is None:
+                block.at_max_since = now_s
+            block.pinned = False
             t = targets[i]
-            above = block.filtered is not None and t is not None and block.filtered - t > limit
-            block.pinned = above and block.command >= 0.98 * b.shunt_max
+            if block.filtered is None or t is None or block.at_max_since is None:
+                continue
+            # At its maximum for an approach time: not a first move (which may well be the
+            # maximum), a block the shunt cannot bring down as fast as it is asked to.
+            if block.filtered - t > s.out_of_range_deviation and (
+                now_s - block.at_max_since >= s.approach_s
+            ):
+                candidates.append((block.filtered - t, i))
+        # The farthest, never more than a third of the string: the target stays the mean of
+        # most blocks, so leaving it cannot cascade (each exclusion lowers the mean and makes
+        # the next block look high).
+        for _, i in sorted(candidates, reverse=True)[: len(inputs.blocks) // 3]:
+            self._blocks[i].pinned = True
 
     def _filter(self, dt: float, inputs: StringInputs) -> None:
         alpha = 1.0 if dt <= 0 else 1.0 - math.exp(-dt / self.settings.filter_time_s)
@@ -157,7 +177,7 @@ class EqualizationController:
                 block.history.clear()
         self._filter(dt, inputs)
         targets = self._targets(inputs)
-        self._pin(inputs, targets)
+        self._pin(now_s, inputs, targets)
         targets = self._targets(inputs)
         deviation = [
             None if b.voltage is None or t is None or blk.filtered is None else blk.filtered - t
@@ -285,7 +305,11 @@ class EqualizationController:
                 goal if block.level is None else block.level + smooth * (goal - block.level)
             )
         members = self._hold_set(inputs, active)
-        top = max([self._blocks[i].level or 0.0 for i in members] + [1e-9])
+        steered = [
+            self._blocks[i].level or 0.0 for i in active if i in members or self._blocks[i].pinned
+        ]
+        width = min(inputs.blocks[i].shunt_max for i in active)
+        top = max(self._top(steered, width), 1e-9) if steered else 1e-9
         for i in active:
             block = self._blocks[i]
             b = inputs.blocks[i]
@@ -293,7 +317,7 @@ class EqualizationController:
             if block.member:
                 amps = relative
             elif block.side > 0:  # needs less than the held set: its maximum moves it down
-                amps = min(b.shunt_max, i_str) if (deviation[i] or 0.0) > 0 else relative
+                amps = b.shunt_max if (deviation[i] or 0.0) > 0 else relative
             else:  # needs more than the held set: nothing a shunt does helps it
                 amps = 0.0
             block.command = shunt[i] = min(max(amps, 0.0), b.shunt_max)
@@ -308,6 +332,25 @@ class EqualizationController:
                 amps = min(inputs.blocks[i].shunt_max, i_str) if block.too_high else 0.0
                 shunt[i] = block.command = 0.0 if hot else amps
         return shunt
+
+    @staticmethod
+    def _top(levels: list[float], width: float) -> float:
+        """The block current the string is steered to (the one block with its shunt off).
+
+        In steady state, the most any block of the set asks for: every other shunts the
+        difference. While the set's asks span more than one shunt maximum (blocks far above
+        target asking to be discharged, blocks below asking to be charged), the least level
+        that leaves as many blocks short of what they ask above it as below it: the smallest
+        total shortfall. Serving the lowest blocks first would hold the string current up
+        and leave the high ones, at their maximum shunt, to fall at a trickle.
+        """
+        ordered = sorted(levels)
+        for cand in sorted(set(ordered + [x + width for x in ordered])):
+            above = len(ordered) - bisect.bisect_right(ordered, cand)
+            below = bisect.bisect_right(ordered, cand - width)
+            if below >= above:
+                return cand
+        return ordered[-1]
 
     def _hold_set(self, inputs: StringInputs, active: list[int]) -> list[int]:
         """The largest set of blocks whose steady needs lie within one shunt maximum.
@@ -330,10 +373,16 @@ class EqualizationController:
             if (right - left + 1, kept) > best[:2]:
                 best = (right - left + 1, kept, left, right)
         _, _, lo, hi = best
+        # A block that asks for more current than the set is given the benefit of the doubt
+        # by a margin: its need is extrapolated from below target, where a series resistance
+        # the model leaves out makes it look larger than it is; as the set's top it is then
+        # served, and measured, on target.
+        ceiling = (self._blocks[order[lo]].need or 0.0) + width * (1.0 + self.settings.reach_margin)
         members: list[int] = []
         for k, i in enumerate(order):
             block = self._blocks[i]
-            block.side = 1 if k < lo or block.pinned else (-1 if k > hi else 0)
+            low = k > hi and (block.need or 0.0) > ceiling
+            block.side = 1 if k < lo or block.pinned else (-1 if low else 0)
             block.member = block.side == 0
             if block.member:
                 members.append(i)

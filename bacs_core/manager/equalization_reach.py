@@ -29,6 +29,7 @@ class BlockState:
     out_of_range: bool = False
     too_high: bool = False  # out of range above target (it keeps its maximum shunt)
     pinned: bool = False  # at its maximum and still above target: not in the target's mean
+    at_max_since: float | None = None  # s: since when its command is the module maximum
     member: bool = True  # in the set the shunts can hold together (the target's mean)
     need: float | None = None  # A: the block's steady current on target, smoothed
     side: int = 0  # outside the held set: +1 needs less current than it (high), −1 more

@@ -24,7 +24,8 @@ class EqualizationSettings:
     reference_temperature: float = 25.0
     deadband_per_cell: float = 0.0003  # V/cell treated as on target: 1.8 mV on a 12 V block
     proportional_gain: float = 1.0  # overdrive beyond the steady need, per e-fold of error
-    approach_s: float = 1200.0  # the double layer is discharged towards target in about this
+    approach_s: float = 600.0  # the double layer is discharged towards target in about this
+    reach_margin: float = 0.1  # a block needing more than the held set: this share of doubt
     need_smoothing_s: float = 600.0  # the steady needs that choose the held set are smoothed
     smoothing_s: float = 120.0  # commands move towards their goal with this time constant
     filter_time_s: float = 60.0  # measurement filter (noise, ripple)
