@@ -296,6 +296,7 @@ class EqualizationController:
                 e = 0.0
             need = math.exp(self._steady_need(block, b, i_str, kappa, b_hat, deviation[i] or 0.0))
             block.need = need if block.need is None else block.need + slow * (need - block.need)
+            block.reach_efolds = abs(deviation[i] or 0.0) / b.cells / b_hat
             # What it should carry now: its steady need, an overdrive on the log scale, and
             # the charge its double layer must give up (or take) to reach target in about
             # approach_s — below zero if need be (the shunt then discharges the block a
@@ -304,9 +305,11 @@ class EqualizationController:
             block.level = (
                 goal if block.level is None else block.level + smooth * (goal - block.level)
             )
-        members = self._hold_set(inputs, active)
+        self._hold_set(inputs, active)
         steered = [
-            self._blocks[i].level or 0.0 for i in active if i in members or self._blocks[i].pinned
+            self._blocks[i].level or 0.0
+            for i in active
+            if self._blocks[i].member or self._blocks[i].pinned
         ]
         width = min(inputs.blocks[i].shunt_max for i in active)
         top = max(self._top(steered, width), 1e-9) if steered else 1e-9
@@ -325,11 +328,12 @@ class EqualizationController:
         for i in range(n):
             block = self._blocks[i]
             if block.out_of_range:
-                # Too high: its maximum still moves it towards target (and lowers its
-                # overcharge); too low: nothing a shunt does helps it.
+                # Above target: its maximum still moves it towards target (and lowers its
+                # overcharge), but never past it; below: nothing a shunt does helps it.
                 b = inputs.blocks[i]
                 hot = self._hot(b) or not b.comms_ok or deviation[i] is None
-                amps = min(inputs.blocks[i].shunt_max, i_str) if block.too_high else 0.0
+                above = (deviation[i] or 0.0) > 0
+                amps = min(b.shunt_max, i_str) if above else 0.0
                 shunt[i] = block.command = 0.0 if hot else amps
         return shunt
 
@@ -373,15 +377,17 @@ class EqualizationController:
             if (right - left + 1, kept) > best[:2]:
                 best = (right - left + 1, kept, left, right)
         _, _, lo, hi = best
-        # A block that asks for more current than the set is given the benefit of the doubt
-        # by a margin: its need is extrapolated from below target, where a series resistance
-        # the model leaves out makes it look larger than it is; as the set's top it is then
-        # served, and measured, on target.
-        ceiling = (self._blocks[order[lo]].need or 0.0) + width * (1.0 + self.settings.reach_margin)
+        # A block that asks for more current than the set is given the benefit of the doubt:
+        # its need is extrapolated from below target, and a series resistance the model
+        # leaves out makes that extrapolation too large; it leaves the set only if the part
+        # of the extrapolation not in doubt already exceeds what the set can give it.
+        ceiling = (self._blocks[order[lo]].need or 0.0) + width
+        doubt = self.settings.extrapolation_doubt
         members: list[int] = []
         for k, i in enumerate(order):
             block = self._blocks[i]
-            low = k > hi and (block.need or 0.0) > ceiling
+            sure = (block.need or 0.0) * math.exp(-doubt * block.reach_efolds)
+            low = k > hi and sure > ceiling
             block.side = 1 if k < lo or block.pinned else (-1 if low else 0)
             block.member = block.side == 0
             if block.member:

@@ -32,6 +32,7 @@ class BlockState:
     at_max_since: float | None = None  # s: since when its command is the module maximum
     member: bool = True  # in the set the shunts can hold together (the target's mean)
     need: float | None = None  # A: the block's steady current on target, smoothed
+    reach_efolds: float = 0.0  # how far (e-folds of current) its need is extrapolated
     side: int = 0  # outside the held set: +1 needs less current than it (high), −1 more
     retry_at: float = 0.0
     history: deque[float] = field(
@@ -117,7 +118,7 @@ def track_reach(
             continue
         block.beyond_s = 0.0
         block.out_of_range = True
-        block.too_high = (deviation[i] or 0.0) > limit
+        block.too_high = block.side > 0  # the evidence it was judged on
         block.retry_at = now_s + s.retry_after_s
         block.command = 0.0
         block.level = None
