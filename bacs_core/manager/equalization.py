@@ -311,12 +311,16 @@ class EqualizationController:
             for i in active
             if self._blocks[i].member or self._blocks[i].pinned
         ]
-        width = min(inputs.blocks[i].shunt_max for i in active)
-        top = max(self._top(steered, width), 1e-9) if steered else 1e-9
+        width = max(inputs.blocks[i].shunt_max for i in active)
+        top = self._top(steered, width) if steered else 0.0
+        floor = 0.01 * i_str
         for i in active:
             block = self._blocks[i]
             b = inputs.blocks[i]
-            relative = i_str * (1.0 - (block.level or 0.0) / top)
+            if top > floor:  # currents in proportion to what each asks
+                relative = i_str * (1.0 - (block.level or 0.0) / top)
+            else:  # every block asks to be discharged: lowering them all is the charger's job
+                relative = top - (block.level or 0.0)
             if block.member:
                 amps = relative
             elif block.side > 0:  # needs less than the held set: its maximum moves it down
@@ -367,7 +371,7 @@ class EqualizationController:
         follow. A block pinned above target at its maximum stays outside while it falls.
         """
         order = sorted(active, key=lambda i: self._blocks[i].need or 0.0)
-        width = min(inputs.blocks[i].shunt_max for i in active)
+        width = max(inputs.blocks[i].shunt_max for i in active)
         best = (0, 0, 0, 0)  # size, members kept, left, right
         left = 0
         for right, i in enumerate(order):

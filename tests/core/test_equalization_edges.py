@@ -196,7 +196,7 @@ def test_a_balanced_string_shunts_nothing() -> None:
 def test_each_module_kind_is_held_to_its_own_maximum() -> None:
     blocks = [block(v) for v in SPREAD]
     blocks[0] = block(14.5, shunt_max=0.05)
-    commands = settle(EqualizationController(), string(blocks, string_current=2.0), 120)
+    commands = settle(EqualizationController(), string(blocks), 120)
     assert 0.0 < commands.shunt[0] <= 0.05
     assert all(0.0 <= a <= MAX for a in commands.shunt)
 
