@@ -28,6 +28,7 @@ on target and each block's true voltage ends off by that module's error (docs).
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -360,7 +361,7 @@ class EqualizationController:
                 return cand
         return ordered[-1]
 
-    def _hold_set(self, inputs: StringInputs, active: list[int]) -> list[int]:
+    def _hold_set(self, inputs: StringInputs, active: list[int]) -> None:
         """The largest set of blocks whose steady needs lie within one shunt maximum.
 
         The block that needs the most current of the set carries the string current; every
@@ -368,35 +369,34 @@ class EqualizationController:
         (docs/simulator.md, "What reachable means", here from the controller's own estimates).
         Blocks outside are not chased: they leave the target's mean, so the blocks that can
         be held are held to each other instead of being pulled after a block that cannot
-        follow. A block pinned above target at its maximum stays outside while it falls.
+        follow. Of two sets as large, the one that keeps more of the present members. A
+        block pinned above target at its maximum stays outside while it falls.
         """
         order = sorted(active, key=lambda i: self._blocks[i].need or 0.0)
+        needs = [self._blocks[i].need or 0.0 for i in order]
+        kept = list(itertools.accumulate((self._blocks[i].member for i in order), initial=0))
         width = max(inputs.blocks[i].shunt_max for i in active)
         best = (0, 0, 0, 0)  # size, members kept, left, right
         left = 0
-        for right, i in enumerate(order):
-            while (self._blocks[i].need or 0.0) - (self._blocks[order[left]].need or 0.0) > width:
+        for right, need in enumerate(needs):
+            while need - needs[left] > width:
                 left += 1
-            kept = sum(1 for j in order[left : right + 1] if self._blocks[j].member)
-            if (right - left + 1, kept) > best[:2]:
-                best = (right - left + 1, kept, left, right)
+            size = (right - left + 1, kept[right + 1] - kept[left])
+            if size > best[:2]:
+                best = (*size, left, right)
         _, _, lo, hi = best
         # A block that asks for more current than the set is given the benefit of the doubt:
         # its need is extrapolated from below target, and a series resistance the model
         # leaves out makes that extrapolation too large; it leaves the set only if the part
         # of the extrapolation not in doubt already exceeds what the set can give it.
-        ceiling = (self._blocks[order[lo]].need or 0.0) + width
+        ceiling = needs[lo] + width
         doubt = self.settings.extrapolation_doubt
-        members: list[int] = []
         for k, i in enumerate(order):
             block = self._blocks[i]
-            sure = (block.need or 0.0) * math.exp(-doubt * block.reach_efolds)
+            sure = needs[k] * math.exp(-doubt * block.reach_efolds)
             low = k > hi and sure > ceiling
             block.side = 1 if k < lo or block.pinned else (-1 if low else 0)
             block.member = block.side == 0
-            if block.member:
-                members.append(i)
-        return members
 
     @staticmethod
     def _steady_need(

@@ -27,7 +27,6 @@ class BlockState:
     level: float | None = None  # ln(A): the block current steered towards, smoothed
     beyond_s: float = 0.0  # time the evidence has said "beyond reach"
     out_of_range: bool = False
-    too_high: bool = False  # out of range above target (it keeps its maximum shunt)
     pinned: bool = False  # at its maximum and still above target: not in the target's mean
     at_max_since: float | None = None  # s: since when its command is the module maximum
     member: bool = True  # in the set the shunts can hold together (the target's mean)
@@ -118,7 +117,6 @@ def track_reach(
             continue
         block.beyond_s = 0.0
         block.out_of_range = True
-        block.too_high = block.side > 0  # the evidence it was judged on
         block.retry_at = now_s + s.retry_after_s
         block.command = 0.0
         block.level = None
