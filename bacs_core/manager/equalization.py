@@ -307,11 +307,7 @@ class EqualizationController:
                 goal if block.level is None else block.level + smooth * (goal - block.level)
             )
         self._hold_set(inputs, active)
-        steered = [
-            self._blocks[i].level or 0.0
-            for i in active
-            if self._blocks[i].member or self._blocks[i].pinned
-        ]
+        steered = [self._blocks[i].level or 0.0 for i in active if self._blocks[i].fits]
         width = max(inputs.blocks[i].shunt_max for i in active)
         top = self._top(steered, width) if steered else 0.0
         floor = 0.01 * i_str
@@ -395,6 +391,7 @@ class EqualizationController:
             block = self._blocks[i]
             sure = needs[k] * math.exp(-doubt * block.reach_efolds)
             low = k > hi and sure > ceiling
+            block.fits = lo <= k and not low
             block.side = 1 if k < lo or block.pinned else (-1 if low else 0)
             block.member = block.side == 0
 
