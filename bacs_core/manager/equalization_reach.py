@@ -29,8 +29,8 @@ class BlockState:
     out_of_range: bool = False
     pinned: bool = False  # at its maximum and still above target: not in the target's mean
     at_max_since: float | None = None  # s: since when its command is the module maximum
-    member: bool = True
-    fits: bool = True  # its steady need fits the held set's (a pinned block may: it is slow)  # in the set the shunts can hold together (the target's mean)
+    member: bool = True  # in the set the shunts can hold together (the target's mean)
+    fits: bool = True  # its steady need fits the held set (a pinned block may: it is slow)
     need: float | None = None  # A: the block's steady current on target, smoothed
     reach_efolds: float = 0.0  # how far (e-folds of current) its need is extrapolated
     side: int = 0  # outside the held set: +1 needs less current than it (high), −1 more
