@@ -5,20 +5,21 @@ so a shunt can only lower its own block; the others rise because the string curr
 The block that needs the most current (the lowest) must end with its shunt off, and current
 common to all shunts is pure heat.
 
-The controller knows none of the battery's constants. It steers block *currents* on a
-logarithmic scale. A float block is a double layer charged through a reaction whose current
-grows exponentially with voltage, so each cycle it computes, per block, the current the
-block's reaction carries now (I − κ·dV/dt) and the current it would need on target
-(that × exp(−deviation/b)), plus an overdrive proportional to the deviation; b (V per e-fold)
-and κ (the double layer) are identified online from the controller's own moves
-(``plant_estimate.py``), from a deliberately rough prior. The block that wants the most
-current gets shunt 0 and every other shunt carries exactly the difference, so no current is
-common to all. Before its first move it observes one slope window: the undisturbed
-operating points are the first data of the identification. Blocks pinned above target at
-their maximum leave the target's mean.
+The controller knows none of the battery's constants; b (V per e-fold) and κ (the double
+layer) are identified online from its own moves (``plant_estimate.py``), from a deliberately
+rough prior. Each cycle, per block: the current its reaction carries now (I − κ·dV/dt), its
+steady need on target (that × exp(−deviation/b)), and what it asks for now (the need with an
+overdrive, minus the charge its double layer must give up to reach target in about
+``approach_s``, below zero if need be). The held set is the largest set whose needs fit one
+shunt maximum; its mean is the target, blocks outside are not chased
+(``equalization_reach.py``). The string current is steered to the least total shortfall of
+the set's asks; the block at that level has its shunt off and every other shunt carries the
+difference, so no current is common to all. Before its first move it looks for a minute:
+the undisturbed operating points are the first data of the identification.
 
-A block is ``OUT_OF_RANGE`` only on evidence (``equalization_reach.py``). It leaves the
-target, its shunt goes off, and it is tried again after ``retry_after_s``.
+A block is ``OUT_OF_RANGE`` only on evidence (``equalization_reach.py``): outside the held
+set, pinned at its maximum or at zero, for several of its own lags, its deviation not
+closing. It is tried again after ``retry_after_s``.
 
 What sensing can and cannot do: noise and ripple are filtered; a module's offset or gain
 error looks exactly like a real deviation, so the controller holds the *measured* voltages
@@ -27,14 +28,18 @@ on target and each block's true voltage ends off by that module's error (docs).
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..snapshot import BalancingState, ChargeState
-from .equalization_reach import BlockState, track_reach
+from .equalization_reach import (
+    BlockState,
+    choose_held_set,
+    pin_far_blocks,
+    steered_level,
+    track_reach,
+)
 from .equalization_types import (
     BlockInput,
     EqualizationSettings,
@@ -116,37 +121,6 @@ class EqualizationController:
             return [None] * len(inputs.blocks)
         return [total[k] / cells[k] * b.cells for b in inputs.blocks]
 
-    def _pin(self, now_s: float, inputs: StringInputs, targets: Sequence[float | None]) -> None:
-        """Blocks held above target at their shunt maximum leave the target's mean.
-
-        They fall only as fast as their own reaction lets them; counted in the mean, they
-        would make every other block look low, the low ones would ask for more string
-        current, and that current would keep the pinned blocks up: a trap.
-        """
-        s = self.settings
-        candidates: list[tuple[float, int]] = []
-        for i, b in enumerate(inputs.blocks):
-            block = self._blocks[i]
-            if block.command < 0.98 * b.shunt_max:
-                block.at_max_since = None
-            elif block.at_max_since is None:
-                block.at_max_since = now_s
-            block.pinned = False
-            t = targets[i]
-            if block.filtered is None or t is None or block.at_max_since is None:
-                continue
-            # At its maximum for an approach time: not a first move (which may well be the
-            # maximum), a block the shunt cannot bring down as fast as it is asked to.
-            if block.filtered - t > s.out_of_range_deviation and (
-                now_s - block.at_max_since >= s.approach_s
-            ):
-                candidates.append((block.filtered - t, i))
-        # The farthest, never more than a third of the string: the target stays the mean of
-        # most blocks, so leaving it cannot cascade (each exclusion lowers the mean and makes
-        # the next block look high).
-        for _, i in sorted(candidates, reverse=True)[: len(inputs.blocks) // 3]:
-            self._blocks[i].pinned = True
-
     def _filter(self, dt: float, inputs: StringInputs) -> None:
         alpha = 1.0 if dt <= 0 else 1.0 - math.exp(-dt / self.settings.filter_time_s)
         for i, b in enumerate(inputs.blocks):
@@ -178,7 +152,7 @@ class EqualizationController:
                 block.history.clear()
         self._filter(dt, inputs)
         targets = self._targets(inputs)
-        self._pin(now_s, inputs, targets)
+        pin_far_blocks(self._blocks, self.settings, now_s, inputs, targets)
         targets = self._targets(inputs)
         deviation = [
             None if b.voltage is None or t is None or blk.filtered is None else blk.filtered - t
@@ -306,10 +280,10 @@ class EqualizationController:
             block.level = (
                 goal if block.level is None else block.level + smooth * (goal - block.level)
             )
-        self._hold_set(inputs, active)
+        choose_held_set(self._blocks, inputs, active, s.extrapolation_doubt)
         steered = [self._blocks[i].level or 0.0 for i in active if self._blocks[i].fits]
         width = max(inputs.blocks[i].shunt_max for i in active)
-        top = self._top(steered, width) if steered else 0.0
+        top = steered_level(steered, width) if steered else 0.0
         floor = 0.01 * i_str
         for i in active:
             block = self._blocks[i]
@@ -337,63 +311,6 @@ class EqualizationController:
                 amps = min(b.shunt_max, i_str) if above else 0.0
                 shunt[i] = block.command = 0.0 if hot else amps
         return shunt
-
-    @staticmethod
-    def _top(levels: list[float], width: float) -> float:
-        """The block current the string is steered to (the one block with its shunt off).
-
-        In steady state, the most any block of the set asks for: every other shunts the
-        difference. While the set's asks span more than one shunt maximum (blocks far above
-        target asking to be discharged, blocks below asking to be charged), the least level
-        that leaves as many blocks short of what they ask above it as below it: the smallest
-        total shortfall. Serving the lowest blocks first would hold the string current up
-        and leave the high ones, at their maximum shunt, to fall at a trickle.
-        """
-        ordered = sorted(levels)
-        for cand in sorted(set(ordered + [x + width for x in ordered])):
-            above = len(ordered) - bisect.bisect_right(ordered, cand)
-            below = bisect.bisect_right(ordered, cand - width)
-            if below >= above:
-                return cand
-        return ordered[-1]
-
-    def _hold_set(self, inputs: StringInputs, active: list[int]) -> None:
-        """The largest set of blocks whose steady needs lie within one shunt maximum.
-
-        The block that needs the most current of the set carries the string current; every
-        other member shunts the difference, which no module can make larger than its maximum
-        (docs/simulator.md, "What reachable means", here from the controller's own estimates).
-        Blocks outside are not chased: they leave the target's mean, so the blocks that can
-        be held are held to each other instead of being pulled after a block that cannot
-        follow. Of two sets as large, the one that keeps more of the present members. A
-        block pinned above target at its maximum stays outside while it falls.
-        """
-        order = sorted(active, key=lambda i: self._blocks[i].need or 0.0)
-        needs = [self._blocks[i].need or 0.0 for i in order]
-        kept = list(itertools.accumulate((self._blocks[i].member for i in order), initial=0))
-        width = max(inputs.blocks[i].shunt_max for i in active)
-        best = (0, 0, 0, 0)  # size, members kept, left, right
-        left = 0
-        for right, need in enumerate(needs):
-            while need - needs[left] > width:
-                left += 1
-            size = (right - left + 1, kept[right + 1] - kept[left])
-            if size > best[:2]:
-                best = (*size, left, right)
-        _, _, lo, hi = best
-        # A block that asks for more current than the set is given the benefit of the doubt:
-        # its need is extrapolated from below target, and a series resistance the model
-        # leaves out makes that extrapolation too large; it leaves the set only if the part
-        # of the extrapolation not in doubt already exceeds what the set can give it.
-        ceiling = needs[lo] + width
-        doubt = self.settings.extrapolation_doubt
-        for k, i in enumerate(order):
-            block = self._blocks[i]
-            sure = needs[k] * math.exp(-doubt * block.reach_efolds)
-            low = k > hi and sure > ceiling
-            block.fits = lo <= k and not low
-            block.side = 1 if k < lo or block.pinned else (-1 if low else 0)
-            block.member = block.side == 0
 
     @staticmethod
     def _steady_need(

@@ -1,13 +1,20 @@
-"""Equalization's memory per block, and the evidence that a block is beyond reach.
+"""Equalization's memory per block, which blocks are within reach, and the evidence that
+one is not.
 
-A block is ``OUT_OF_RANGE`` only on evidence: its own shunt at the maximum (too high) or
-the others' shunts used up (too low, or on target only at the price of a block pinned above
-it), for several of its own lags at its own current, while its deviation is not closing.
-One block at a time; the others' evidence starts again after each exclusion.
+The held set: the largest set of blocks whose estimated steady needs lie within one shunt
+maximum (``choose_held_set``); the string current is steered to the least total shortfall of
+the set's asks (``steered_level``); blocks at their maximum and still far above target leave
+the target's mean while they fall (``pin_far_blocks``). A block is ``OUT_OF_RANGE`` only on
+evidence: outside the held set and pinned where the controller left it (at its maximum and
+still high, or off and still low) for several of its own lags at its own current, while its
+deviation is not closing (``track_reach``).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,6 +63,102 @@ class BlockState:
         self.window.clear()
         self.settled_current = None
         self.settled_since = -1e18
+
+
+def pin_far_blocks(
+    blocks: list[BlockState],
+    s: EqualizationSettings,
+    now_s: float,
+    inputs: StringInputs,
+    targets: Sequence[float | None],
+) -> None:
+    """Blocks held above target at their shunt maximum leave the target's mean.
+
+    They fall only as fast as their own reaction lets them; counted in the mean, they
+    would make every other block look low, the low ones would ask for more string
+    current, and that current would keep the pinned blocks up: a trap.
+    """
+    candidates: list[tuple[float, int]] = []
+    for i, b in enumerate(inputs.blocks):
+        block = blocks[i]
+        if block.command < 0.98 * b.shunt_max:
+            block.at_max_since = None
+        elif block.at_max_since is None:
+            block.at_max_since = now_s
+        block.pinned = False
+        t = targets[i]
+        if block.filtered is None or t is None or block.at_max_since is None:
+            continue
+        # At its maximum for an approach time: not a first move (which may well be the
+        # maximum), a block the shunt cannot bring down as fast as it is asked to.
+        if block.filtered - t > s.out_of_range_deviation and (
+            now_s - block.at_max_since >= s.approach_s
+        ):
+            candidates.append((block.filtered - t, i))
+    # The farthest, never more than a third of the string: the target stays the mean of
+    # most blocks, so leaving it cannot cascade (each exclusion lowers the mean and makes
+    # the next block look high).
+    for _, i in sorted(candidates, reverse=True)[: len(inputs.blocks) // 3]:
+        blocks[i].pinned = True
+
+
+def choose_held_set(
+    blocks: list[BlockState], inputs: StringInputs, active: list[int], doubt: float
+) -> None:
+    """The largest set of blocks whose steady needs lie within one shunt maximum.
+
+    The block that needs the most current of the set carries the string current; every
+    other member shunts the difference, which no module can make larger than its maximum
+    (docs/simulator.md, "What reachable means", here from the controller's own estimates).
+    Blocks outside are not chased: they leave the target's mean, so the blocks that can
+    be held are held to each other instead of being pulled after a block that cannot
+    follow. Of two sets as large, the one that keeps more of the present members. A
+    block pinned above target at its maximum stays outside while it falls.
+    """
+    order = sorted(active, key=lambda i: blocks[i].need or 0.0)
+    needs = [blocks[i].need or 0.0 for i in order]
+    kept = list(itertools.accumulate((blocks[i].member for i in order), initial=0))
+    width = max(inputs.blocks[i].shunt_max for i in active)
+    best = (0, 0, 0, 0)  # size, members kept, left, right
+    left = 0
+    for right, need in enumerate(needs):
+        while need - needs[left] > width:
+            left += 1
+        size = (right - left + 1, kept[right + 1] - kept[left])
+        if size > best[:2]:
+            best = (*size, left, right)
+    _, _, lo, hi = best
+    # A block that asks for more current than the set is given the benefit of the doubt:
+    # its need is extrapolated from below target, and a series resistance the model
+    # leaves out makes that extrapolation too large; it leaves the set only if the part
+    # of the extrapolation not in doubt already exceeds what the set can give it.
+    ceiling = needs[lo] + width
+    for k, i in enumerate(order):
+        block = blocks[i]
+        sure = needs[k] * math.exp(-doubt * block.reach_efolds)
+        low = k > hi and sure > ceiling
+        block.fits = lo <= k and not low
+        block.side = 1 if k < lo or block.pinned else (-1 if low else 0)
+        block.member = block.side == 0
+
+
+def steered_level(levels: list[float], width: float) -> float:
+    """The block current the string is steered to (the one block with its shunt off).
+
+    In steady state, the most any block of the set asks for: every other shunts the
+    difference. While the set's asks span more than one shunt maximum (blocks far above
+    target asking to be discharged, blocks below asking to be charged), the least level
+    that leaves as many blocks short of what they ask above it as below it: the smallest
+    total shortfall. Serving the lowest blocks first would hold the string current up
+    and leave the high ones, at their maximum shunt, to fall at a trickle.
+    """
+    ordered = sorted(levels)
+    for cand in sorted(set(ordered + [x + width for x in ordered])):
+        above = len(ordered) - bisect.bisect_right(ordered, cand)
+        below = bisect.bisect_right(ordered, cand - width)
+        if below >= above:
+            return cand
+    return ordered[-1]
 
 
 def track_reach(

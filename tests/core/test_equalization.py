@@ -18,6 +18,7 @@ from bacs_core.manager.equalization import (
     StringInputs,
     TargetMode,
 )
+from bacs_core.manager.equalization_reach import choose_held_set, pin_far_blocks, steered_level
 from bacs_core.sim.physics import PlantOptions, StringPhysics, make_string
 from bacs_core.sim.sensing import ModuleCalibration, SensingOptions, measure
 from bacs_core.snapshot import BalancingState, ChargeState
@@ -138,14 +139,6 @@ def test_fixed_target_is_temperature_compensated() -> None:
 # -- the held set and the string current it is steered to -------------------------------------
 
 
-def states(ctrl: EqualizationController, needs: list[float]) -> None:
-    """Give a controller's blocks these steady needs (A), as its estimates would."""
-    for i, need in enumerate(needs):
-        if len(ctrl._blocks) <= i:
-            ctrl.update(0.0, inputs([block(13.6)] * len(needs)))
-        ctrl._blocks[i].need = need
-
-
 def held_set(needs: list[float], **kw: object) -> list[int]:
     ctrl = EqualizationController()
     ctrl.update(0.0, inputs([block(13.6)] * len(needs)))
@@ -153,7 +146,13 @@ def held_set(needs: list[float], **kw: object) -> list[int]:
         ctrl._blocks[i].need = need
         for key, value in kw.get(str(i), {}).items():  # type: ignore[attr-defined]
             setattr(ctrl._blocks[i], key, value)
-    ctrl._hold_set(inputs([block(13.6)] * len(needs)), list(range(len(needs))))
+    s = ctrl.settings
+    choose_held_set(
+        ctrl._blocks,
+        inputs([block(13.6)] * len(needs)),
+        list(range(len(needs))),
+        s.extrapolation_doubt,
+    )
     return [b.side for b in ctrl._blocks]
 
 
@@ -183,7 +182,9 @@ def test_a_low_block_leaves_only_beyond_the_doubt_of_its_extrapolation() -> None
     ctrl.update(0.0, inputs([block(13.6)] * 3))
     for b, need in zip(ctrl._blocks, [0.01, 0.05, 0.17], strict=True):
         b.need, b.reach_efolds = need, 1.0
-    ctrl._hold_set(inputs([block(13.6)] * 3), [0, 1, 2])
+    choose_held_set(
+        ctrl._blocks, inputs([block(13.6)] * 3), [0, 1, 2], settings.extrapolation_doubt
+    )
     assert [b.side for b in ctrl._blocks] == [0, 0, -1]
 
 
@@ -192,7 +193,7 @@ def test_a_pinned_block_is_outside_above_whatever_its_need() -> None:
 
 
 def test_the_string_current_is_steered_to_the_most_asked_in_steady_state() -> None:
-    top = EqualizationController._top
+    top = steered_level
     assert top([0.01, 0.05, 0.1], 0.15) == 0.1
     assert top([0.07], 0.15) == 0.07
 
@@ -201,7 +202,7 @@ def test_while_asks_span_more_than_a_shunt_the_shortfall_is_balanced() -> None:
     """Two blocks ask to be discharged, one to be charged hard: the string current is not
     raised for the one (which would leave the two at their maximum at a trickle) but set
     where as many are short above it as below it."""
-    top = EqualizationController._top
+    top = steered_level
     assert top([-0.2, -0.1, 0.02, 0.03, 0.3], 0.15) == 0.03
     assert top([-0.2, 0.02, 0.03, 0.3], 0.15) == 0.03
     assert top([-0.3, -0.25, -0.2, 0.0, 0.3], 0.15) == pytest.approx(-0.1)
@@ -213,9 +214,9 @@ def pinned_after(settings: EqualizationSettings, seconds: float, n: int = 6) -> 
     ctrl.update(0.0, string)
     for b in ctrl._blocks:
         b.command, b.filtered = C20_MAX, 13.8  # all at the maximum, far above 13.6
-    ctrl._pin(0.0, string, [13.6] * n)
+    pin_far_blocks(ctrl._blocks, settings, 0.0, string, [13.6] * n)
     ctrl._blocks[0].filtered = 13.9  # the farthest
-    ctrl._pin(seconds, string, [13.6] * n)
+    pin_far_blocks(ctrl._blocks, settings, seconds, string, [13.6] * n)
     return [b.pinned for b in ctrl._blocks]
 
 
@@ -240,8 +241,8 @@ def test_a_block_below_its_maximum_or_near_target_is_not_pinned() -> None:
         b.command, b.filtered = C20_MAX, 13.8
     ctrl._blocks[1].command = 0.97 * C20_MAX
     ctrl._blocks[2].filtered = 13.61  # 10 mV: within the promise
-    ctrl._pin(0.0, string, [13.6] * 3)
-    ctrl._pin(1e4, string, [13.6] * 3)
+    pin_far_blocks(ctrl._blocks, ctrl.settings, 0.0, string, [13.6] * 3)
+    pin_far_blocks(ctrl._blocks, ctrl.settings, 1e4, string, [13.6] * 3)
     assert [b.pinned for b in ctrl._blocks] == [True, False, False]
     assert ctrl._blocks[1].at_max_since is None
 
