@@ -5,20 +5,21 @@ so a shunt can only lower its own block; the others rise because the string curr
 The block that needs the most current (the lowest) must end with its shunt off, and current
 common to all shunts is pure heat.
 
-The controller knows none of the battery's constants. It steers block *currents* on a
-logarithmic scale. A float block is a double layer charged through a reaction whose current
-grows exponentially with voltage, so each cycle it computes, per block, the current the
-block's reaction carries now (I − κ·dV/dt) and the current it would need on target
-(that × exp(−deviation/b)), plus an overdrive proportional to the deviation; b (V per e-fold)
-and κ (the double layer) are identified online from the controller's own moves
-(``plant_estimate.py``), from a deliberately rough prior. The block that wants the most
-current gets shunt 0 and every other shunt carries exactly the difference, so no current is
-common to all. Before its first move it observes one slope window: the undisturbed
-operating points are the first data of the identification. Blocks pinned above target at
-their maximum leave the target's mean.
+The controller knows none of the battery's constants; b (V per e-fold) and κ (the double
+layer) are identified online from its own moves (``plant_estimate.py``), from a deliberately
+rough prior. Each cycle, per block: the current its reaction carries now (I − κ·dV/dt), its
+steady need on target (that × exp(−deviation/b)), and what it asks for now (the need with an
+overdrive, minus the charge its double layer must give up to reach target in about
+``approach_s``, below zero if need be). The held set is the largest set whose needs fit one
+shunt maximum; its mean is the target, blocks outside are not chased
+(``equalization_reach.py``). The string current is steered to the least total shortfall of
+the set's asks; the block at that level has its shunt off and every other shunt carries the
+difference, so no current is common to all. Before its first move it looks for a minute:
+the undisturbed operating points are the first data of the identification.
 
-A block is ``OUT_OF_RANGE`` only on evidence (``equalization_reach.py``). It leaves the
-target, its shunt goes off, and it is tried again after ``retry_after_s``.
+A block is ``OUT_OF_RANGE`` only on evidence (``equalization_reach.py``): outside the held
+set, pinned at its maximum or at zero, for several of its own lags, its deviation not
+closing. It is tried again after ``retry_after_s``.
 
 What sensing can and cannot do: noise and ripple are filtered; a module's offset or gain
 error looks exactly like a real deviation, so the controller holds the *measured* voltages
@@ -32,7 +33,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..snapshot import BalancingState, ChargeState
-from .equalization_reach import BlockState, track_reach
+from .equalization_reach import (
+    BlockState,
+    choose_held_set,
+    pin_far_blocks,
+    steered_level,
+    track_reach,
+)
 from .equalization_types import (
     BlockInput,
     EqualizationSettings,
@@ -99,32 +106,20 @@ class EqualizationController:
                     )
                 out.append(per_cell * b.cells)
             return out
-        total = 0.0
-        cells = 0
+        total = [0.0, 0.0]  # the held set's, and every block's in range (a fallback)
+        cells = [0, 0]
         for i, b in enumerate(inputs.blocks):
             block = self._blocks[i]
             if b.comms_ok and block.filtered is not None and not block.out_of_range:
-                if block.pinned:
-                    continue
-                total += block.filtered
-                cells += b.cells
-        if not cells:
+                total[1] += block.filtered
+                cells[1] += b.cells
+                if block.member and not block.pinned:
+                    total[0] += block.filtered
+                    cells[0] += b.cells
+        k = 0 if cells[0] else 1
+        if not cells[k]:
             return [None] * len(inputs.blocks)
-        return [total / cells * b.cells for b in inputs.blocks]
-
-    def _pin(self, inputs: StringInputs, targets: Sequence[float | None]) -> None:
-        """Blocks held above target at their shunt maximum leave the target's mean.
-
-        They fall only as fast as their own reaction lets them; counted in the mean, they
-        would make every other block look low, the low ones would ask for more string
-        current, and that current would keep the pinned blocks up: a trap.
-        """
-        limit = self.settings.out_of_range_deviation
-        for i, b in enumerate(inputs.blocks):
-            block = self._blocks[i]
-            t = targets[i]
-            above = block.filtered is not None and t is not None and block.filtered - t > limit
-            block.pinned = above and block.command >= 0.98 * b.shunt_max
+        return [total[k] / cells[k] * b.cells for b in inputs.blocks]
 
     def _filter(self, dt: float, inputs: StringInputs) -> None:
         alpha = 1.0 if dt <= 0 else 1.0 - math.exp(-dt / self.settings.filter_time_s)
@@ -157,7 +152,7 @@ class EqualizationController:
                 block.history.clear()
         self._filter(dt, inputs)
         targets = self._targets(inputs)
-        self._pin(inputs, targets)
+        pin_far_blocks(self._blocks, self.settings, now_s, inputs, targets)
         targets = self._targets(inputs)
         deviation = [
             None if b.voltage is None or t is None or blk.filtered is None else blk.filtered - t
@@ -267,32 +262,53 @@ class EqualizationController:
         b_hat = plant.b_per_cell
         kappa = self._estimator.kappa
         smooth = 1.0 - math.exp(-dt / s.smoothing_s) if dt > 0 else 1.0
+        slow = 1.0 - math.exp(-dt / s.need_smoothing_s) if dt > 0 else 1.0
         for i in active:
             block = self._blocks[i]
             b = inputs.blocks[i]
             e = (deviation[i] or 0.0) / b.cells
             if abs(e) < s.deadband_per_cell:
                 e = 0.0
-            goal = self._steady_need(block, b, i_str, kappa, b_hat, deviation[i] or 0.0)
-            goal -= s.proportional_gain * e / b_hat
+            need = math.exp(self._steady_need(block, b, i_str, kappa, b_hat, deviation[i] or 0.0))
+            block.need = need if block.need is None else block.need + slow * (need - block.need)
+            block.reach_efolds = abs(deviation[i] or 0.0) / b.cells / b_hat
+            # What it should carry now: its steady need, an overdrive on the log scale, and
+            # the charge its double layer must give up (or take) to reach target in about
+            # approach_s — below zero if need be (the shunt then discharges the block a
+            # little), which is what makes a slow block fast.
+            goal = need * math.exp(-s.proportional_gain * e / b_hat) - kappa * e / s.approach_s
             block.level = (
                 goal if block.level is None else block.level + smooth * (goal - block.level)
             )
-        top = max(self._blocks[i].level or 0.0 for i in active)
+        choose_held_set(self._blocks, inputs, active, s.extrapolation_doubt)
+        steered = [self._blocks[i].level or 0.0 for i in active if self._blocks[i].fits]
+        width = max(inputs.blocks[i].shunt_max for i in active)
+        top = steered_level(steered, width) if steered else 0.0
+        floor = 0.01 * i_str
         for i in active:
             block = self._blocks[i]
             b = inputs.blocks[i]
-            amps = i_str * (1.0 - math.exp((block.level or 0.0) - top))
+            if top > floor:  # currents in proportion to what each asks
+                relative = i_str * (1.0 - (block.level or 0.0) / top)
+            else:  # every block asks to be discharged: lowering them all is the charger's job
+                relative = top - (block.level or 0.0)
+            if block.member:
+                amps = relative
+            elif block.side > 0:  # needs less than the held set: its maximum moves it down
+                amps = b.shunt_max if (deviation[i] or 0.0) > 0 else relative
+            else:  # needs more than the held set: nothing a shunt does helps it
+                amps = 0.0
             block.command = shunt[i] = min(max(amps, 0.0), b.shunt_max)
         track_reach(self._blocks, s, now_s, dt, inputs, deviation, active, plant, i_str)
         for i in range(n):
             block = self._blocks[i]
             if block.out_of_range:
-                # Too high: its maximum still moves it towards target (and lowers its
-                # overcharge); too low: nothing a shunt does helps it.
+                # Above target: its maximum still moves it towards target (and lowers its
+                # overcharge), but never past it; below: nothing a shunt does helps it.
                 b = inputs.blocks[i]
                 hot = self._hot(b) or not b.comms_ok or deviation[i] is None
-                amps = min(inputs.blocks[i].shunt_max, i_str) if block.too_high else 0.0
+                above = (deviation[i] or 0.0) > 0
+                amps = min(b.shunt_max, i_str) if above else 0.0
                 shunt[i] = block.command = 0.0 if hot else amps
         return shunt
 

@@ -1,13 +1,20 @@
-"""Equalization's memory per block, and the evidence that a block is beyond reach.
+"""Equalization's memory per block, which blocks are within reach, and the evidence that
+one is not.
 
-A block is ``OUT_OF_RANGE`` only on evidence: its own shunt at the maximum (too high) or
-the others' shunts used up (too low, or on target only at the price of a block pinned above
-it), for several of its own lags at its own current, while its deviation is not closing.
-One block at a time; the others' evidence starts again after each exclusion.
+The held set: the largest set of blocks whose estimated steady needs lie within one shunt
+maximum (``choose_held_set``); the string current is steered to the least total shortfall of
+the set's asks (``steered_level``); blocks at their maximum and still far above target leave
+the target's mean while they fall (``pin_far_blocks``). A block is ``OUT_OF_RANGE`` only on
+evidence: outside the held set and pinned where the controller left it (at its maximum and
+still high, or off and still low) for several of its own lags at its own current, while its
+deviation is not closing (``track_reach``).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,8 +34,13 @@ class BlockState:
     level: float | None = None  # ln(A): the block current steered towards, smoothed
     beyond_s: float = 0.0  # time the evidence has said "beyond reach"
     out_of_range: bool = False
-    too_high: bool = False  # out of range above target (it keeps its maximum shunt)
     pinned: bool = False  # at its maximum and still above target: not in the target's mean
+    at_max_since: float | None = None  # s: since when its command is the module maximum
+    member: bool = True  # in the set the shunts can hold together (the target's mean)
+    fits: bool = True  # its steady need fits the held set (a pinned block may: it is slow)
+    need: float | None = None  # A: the block's steady current on target, smoothed
+    reach_efolds: float = 0.0  # how far (e-folds of current) its need is extrapolated
+    side: int = 0  # outside the held set: +1 needs less current than it (high), −1 more
     retry_at: float = 0.0
     history: deque[float] = field(
         default_factory=lambda: deque(maxlen=1500)
@@ -42,12 +54,111 @@ class BlockState:
         self.command = 0.0
         self.filtered = None
         self.level = None
+        self.need = None
+        self.member = True
+        self.side = 0
         self.beyond_s = 0.0
         self.history.clear()
         self.history_at = -1e18
         self.window.clear()
         self.settled_current = None
         self.settled_since = -1e18
+
+
+def pin_far_blocks(
+    blocks: list[BlockState],
+    s: EqualizationSettings,
+    now_s: float,
+    inputs: StringInputs,
+    targets: Sequence[float | None],
+) -> None:
+    """Blocks held above target at their shunt maximum leave the target's mean.
+
+    They fall only as fast as their own reaction lets them; counted in the mean, they
+    would make every other block look low, the low ones would ask for more string
+    current, and that current would keep the pinned blocks up: a trap.
+    """
+    candidates: list[tuple[float, int]] = []
+    for i, b in enumerate(inputs.blocks):
+        block = blocks[i]
+        if block.command < 0.98 * b.shunt_max:
+            block.at_max_since = None
+        elif block.at_max_since is None:
+            block.at_max_since = now_s
+        block.pinned = False
+        t = targets[i]
+        if block.filtered is None or t is None or block.at_max_since is None:
+            continue
+        # At its maximum for an approach time: not a first move (which may well be the
+        # maximum), a block the shunt cannot bring down as fast as it is asked to.
+        if block.filtered - t > s.out_of_range_deviation and (
+            now_s - block.at_max_since >= s.approach_s
+        ):
+            candidates.append((block.filtered - t, i))
+    # The farthest, never more than a third of the string: the target stays the mean of
+    # most blocks, so leaving it cannot cascade (each exclusion lowers the mean and makes
+    # the next block look high).
+    for _, i in sorted(candidates, reverse=True)[: len(inputs.blocks) // 3]:
+        blocks[i].pinned = True
+
+
+def choose_held_set(
+    blocks: list[BlockState], inputs: StringInputs, active: list[int], doubt: float
+) -> None:
+    """The largest set of blocks whose steady needs lie within one shunt maximum.
+
+    The block that needs the most current of the set carries the string current; every
+    other member shunts the difference, which no module can make larger than its maximum
+    (docs/simulator.md, "What reachable means", here from the controller's own estimates).
+    Blocks outside are not chased: they leave the target's mean, so the blocks that can
+    be held are held to each other instead of being pulled after a block that cannot
+    follow. Of two sets as large, the one that keeps more of the present members. A
+    block pinned above target at its maximum stays outside while it falls.
+    """
+    order = sorted(active, key=lambda i: blocks[i].need or 0.0)
+    needs = [blocks[i].need or 0.0 for i in order]
+    kept = list(itertools.accumulate((blocks[i].member for i in order), initial=0))
+    width = max(inputs.blocks[i].shunt_max for i in active)
+    best = (0, 0, 0, 0)  # size, members kept, left, right
+    left = 0
+    for right, need in enumerate(needs):
+        while need - needs[left] > width:
+            left += 1
+        size = (right - left + 1, kept[right + 1] - kept[left])
+        if size > best[:2]:
+            best = (*size, left, right)
+    _, _, lo, hi = best
+    # A block that asks for more current than the set is given the benefit of the doubt:
+    # its need is extrapolated from below target, and a series resistance the model
+    # leaves out makes that extrapolation too large; it leaves the set only if the part
+    # of the extrapolation not in doubt already exceeds what the set can give it.
+    ceiling = needs[lo] + width
+    for k, i in enumerate(order):
+        block = blocks[i]
+        sure = needs[k] * math.exp(-doubt * block.reach_efolds)
+        low = k > hi and sure > ceiling
+        block.fits = lo <= k and not low
+        block.side = 1 if k < lo or block.pinned else (-1 if low else 0)
+        block.member = block.side == 0
+
+
+def steered_level(levels: list[float], width: float) -> float:
+    """The block current the string is steered to (the one block with its shunt off).
+
+    In steady state, the most any block of the set asks for: every other shunts the
+    difference. While the set's asks span more than one shunt maximum (blocks far above
+    target asking to be discharged, blocks below asking to be charged), the least level
+    that leaves as many blocks short of what they ask above it as below it: the smallest
+    total shortfall. Serving the lowest blocks first would hold the string current up
+    and leave the high ones, at their maximum shunt, to fall at a trickle.
+    """
+    ordered = sorted(levels)
+    for cand in sorted(set(ordered + [x + width for x in ordered])):
+        above = len(ordered) - bisect.bisect_right(ordered, cand)
+        below = bisect.bisect_right(ordered, cand - width)
+        if below >= above:
+            return cand
+    return ordered[-1]
 
 
 def track_reach(
@@ -70,8 +181,6 @@ def track_reach(
     has not closed by a fifth over half that time.
     """
     limit = s.out_of_range_deviation
-    use = sorted(blocks[i].command / inputs.blocks[i].shunt_max for i in active)
-    others_used = use[len(use) // 2] if use else 0.0
     design = s.design_float_current_per_ah * inputs.capacity_ah
 
     def window_for(i: int) -> float:
@@ -84,13 +193,6 @@ def track_reach(
             lag = s.unidentified_lag_s * design / amps
         return max(s.out_of_range_lags * min(lag, MAX_LAG_S), s.out_of_range_min_s)
 
-    # The shunts' authority is used up: every other module near its maximum to give the
-    # block(s) with the shunt off the string current they ask for. Then the block that
-    # asks is the one beyond reach if it is still low, or if it is on target only at
-    # the price of a block pinned above at its maximum (a soft short or a charge deficit
-    # draws current from the whole string); a pinned block is not judged meanwhile.
-    starved = others_used >= 0.9
-    pinned = any(blocks[i].pinned for i in active)
     for i in active:
         block = blocks[i]
         b = inputs.blocks[i]
@@ -98,10 +200,11 @@ def track_reach(
         if now_s - block.history_at >= ERROR_HISTORY_S:
             block.history.append(abs(e))
             block.history_at = now_s
-        # While the others' shunts are used up raising a low block, a high block at its
-        # maximum says nothing about itself: the low block is judged first.
-        high = e > limit and block.command >= 0.98 * b.shunt_max and not starved
-        low = block.command <= 1e-4 and starved and (e < -limit or pinned)
+        # Outside the held set, pinned where the controller left it: at the maximum
+        # (or the whole string current) and still high, or with its shunt off and still low.
+        pinned_high = block.command >= 0.98 * min(b.shunt_max, i_str)
+        high = not block.member and block.side > 0 and e > limit and pinned_high
+        low = not block.member and block.side < 0 and e < -limit and block.command <= 1e-4
         window = window_for(i)
         back = round(window / 2 / ERROR_HISTORY_S)
         if not (high or low) or len(block.history) <= back:
@@ -109,21 +212,15 @@ def track_reach(
             block.beyond_s = max(0.0, block.beyond_s - dt / 4)
             continue
         then = block.history[-1 - back]
-        held_on_target = low and e >= -limit  # its price is the pinned block
-        if held_on_target or abs(e) - limit > 0.8 * (then - limit):  # not closing
+        if abs(e) - limit > 0.8 * (then - limit):  # not closing
             block.beyond_s += dt
-    # One block at a time, the farthest: excluding it changes what the others can reach,
-    # so their evidence starts again.
-    ripe = [i for i in active if blocks[i].beyond_s >= window_for(i)]
-    if ripe:
-        worst = max(ripe, key=lambda i: abs(deviation[i] or 0.0))
-        for i in active:
-            blocks[i].beyond_s = 0.0
-        block = blocks[worst]
+    # The held set is chosen jointly, so every block whose evidence is ripe is reported.
+    for i in active:
+        block = blocks[i]
+        if block.beyond_s < window_for(i):
+            continue
+        block.beyond_s = 0.0
         block.out_of_range = True
-        # Only a block above its target by more than the limit keeps a shunt: one judged while
-        # held on target (its price a pinned block) would be shunted away from its target.
-        block.too_high = (deviation[worst] or 0.0) > limit
         block.retry_at = now_s + s.retry_after_s
         block.command = 0.0
         block.level = None

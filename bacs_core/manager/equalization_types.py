@@ -23,10 +23,13 @@ class EqualizationSettings:
     temperature_compensation: float = -3.0  # mV/°C/cell
     reference_temperature: float = 25.0
     deadband_per_cell: float = 0.0003  # V/cell treated as on target: 1.8 mV on a 12 V block
-    proportional_gain: float = 2.0  # overdrive beyond the steady need, per e-fold of error
+    proportional_gain: float = 1.0  # overdrive beyond the steady need, per e-fold of error
+    approach_s: float = 600.0  # the double layer is discharged towards target in about this
+    extrapolation_doubt: float = 0.5  # share of a low block's extrapolated need in doubt
+    need_smoothing_s: float = 600.0  # the steady needs that choose the held set are smoothed
     smoothing_s: float = 120.0  # commands move towards their goal with this time constant
     filter_time_s: float = 60.0  # measurement filter (noise, ripple)
-    slope_window_s: float = 600.0  # window of the identification's slope
+    slope_window_s: float = 1800.0  # window of the identification's slope
     observe_s: float = 60.0  # look before the first move (the undisturbed operating point)
     prior_slope_per_cell: float = 0.06  # V per e-fold: a rough start, replaced when identified
     prior_lag_s: float = 1800.0  # at the design float current; replaced when identified

@@ -196,7 +196,7 @@ def test_a_balanced_string_shunts_nothing() -> None:
 def test_each_module_kind_is_held_to_its_own_maximum() -> None:
     blocks = [block(v) for v in SPREAD]
     blocks[0] = block(14.5, shunt_max=0.05)
-    commands = settle(EqualizationController(), string(blocks, string_current=2.0), 120)
+    commands = settle(EqualizationController(), string(blocks), 120)
     assert 0.0 < commands.shunt[0] <= 0.05
     assert all(0.0 <= a <= MAX for a in commands.shunt)
 
@@ -212,12 +212,10 @@ def test_clearing_out_of_range_on_a_fresh_controller_is_harmless() -> None:
 # -- a block beyond reach, in the controller ---------------------------------------------------
 
 
-def judged(
-    ctrl: EqualizationController, index: int, *, too_high: bool, retry_at: float = 1e9
-) -> None:
+def judged(ctrl: EqualizationController, index: int, *, retry_at: float = 1e9) -> None:
     """Mark block ``index`` as track_reach does when it finds it beyond reach."""
     b = ctrl._blocks[index]
-    b.out_of_range, b.too_high, b.retry_at = True, too_high, retry_at
+    b.out_of_range, b.retry_at = True, retry_at
     b.beyond_s, b.level, b.command = 500.0, 1.0, 0.0
     b.history.extend([0.1] * 5)
 
@@ -226,7 +224,7 @@ def test_a_block_too_high_keeps_its_maximum_shunt_or_the_string_current() -> Non
     ctrl = EqualizationController()
     inputs = string([block(v) for v in SPREAD], string_current=2.0)
     settle(ctrl, inputs)
-    judged(ctrl, 0, too_high=True)
+    judged(ctrl, 0)
     commands = ctrl.update(600.0, inputs)
     assert commands.state[0] is BalancingState.OUT_OF_RANGE
     assert commands.out_of_range == frozenset({0})
@@ -236,11 +234,27 @@ def test_a_block_too_high_keeps_its_maximum_shunt_or_the_string_current() -> Non
     assert ctrl.update(610.0, low).shunt[0] == pytest.approx(0.04)
 
 
+def test_a_block_out_of_range_is_never_shunted_past_its_target() -> None:
+    """Above target it keeps the maximum; once its filtered voltage is on or below target
+    the shunt stops, whatever side of the target it was judged on."""
+    ctrl = EqualizationController()
+    blocks = [block(v) for v in SPREAD]
+    settle(ctrl, string(blocks, string_current=2.0))
+    judged(ctrl, 0)
+    target = ctrl.update(600.0, string(blocks, string_current=2.0)).target[0]
+    assert target is not None
+    blocks[0] = block(target - 0.002)
+    for k in range(30):  # the filter follows the new reading
+        commands = ctrl.update(610.0 + 10 * k, string(blocks, string_current=2.0))
+    assert commands.deviation[0] is not None and commands.deviation[0] < 0
+    assert commands.shunt[0] == 0.0
+
+
 def test_a_block_too_low_gets_no_shunt() -> None:
     ctrl = EqualizationController()
     inputs = string([block(v) for v in SPREAD], string_current=2.0)
     settle(ctrl, inputs)
-    judged(ctrl, 5, too_high=False)
+    judged(ctrl, 5)
     commands = ctrl.update(600.0, inputs)
     assert commands.state[5] is BalancingState.OUT_OF_RANGE
     assert commands.shunt[5] == 0.0
@@ -255,7 +269,7 @@ def test_a_block_too_high_stops_shunting_when_hot_silent_or_unread(
 ) -> None:
     ctrl = EqualizationController()
     settle(ctrl, string([block(v) for v in SPREAD], string_current=2.0))
-    judged(ctrl, 0, too_high=True)
+    judged(ctrl, 0)
     blocks = [block(v) for v in SPREAD]
     rest = {k: v for k, v in trouble.items() if k != "voltage"}
     blocks[0] = block(trouble.get("voltage", SPREAD[0]), **rest)  # type: ignore[arg-type]
@@ -268,7 +282,7 @@ def test_a_block_beyond_reach_is_tried_again_after_its_retry_time() -> None:
     ctrl = EqualizationController()
     inputs = string([block(v) for v in SPREAD], string_current=2.0)
     settle(ctrl, inputs)
-    judged(ctrl, 5, too_high=False, retry_at=700.0)
+    judged(ctrl, 5, retry_at=700.0)
     assert ctrl.update(690.0, inputs).state[5] is BalancingState.OUT_OF_RANGE
     commands = ctrl.update(700.0, inputs)
     assert commands.state[5] is not BalancingState.OUT_OF_RANGE
@@ -282,8 +296,8 @@ def test_clearing_out_of_range_for_one_block_or_all() -> None:
     ctrl = EqualizationController()
     inputs = string([block(v) for v in SPREAD], string_current=2.0)
     settle(ctrl, inputs)
-    judged(ctrl, 0, too_high=True)
-    judged(ctrl, 5, too_high=False)
+    judged(ctrl, 0)
+    judged(ctrl, 5)
     ctrl.clear_out_of_range(5)
     assert [b.out_of_range for b in ctrl._blocks].count(True) == 1
     assert ctrl._blocks[0].out_of_range
@@ -298,7 +312,7 @@ def test_clearing_out_of_range_for_one_block_or_all() -> None:
 def test_a_pause_keeps_a_block_out_of_range_shown_and_forgets_the_commands() -> None:
     ctrl = EqualizationController()
     settle(ctrl, string([block(v) for v in SPREAD], string_current=2.0))
-    judged(ctrl, 0, too_high=True)
+    judged(ctrl, 0)
     commands = ctrl.update(600.0, string([block(v) for v in SPREAD], pause=True))
     assert commands.state[0] is BalancingState.OUT_OF_RANGE
     assert set(commands.state[1:]) == {BalancingState.PAUSED}

@@ -1,8 +1,9 @@
 """The evidence that a block is beyond the equalizer's reach, at its edges
-(bacs_core/manager/equalization_reach.py): too high (its own shunt at the maximum while the
-others have authority), too low (the others' shunts used up), for out_of_range_lags of its own
-lag (never less than out_of_range_min_s) while its deviation is not closing; one block at a
-time. track_reach is driven directly with plain block states, one call per minute."""
+(bacs_core/manager/equalization_reach.py): a block the controller left outside the set it
+holds, pinned where it was left — above target at its maximum shunt (or the whole string
+current), or below target with its shunt off — for out_of_range_lags of its own lag (never
+less than out_of_range_min_s) while its deviation is not closing. track_reach is driven
+directly with plain block states, one call per minute."""
 
 from __future__ import annotations
 
@@ -34,8 +35,22 @@ def inputs(n: int = 3) -> StringInputs:
     return StringInputs([block] * n, ChargeState.FLOAT, I_STR, 100.0)
 
 
-def blocks(*commands: float) -> list[BlockState]:
-    return [BlockState(command=c) for c in commands]
+def high(command: float = SHUNT) -> BlockState:
+    """Outside the held set, needing less current than it: shunted down."""
+    return BlockState(command=command, member=False, side=1)
+
+
+def low(command: float = 0.0) -> BlockState:
+    """Outside the held set, needing more current than it: its shunt off."""
+    return BlockState(command=command, member=False, side=-1)
+
+
+def held(command: float = 0.0) -> BlockState:
+    return BlockState(command=command)
+
+
+def blocks(*states: BlockState) -> list[BlockState]:
+    return list(states)
 
 
 def run(
@@ -75,23 +90,22 @@ RIPE = FIRST_EVIDENCE + round(S.out_of_range_min_s / ERROR_HISTORY_S) - 1  # cal
 
 
 def test_a_block_too_high_at_its_maximum_is_out_of_range_after_the_evidence_time() -> None:
-    bs = blocks(SHUNT, 0.0, 0.0)
+    bs = blocks(high(), held(), held())
     dev = [0.02, 0.0, 0.0]
     run(bs, dev, RIPE - 1)
     assert not any(b.out_of_range for b in bs)
     assert bs[0].beyond_s == pytest.approx(S.out_of_range_min_s - ERROR_HISTORY_S)
     run(bs, dev, 1, start=RIPE - 1)
     b = bs[0]
-    assert b.out_of_range and b.too_high
-    assert b.command == 0.0 and b.level is None
+    assert b.out_of_range
+    assert b.command == 0.0 and b.level is None and b.beyond_s == 0.0
     now = (RIPE - 1) * ERROR_HISTORY_S
     assert b.retry_at == pytest.approx(now + S.retry_after_s)
-    assert all(x.beyond_s == 0.0 for x in bs)
     assert not bs[1].out_of_range and not bs[2].out_of_range
 
 
 def test_the_history_must_cover_half_the_evidence_time_before_anything_counts() -> None:
-    bs = blocks(SHUNT, 0.0, 0.0)
+    bs = blocks(high(), held(), held())
     run(bs, [0.02, 0.0, 0.0], BACK)
     assert bs[0].beyond_s == 0.0
     assert len(bs[0].history) == BACK
@@ -100,7 +114,7 @@ def test_the_history_must_cover_half_the_evidence_time_before_anything_counts() 
 
 
 def test_the_history_keeps_one_deviation_per_minute() -> None:
-    bs = blocks(0.0, 0.0, 0.0)
+    bs = blocks(held(), held(), held())
     run(bs, [-0.004, 0.0, 0.003], 6, step=30.0)  # 3 minutes, called every 30 s
     assert list(bs[0].history) == [0.004] * 3
     assert list(bs[2].history) == [0.003] * 3
@@ -120,55 +134,66 @@ def test_the_history_keeps_one_deviation_per_minute() -> None:
 def test_too_high_needs_its_shunt_at_the_maximum_and_beyond_the_limit(
     command: float, deviation: float | None, counts: bool
 ) -> None:
-    bs = blocks(command, 0.0, 0.0)
+    bs = blocks(high(command), held(), held())
     run(bs, [deviation, 0.0, 0.0], FIRST_EVIDENCE)
     assert (bs[0].beyond_s > 0) is counts
 
 
-def test_a_high_block_is_not_judged_while_the_others_shunts_are_used_up() -> None:
-    # The median of the shunts is at 90 %: a low block is being raised; the high one waits.
-    bs = blocks(SHUNT, 0.9 * SHUNT, 0.9 * SHUNT, 0.0)
-    run(bs, [0.02, 0.0, 0.0, 0.0], RIPE + 5)
-    assert not any(b.out_of_range for b in bs)
-    assert bs[0].beyond_s == 0.0
+def test_the_whole_string_current_counts_as_the_maximum_when_it_is_less() -> None:
+    """A shunt cannot take more than the string carries: 0.98 of it is "pinned" too."""
+    quick = PlantEstimate(0.06, theta_as=0.01, identified=True, lag_identified=True)
+    track = [0.02, 0.0, 0.0]
+    for command, counts in ((0.98 * 0.3, True), (0.97 * 0.3, False)):
+        bs = blocks(high(command), held(), held())
+        for k in range(FIRST_EVIDENCE):
+            track_reach(bs, S, k * 60.0, 60.0, inputs(3), track, [0, 1, 2], quick, 0.3)
+        assert (bs[0].beyond_s > 0) is counts
 
 
-@pytest.mark.parametrize(("others", "counts"), [(0.9, True), (0.89, False)])
-def test_too_low_needs_the_others_shunts_used_up(others: float, counts: bool) -> None:
-    bs = blocks(0.0, others * SHUNT, others * SHUNT)
-    run(bs, [-0.02, 0.0, 0.0], FIRST_EVIDENCE)
+@pytest.mark.parametrize(
+    ("state", "deviation"),
+    [
+        (held(SHUNT), 0.02),  # in the held set: the controller is still bringing it in
+        (low(SHUNT), 0.02),  # outside, but on the side that needs more current
+        (high(0.0), -0.02),  # outside above it, yet below target: nothing to judge
+        (low(0.0), 0.02),
+    ],
+)
+def test_only_a_block_outside_the_set_on_its_own_side_is_judged(
+    state: BlockState, deviation: float
+) -> None:
+    bs = blocks(state, held(), held())
+    run(bs, [deviation, 0.0, 0.0], RIPE + 5)
+    assert not bs[0].out_of_range and bs[0].beyond_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("command", "deviation", "counts"),
+    [
+        (0.0, -0.02, True),
+        (1e-4, -0.02, True),  # off, to a tenth of a milliampere
+        (2e-4, -0.02, False),  # still shunted: not yet all the string can give it
+        (0.0, -LIMIT, False),  # on the limit is within the promise
+        (0.0, -LIMIT - 0.001, True),
+    ],
+)
+def test_too_low_needs_its_own_shunt_off_and_beyond_the_limit(
+    command: float, deviation: float, counts: bool
+) -> None:
+    bs = blocks(low(command), held(SHUNT), held(SHUNT))
+    run(bs, [deviation, 0.0, 0.0], FIRST_EVIDENCE)
     assert (bs[0].beyond_s > 0) is counts
 
 
-def test_too_low_needs_its_own_shunt_off() -> None:
-    bs = blocks(0.01, SHUNT, SHUNT)
-    run(bs, [-0.02, 0.0, 0.0], FIRST_EVIDENCE)
-    assert bs[0].beyond_s == 0.0
-
-
 def test_a_low_block_out_of_range_keeps_no_shunt() -> None:
-    bs = blocks(0.0, SHUNT, SHUNT)
+    bs = blocks(low(), held(SHUNT), held(SHUNT))
     run(bs, [-0.02, 0.0, 0.0], RIPE)
-    assert bs[0].out_of_range and not bs[0].too_high
+    assert bs[0].out_of_range and bs[0].command == 0.0
     assert not bs[1].out_of_range and not bs[2].out_of_range
 
 
-def test_a_block_on_target_only_at_the_price_of_a_pinned_block_is_beyond_reach() -> None:
-    bs = blocks(0.0, SHUNT, SHUNT)
-    bs[1].pinned = True
-    # Its deviation is closing fast (it is being held), yet it counts: its price is the pin.
-    devs = [[-0.009 * (0.5 ** (k / 10)), 0.0, 0.0] for k in range(RIPE)]
-    run(bs, minutes=RIPE, deviations=devs)
-    assert bs[0].out_of_range
-    # Held on target (not above it by more than the limit): it is not kept at a shunt.
-    assert not bs[0].too_high
-    without_pin = blocks(0.0, SHUNT, SHUNT)
-    run(without_pin, minutes=RIPE, deviations=devs)
-    assert not without_pin[0].out_of_range and without_pin[0].beyond_s == 0.0
-
-
 def test_a_deviation_that_is_closing_is_no_evidence() -> None:
-    bs = blocks(SHUNT, 0.0, 0.0)
+    bs = blocks(high(), held(), held())
     # From 60 mV towards the limit: over 15 minutes it closes by more than a fifth.
     devs = [[LIMIT + 0.05 * (0.97**k), 0.0, 0.0] for k in range(RIPE + 10)]
     run(bs, minutes=RIPE + 10, deviations=devs)
@@ -177,14 +202,14 @@ def test_a_deviation_that_is_closing_is_no_evidence() -> None:
 
 
 def test_a_deviation_closing_by_less_than_a_fifth_is_evidence() -> None:
-    bs = blocks(SHUNT, 0.0, 0.0)
+    bs = blocks(high(), held(), held())
     devs = [[LIMIT + 0.05 * (0.995**k), 0.0, 0.0] for k in range(RIPE)]
     run(bs, minutes=RIPE, deviations=devs)
     assert bs[0].out_of_range
 
 
 def test_a_noisy_cycle_lowers_the_tally_by_a_quarter_of_its_time_not_to_zero() -> None:
-    bs = blocks(SHUNT, 0.0, 0.0)
+    bs = blocks(high(), held(), held())
     run(bs, [0.02, 0.0, 0.0], FIRST_EVIDENCE + 9)  # 10 minutes of evidence
     assert bs[0].beyond_s == 600.0
     run(bs, [0.0, 0.0, 0.0], 1, start=FIRST_EVIDENCE + 9)
@@ -200,7 +225,7 @@ def test_without_an_identified_lag_the_slowest_plausible_one_is_assumed() -> Non
     assert window == pytest.approx(5760.0)
     back = round(window / 2 / ERROR_HISTORY_S)
     ripe = back + 1 + round(window / ERROR_HISTORY_S) - 1
-    bs = blocks(SHUNT, 0.0, 0.0)
+    bs = blocks(high(), held(), held())
     run(bs, [0.02, 0.0, 0.0], ripe - 1, plant=UNKNOWN_LAG)
     assert not bs[0].out_of_range
     assert bs[0].beyond_s == pytest.approx(window - ERROR_HISTORY_S)
@@ -214,16 +239,32 @@ def test_an_identified_long_lag_sets_the_evidence_time() -> None:
     window = S.out_of_range_lags * 1200.0 / (I_STR - SHUNT)
     back = round(window / 2 / ERROR_HISTORY_S)
     ripe = back + 1 + round(window / ERROR_HISTORY_S) - 1
-    bs = blocks(SHUNT, 0.0, 0.0)
+    bs = blocks(high(), held(), held())
     run(bs, [0.02, 0.0, 0.0], ripe - 1, plant=plant)
     assert not bs[0].out_of_range
     run(bs, [0.02, 0.0, 0.0], 1, start=ripe - 1, plant=plant)
     assert bs[0].out_of_range
 
 
-def test_one_block_at_a_time_the_farthest_and_the_others_start_again() -> None:
-    bs = blocks(SHUNT, SHUNT, 0.0, 0.0, 0.0)
-    run(bs, [0.02, 0.03, 0.0, 0.0, 0.0], RIPE)
-    assert [b.out_of_range for b in bs] == [False, True, False, False, False]
-    assert bs[0].beyond_s == 0.0  # its evidence starts again
-    assert bs[0].command == SHUNT  # and it keeps its shunt meanwhile
+def test_every_ripe_block_is_reported_and_the_others_keep_their_evidence() -> None:
+    """The held set is chosen jointly, so no exclusion waits for another; a block whose
+    evidence is not ripe keeps what it has gathered."""
+    bs = blocks(high(), low(), held(), high())
+    devs = [[0.02, -0.03, 0.0, 0.02 if k >= 30 else 0.0] for k in range(RIPE)]
+    run(bs, minutes=RIPE, deviations=devs)
+    assert [b.out_of_range for b in bs] == [True, True, False, False]
+    assert bs[3].beyond_s > 0
+
+
+def test_forgetting_a_block_starts_every_judgement_afresh() -> None:
+    """After a pause: commands, filters, the held set's view and the evidence start again."""
+    b = BlockState(command=0.3, filtered=13.7, level=0.1, need=0.2, member=False, side=-1)
+    b.beyond_s, b.history_at, b.settled_current, b.settled_since = 900.0, 60.0, 0.1, 5.0
+    b.history.extend([0.02] * 3)
+    b.window.push(0.0, 13.7, 0.1)
+    b.forget()
+    assert (b.command, b.filtered, b.level, b.need) == (0.0, None, None, None)
+    assert (b.member, b.side, b.beyond_s) == (True, 0, 0.0)
+    assert not b.history and b.history_at == -1e18
+    assert not b.window.samples
+    assert b.settled_current is None and b.settled_since == -1e18

@@ -1,10 +1,11 @@
-"""One clock: ``bacs run --clock sim:…`` against ``bacs simulate --speed 30`` over TCP.
+"""One clock: ``bacs run --clock sim:…`` against ``bacs simulate --speed 60`` over TCP.
 
 The manager's lags, intervals and out-of-range timers must run on the simulator's time, so
 equalization over the wire converges in as many simulated seconds as the in-process twin
 (same room, same seed, the manager stepped on the simulated clock). Without the simulator's
-clock the manager would measure real seconds against a plant 30× faster. (30×: this string
-needs ~25 simulated minutes, which at 10× would make a 2.5-minute test.)
+clock the manager would measure real seconds against a plant 60× faster. (60×: this string
+needs ~50 simulated minutes — the controller's 30-minute slope window is slow on a plant with
+a 5-minute lag — which at 10× would make a 5-minute test.)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from bacs_core.sim.room import Room, RoomConfig
 
 BACS = [sys.executable, "-m", "bacs_core"]
 ROOM = {"blocks": 8, "settle_days": 0.01, "seed": 2, "lag_min": 5.0}
-SPEED = 30
+SPEED = 60
 BAND = 0.020  # measured spread: every block within ±10 mV
 SPREAD = re.compile(r"spread (\d+)mV")
 
