@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -24,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ..events import Event, EventType
 from ..snapshot import SystemSnapshot
 from ..source import Source
+from .client import ClientTls, configure_client, make_client
 from .commands import CommandRunner, parse_request
 from .config import MqttSettings
 from .outbox import Outbox
@@ -174,30 +173,19 @@ class MqttPublisher:
     def _make_client(self) -> Client:
         s = self.settings
         client_id = s.client_id or f"bacs-{self.site_id}"
+        tls = None
+        if s.tls is not None:
+            tls = ClientTls(s.tls.ca_certs, s.tls.certfile, s.tls.keyfile, s.tls.insecure)
         if self._client_factory is not None:
             client = self._client_factory(client_id)
+            configure_client(client, username=s.username, password=s.password, tls=tls)
         else:
-            client = Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=client_id,
-                protocol=MQTTProtocolVersion.MQTTv311,
-                # A session the broker keeps: after a broker restart "session present" says
-                # its retained store survived too, and only what changed is sent again.
-                clean_session=False,
+            # A session the broker keeps: after a broker restart "session present" says its
+            # retained store survived too, and only what changed is sent again.
+            client = make_client(
+                client_id, clean_session=False, username=s.username, password=s.password, tls=tls
             )
-        if s.username:
-            client.username_pw_set(s.username, s.password)
-        if s.tls is not None:
-            client.tls_set(
-                ca_certs=s.tls.ca_certs,
-                certfile=s.tls.certfile,
-                keyfile=s.tls.keyfile,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            if s.tls.insecure:
-                client.tls_insecure_set(True)
         client.will_set(self.topics.availability, "offline", qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ..mqtt.client import ClientTls, make_client
 from .url import RemoteAddress
 
 KEEPALIVE_S = 30
@@ -44,21 +43,16 @@ class BrokerLink:
         self._on_up, self._on_failed = on_up, on_failed
         self._on_subscribed_cb, self._on_message_cb = on_subscribed, on_message
         self._loop: asyncio.AbstractEventLoop | None = None
-        client = Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv311,
-            # No stored session: the retained snapshot carries the state, and events from
-            # while we were away must not fire automations late.
+        # No stored session: the retained snapshot carries the state, and events from while
+        # we were away must not fire automations late.
+        tls = ClientTls(address.ca_certs, insecure=address.insecure) if address.tls else None
+        client = make_client(
+            client_id,
             clean_session=True,
+            username=address.username,
+            password=address.password,
+            tls=tls,
         )
-        if address.username:
-            client.username_pw_set(address.username, address.password)
-        if address.tls:
-            client.tls_set(ca_certs=address.ca_certs, cert_reqs=ssl.CERT_REQUIRED)
-            if address.insecure:
-                client.tls_insecure_set(True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
