@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from ..events import Event, EventType
 from ..manager import FileStorage
-from ..sim.clock import SimClock, SimClockError
+from ..sim.clock import SimClock, SimClockError, wall_clock_of
 from ..snapshot import SystemSnapshot
 from ..source import Source, SourceUnavailableError, open_source
 from . import history_run
@@ -266,7 +266,7 @@ class Appliance:
         self.state_dir = state_dir
         self.cycles = cycles
         self.clock = clock  # a simulator's (--clock sim:HOST:PORT); None: the computer's
-        wall = history_run.wall_clock_of(clock) if clock is not None else None
+        wall = wall_clock_of(clock) if clock is not None else None
         storage = FileStorage(state_dir / "manager.json")
         # A bus of our modules (the Manager) or a read-only GENEREX system (generex://).
         self.manager: Source = open_source(

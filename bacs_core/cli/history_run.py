@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -186,22 +186,6 @@ def from_args(value: str | None, section: HistorySettings | None) -> HistorySett
     if value.strip().lower() == OFF:
         return HistorySettings(False, base.path, base.config)
     return HistorySettings(True, Path(value).expanduser(), base.config)
-
-
-def wall_clock_of(clock: Callable[[], float]) -> Callable[[], datetime]:
-    """A wall clock that moves with the manager's clock (a simulator's, N× faster): now, then
-    as many seconds later as that clock has counted, so the history's times, energy and
-    durations follow the simulated plant."""
-    anchor: list[tuple[datetime, float]] = []  # set at the first reading (a started clock)
-
-    def now() -> datetime:
-        t = clock()
-        if not anchor:
-            anchor.append((datetime.now(UTC), t))
-        wall, origin = anchor[0]
-        return wall + timedelta(seconds=t - origin)
-
-    return now
 
 
 # -- running ------------------------------------------------------------------------------

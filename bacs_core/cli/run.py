@@ -15,7 +15,7 @@ from ..events import Event
 from ..gateway import cli as gateway_cli
 from ..manager import ConfigError, validate_config
 from ..manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
-from ..sim.clock import SimClock, SimClockError
+from ..sim.clock import SimClock, SimClockError, wall_clock_of
 from ..snapshot import SystemSnapshot
 from ..source import SourceUnavailableError, is_generex_url, is_remote_url, open_source
 from . import appliance, history_run
@@ -173,7 +173,7 @@ async def _run(config: Any, args: argparse.Namespace) -> int:
 
 
 async def _manage(config: Any, args: argparse.Namespace, clock: SimClock | None) -> int:
-    wall = history_run.wall_clock_of(clock) if clock is not None else None
+    wall = wall_clock_of(clock) if clock is not None else None
     # generex://, mqtt:// (a remote appliance, watched) or a bus
     manager = open_source(config.buses[0].url, config, clock=clock, wall_clock=wall)
     history = _history(args, wall)

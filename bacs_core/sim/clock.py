@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 
 class SimClockError(Exception):
@@ -92,3 +94,19 @@ class SimClock:
             self._writer.close()
             with contextlib.suppress(OSError, ConnectionError):
                 await self._writer.wait_closed()
+
+
+def wall_clock_of(clock: Callable[[], float]) -> Callable[[], datetime]:
+    """A wall clock that moves with the manager's clock (a simulator's, N× faster): now, then
+    as many seconds later as that clock has counted, so the history's times, energy and
+    durations follow the simulated plant."""
+    anchor: list[tuple[datetime, float]] = []  # set at the first reading (a started clock)
+
+    def now() -> datetime:
+        t = clock()
+        if not anchor:
+            anchor.append((datetime.now(UTC), t))
+        wall, origin = anchor[0]
+        return wall + timedelta(seconds=t - origin)
+
+    return now

@@ -7,6 +7,8 @@ manager's configuration (validated by bacs_core's own schema).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
@@ -22,7 +24,7 @@ from bacs_core.bus.errors import BusConnectionError, PortBusyError
 from bacs_core.events import Event as BacsEvent
 from bacs_core.manager import ConfigError, Manager, validate_config
 from bacs_core.manager.config import POLL_INTERVAL_MAX, POLL_INTERVAL_MIN
-from bacs_core.sim.clock import SimClock, SimClockError
+from bacs_core.sim.clock import SimClock, SimClockError, wall_clock_of
 from bacs_core.source import (
     Source,
     SourceUnavailableError,
@@ -107,9 +109,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
             translation_placeholders={"error": str(err)},
         ) from err
     clock = await _async_start_clock(entry)
+    # With the simulator's clock the times too follow the simulated plant (a discharge's
+    # duration, Ah and Wh in the history and the report), as in `bacs run --clock`.
+    wall = wall_clock_of(clock) if clock is not None else None
     if is_generex_url(url):
-        source = open_source(url, config, storage=StoreStorage(hass, entry.entry_id), clock=clock)
-        return await _async_start(hass, entry, source, None, url)
+        source = open_source(
+            url, config, storage=StoreStorage(hass, entry.entry_id), clock=clock, wall_clock=wall
+        )
+        return await _async_start(hass, entry, source, None, url, wall)
     if is_remote_url(url):  # a BACS appliance elsewhere: its trip runs there, not here
         return await _async_start(hass, entry, open_remote(dict(entry.data)), None, url)
     transport = await bus_helpers.async_make_transport(url)
@@ -132,8 +139,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: BacsConfigEntry) -> bool
         ) from err
 
     storage = StoreStorage(hass, entry.entry_id)
-    manager = open_source(url, config, storage=storage, transports={BUS_ID: transport}, clock=clock)
-    return await _async_start(hass, entry, manager, transport, url)
+    manager = open_source(
+        url, config, storage=storage, transports={BUS_ID: transport}, clock=clock, wall_clock=wall
+    )
+    return await _async_start(hass, entry, manager, transport, url, wall)
 
 
 async def _async_start_clock(entry: BacsConfigEntry) -> SimClock | None:
@@ -168,9 +177,10 @@ async def _async_start(
     manager: Source,
     transport: RegisterTransport | None,
     url: str,
+    wall: Callable[[], datetime] | None = None,
 ) -> bool:
     """Start the source and hand it to the coordinator and the platforms (either kind)."""
-    history = await async_start_history(hass, entry, manager)  # before the first snapshot
+    history = await async_start_history(hass, entry, manager, wall)  # before the first snapshot
     # Events of the first cycles (an alarm standing at start, a restored trip) are kept until
     # the devices exist, then told: nothing the manager says is lost to the set-up order.
     early: list[BacsEvent] = []

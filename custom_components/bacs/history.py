@@ -11,6 +11,8 @@ the recorder from the moment it is attached.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -52,10 +54,15 @@ def discharge_event_data(entry_id: str, record: DischargeRecord) -> dict[str, An
 
 
 async def async_start_history(
-    hass: HomeAssistant, entry: BacsConfigEntry, manager: Source
+    hass: HomeAssistant,
+    entry: BacsConfigEntry,
+    manager: Source,
+    wall: Callable[[], datetime] | None = None,
 ) -> HistoryRecorder:
-    """Open the history (in the executor), attach it to the manager, arrange its stop."""
-    recorder = HistoryRecorder(HistoryStore(history_dir(hass, entry.entry_id), HistoryConfig()))
+    """Open the history (in the executor), attach it to the manager, arrange its stop.
+    ``wall``: the manager's wall clock when it is not the computer's (a simulator's)."""
+    store = HistoryStore(history_dir(hass, entry.entry_id), HistoryConfig())
+    recorder = HistoryRecorder(store, clock=wall)
     status = await hass.async_add_executor_job(recorder.open)
     if status.set_aside:
         _LOGGER.error(

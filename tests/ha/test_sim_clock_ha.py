@@ -69,10 +69,12 @@ async def cycles_in_simulated_time(
     with patch.object(bus_helpers, "make_transport", return_value=LoopbackTransport(room)):
         entry = await setup(hass, make_entry(data=tcp_data(control), options=OPTIONS))
     seen: list[float] = []
+    stamped: list[float] = []  # the snapshots' wall times, on the manager's wall clock
     three = asyncio.Event()
 
-    def on_snapshot(_snap: SystemSnapshot) -> None:
+    def on_snapshot(snap: SystemSnapshot) -> None:
         seen.append(room.time_s)
+        stamped.append(snap.timestamp.timestamp())
         if len(seen) == 3:
             three.set()
 
@@ -80,6 +82,15 @@ async def cycles_in_simulated_time(
     try:
         # ×20: two intervals are one real second (the monotonic clock would take 20 s)
         await asyncio.wait_for(three.wait(), 60)
+        if control is not None:
+            # The times follow the plant too (a discharge's duration, Ah and Wh in the
+            # history and the report): the snapshots' and the history recorder's clock.
+            walls = [later - earlier for earlier, later in itertools.pairwise(stamped)]
+            assert all(0.8 * INTERVAL <= gap <= 3 * INTERVAL for gap in walls), walls
+            history = entry.runtime_data.history
+            assert history is not None
+            ahead = history._clock().timestamp() - stamped[-1]
+            assert 0 <= ahead <= 3 * INTERVAL, ahead
     finally:
         unsubscribe()
         assert await hass.config_entries.async_unload(entry.entry_id)
