@@ -150,23 +150,74 @@ def reachable(s: StringPhysics, shunt_max: float) -> set[int]:
 
     Called with 0.9 × the maximum for the blocks that must be held, and with the full
     maximum for those a controller may not call out of range: in between is a grey band
-    where both answers are right (temperature and noise decide)."""
+    where both answers are right (temperature and noise decide).
+
+    The common voltage depends on the set (the blocks left out carry the string current
+    unshunted and take their share of the charger's voltage), so the set is a fixed point:
+    the widest window of needs at the target of that same window. Where the iteration
+    cycles instead (two sets, each making the other's target), only a set whose own needs
+    fit at its own target counts; failing that, the window is narrowed at that target
+    until it does.
+    """
     v_chg = s._float_setpoint()
     inside = set(range(s.n))
-    for _ in range(6):
+    feasible: list[set[int]] = []  # sets whose needs fit at their own target
+    seen: list[set[int]] = []
+    width = shunt_max
+    for _ in range(60):
         target = _common_target(s, inside, v_chg)
         need = {i: _current_at(s, i, target) for i in range(s.n)}
+        if max(need[i] for i in inside) - min(need[i] for i in inside) <= shunt_max:
+            feasible.append(inside)
         order = sorted(need, key=need.__getitem__)
         best, left = (0, 0, 0), 0
         for right, i in enumerate(order):
-            while need[i] - need[order[left]] > shunt_max:
+            while need[i] - need[order[left]] > width:
                 left += 1
             if right - left + 1 >= best[0]:
                 best = (right - left + 1, left, right)
         window = set(order[best[1] : best[2] + 1])
         if window == inside:
-            break
+            break  # a fixed point: it fits at its own target
+        if window in seen:  # a cycle
+            if feasible:
+                break
+            width *= 0.98  # no set of the cycle fits at its own target: narrow the window
+        seen.append(inside)
         inside = window
+    if not feasible:
+        return inside
+    return _grow(s, max(feasible, key=len), shunt_max, v_chg)
+
+
+def _fits(s: StringPhysics, inside: set[int], shunt_max: float, v_chg: float) -> bool:
+    target = _common_target(s, inside, v_chg)
+    need = [_current_at(s, i, target) for i in inside]
+    return max(need) - min(need) <= shunt_max
+
+
+def _grow(s: StringPhysics, inside: set[int], shunt_max: float, v_chg: float) -> set[int]:
+    """Add the next block on either side of the set's needs while it still fits at its own
+    target: the narrowing of a cycle can leave out blocks the set could hold."""
+    while len(inside) < s.n:
+        target = _common_target(s, inside, v_chg)
+        need = {i: _current_at(s, i, target) for i in range(s.n)}
+        outside = [i for i in range(s.n) if i not in inside]
+        lo = max(
+            (i for i in outside if need[i] < min(need[j] for j in inside)),
+            default=None,
+            key=need.__getitem__,
+        )
+        hi = min(
+            (i for i in outside if need[i] > max(need[j] for j in inside)),
+            default=None,
+            key=need.__getitem__,
+        )
+        grown = [inside | {i} for i in (lo, hi) if i is not None]
+        grown = [g for g in grown if _fits(s, g, shunt_max, v_chg)]
+        if not grown:
+            return inside
+        inside = grown[0]
     return inside
 
 

@@ -143,7 +143,9 @@ class EqualizationController:
         self._cycle += 1
         design = s.design_float_current_per_ah * inputs.capacity_ah
         if self._estimator is None:
-            self._estimator = PlantEstimator(s.prior_slope_per_cell, s.prior_lag_s, design)
+            self._estimator = PlantEstimator(
+                s.prior_slope_per_cell, s.prior_lag_s, design, slowest_lag_s=s.unidentified_lag_s
+            )
         for block in self._blocks[:n]:
             if block.out_of_range and now_s >= block.retry_at:
                 block.out_of_range = False  # tried again: the evidence must build anew
@@ -271,7 +273,7 @@ class EqualizationController:
                 e = 0.0
             need = math.exp(self._steady_need(block, b, i_str, kappa, b_hat, deviation[i] or 0.0))
             block.need = need if block.need is None else block.need + slow * (need - block.need)
-            block.reach_efolds = abs(deviation[i] or 0.0) / b.cells / b_hat
+            block.reach_efolds = (deviation[i] or 0.0) / b.cells / b_hat
             # What it should carry now: its steady need, an overdrive on the log scale, and
             # the charge its double layer must give up (or take) to reach target in about
             # approach_s — below zero if need be (the shunt then discharges the block a
@@ -280,10 +282,15 @@ class EqualizationController:
             block.level = (
                 goal if block.level is None else block.level + smooth * (goal - block.level)
             )
-        choose_held_set(self._blocks, inputs, active, s.extrapolation_doubt)
-        steered = [self._blocks[i].level or 0.0 for i in active if self._blocks[i].fits]
+        choose_held_set(
+            self._blocks, inputs, active, s.extrapolation_doubt, s.membership_hysteresis
+        )
+        fits = [i for i in active if self._blocks[i].fits]
+        steered = [self._blocks[i].level or 0.0 for i in fits]
+        weights = [self._say(self._blocks[i]) for i in fits]
         width = max(inputs.blocks[i].shunt_max for i in active)
-        top = steered_level(steered, width) if steered else 0.0
+        top = steered_level(steered, width, weights) if steered else 0.0
+        top, spent = self._spare_for_low(inputs, deviation, active, top, width)
         floor = 0.01 * i_str
         for i in active:
             block = self._blocks[i]
@@ -299,7 +306,9 @@ class EqualizationController:
             else:  # needs more than the held set: nothing a shunt does helps it
                 amps = 0.0
             block.command = shunt[i] = min(max(amps, 0.0), b.shunt_max)
-        track_reach(self._blocks, s, now_s, dt, inputs, deviation, active, plant, i_str)
+        track_reach(
+            self._blocks, s, now_s, dt, inputs, deviation, active, plant, i_str, spent=spent
+        )
         for i in range(n):
             block = self._blocks[i]
             if block.out_of_range:
@@ -311,6 +320,59 @@ class EqualizationController:
                 amps = min(b.shunt_max, i_str) if above else 0.0
                 shunt[i] = block.command = 0.0 if hot else amps
         return shunt
+
+    def _say(self, block: BlockState) -> float:
+        """A block's weight in the string current it is steered to.
+
+        A pinned block coming down keeps its full say (a lower string current brings it in
+        sooner); one that has stalled may be beyond reach and weighs less than the members
+        it would keep short while the evidence gathers.
+        """
+        return self.settings.pinned_weight if block.pinned and not block.closing else 1.0
+
+    def _spare_for_low(
+        self,
+        inputs: StringInputs,
+        deviation: Sequence[float | None],
+        active: list[int],
+        top: float,
+        width: float,
+    ) -> tuple[float, bool]:
+        """Raise the steered level for blocks below the held set, as far as the set allows.
+
+        A block that seems to need more current than the set can give is judged on an
+        extrapolation (its need from below target), and a plant that is not quite Tafel
+        makes that too large. Before any evidence counts against it, it is given all the
+        string current the set can spare: up to the level at which the block of the set
+        that asks least (a pinned one too, or it would be trapped above target) shunts
+        ``spare_share`` of its maximum.
+        Its need shrinks as it rises, and it joins the set if it was within reach.
+        A block reported out of range below target keeps being served: it is undercharged,
+        and the most the string can give it without pushing the others off target is what
+        it gets; the report says that this is not enough (and may be wrong: it is tried
+        again). Returns the level and whether the set's authority is spent (the block that
+        asks least shunts its whole maximum): only then is a low block's evidence real.
+        """
+        held = [self._blocks[i].level or 0.0 for i in active if self._blocks[i].fits]
+        if not held:
+            return top, False
+        ceiling = min(held) + self.settings.spare_share * width
+        lows = [
+            self._blocks[i].level or 0.0
+            for i in active
+            if self._blocks[i].side < 0 and (deviation[i] or 0.0) < 0
+        ]
+        lows += [
+            ceiling
+            for i, block in enumerate(self._blocks[: len(inputs.blocks)])
+            if block.out_of_range
+            and (deviation[i] or 0.0) < 0
+            and inputs.blocks[i].comms_ok
+            and not self._hot(inputs.blocks[i])
+        ]
+        if lows:
+            top = max(top, min(max(lows), ceiling))
+        return top, top >= ceiling - 1e-9
 
     @staticmethod
     def _steady_need(
@@ -375,7 +437,7 @@ class EqualizationController:
             )
             fed = True
         if fed:
-            self._estimator.solve()
+            self._estimator.solve({i for i in active if self._blocks[i].member})
 
     def _pause_reason(self, inputs: StringInputs) -> str | None:
         if not self.settings.enabled:

@@ -36,10 +36,11 @@ class BlockState:
     out_of_range: bool = False
     pinned: bool = False  # at its maximum and still above target: not in the target's mean
     at_max_since: float | None = None  # s: since when its command is the module maximum
+    closing: bool = True  # outside the set: whether its deviation's trend is closing
     member: bool = True  # in the set the shunts can hold together (the target's mean)
     fits: bool = True  # its steady need fits the held set (a pinned block may: it is slow)
     need: float | None = None  # A: the block's steady current on target, smoothed
-    reach_efolds: float = 0.0  # how far (e-folds of current) its need is extrapolated
+    reach_efolds: float = 0.0  # how far its need is extrapolated: e-folds, + above target
     side: int = 0  # outside the held set: +1 needs less current than it (high), −1 more
     retry_at: float = 0.0
     history: deque[float] = field(
@@ -58,6 +59,7 @@ class BlockState:
         self.member = True
         self.side = 0
         self.beyond_s = 0.0
+        self.closing = True
         self.history.clear()
         self.history_at = -1e18
         self.window.clear()
@@ -103,7 +105,11 @@ def pin_far_blocks(
 
 
 def choose_held_set(
-    blocks: list[BlockState], inputs: StringInputs, active: list[int], doubt: float
+    blocks: list[BlockState],
+    inputs: StringInputs,
+    active: list[int],
+    doubt: float,
+    hysteresis: float = 0.0,
 ) -> None:
     """The largest set of blocks whose steady needs lie within one shunt maximum.
 
@@ -114,51 +120,90 @@ def choose_held_set(
     be held are held to each other instead of being pulled after a block that cannot
     follow. Of two sets as large, the one that keeps more of the present members. A
     block pinned above target at its maximum stays outside while it falls.
+
+    A block far from target is judged with the benefit of the doubt: its need is
+    extrapolated over ``reach_efolds``, and what the model leaves out (a series
+    resistance, a slow polarisation) makes that extrapolation overshoot, too large from
+    below and too small from above. Only the share ``1 − doubt`` of the extrapolation
+    counts; the evidence of ``track_reach`` decides the rest as the block comes closer.
+
+    A present member leaves only when its need lies beyond the set by more than
+    ``hysteresis`` of a shunt maximum: a block held on target at the edge of the set would
+    otherwise flicker in and out with the noise of its estimate, and every flicker moves
+    the string current for all.
     """
-    order = sorted(active, key=lambda i: blocks[i].need or 0.0)
-    needs = [blocks[i].need or 0.0 for i in order]
+    judged = {i: (blocks[i].need or 0.0) * math.exp(doubt * blocks[i].reach_efolds) for i in active}
+    order = sorted(active, key=judged.__getitem__)
+    needs = [judged[i] for i in order]
     kept = list(itertools.accumulate((blocks[i].member for i in order), initial=0))
     width = max(inputs.blocks[i].shunt_max for i in active)
     best = (0, 0, 0, 0)  # size, members kept, left, right
     left = 0
     for right, need in enumerate(needs):
-        while need - needs[left] > width:
+        while need - needs[left] > width * (1 + 1e-9):  # exactly one maximum still fits
             left += 1
         size = (right - left + 1, kept[right + 1] - kept[left])
         if size > best[:2]:
             best = (*size, left, right)
     _, _, lo, hi = best
-    # A block that asks for more current than the set is given the benefit of the doubt:
-    # its need is extrapolated from below target, and a series resistance the model
-    # leaves out makes that extrapolation too large; it leaves the set only if the part
-    # of the extrapolation not in doubt already exceeds what the set can give it.
-    ceiling = needs[lo] + width
+    slack = width * (1 + hysteresis)
     for k, i in enumerate(order):
         block = blocks[i]
-        sure = needs[k] * math.exp(-doubt * block.reach_efolds)
-        low = k > hi and sure > ceiling
-        block.fits = lo <= k and not low
-        block.side = 1 if k < lo or block.pinned else (-1 if low else 0)
+        stays = block.member and (
+            (k > hi and needs[k] - needs[lo] <= slack) or (k < lo and needs[hi] - needs[k] <= slack)
+        )
+        block.fits = lo <= k <= hi or stays
+        outside = not block.fits
+        block.side = (
+            1 if (outside and k < lo) or block.pinned else (-1 if outside and k > hi else 0)
+        )
         block.member = block.side == 0
 
 
-def steered_level(levels: list[float], width: float) -> float:
+def steered_level(
+    levels: list[float], width: float, weights: Sequence[float] | None = None
+) -> float:
     """The block current the string is steered to (the one block with its shunt off).
 
     In steady state, the most any block of the set asks for: every other shunts the
     difference. While the set's asks span more than one shunt maximum (blocks far above
     target asking to be discharged, blocks below asking to be charged), the least level
-    that leaves as many blocks short of what they ask above it as below it: the smallest
-    total shortfall. Serving the lowest blocks first would hold the string current up
-    and leave the high ones, at their maximum shunt, to fall at a trickle.
+    that leaves as much weight of blocks short of what they ask above it as below it: the
+    smallest total shortfall. Serving the lowest blocks first would hold the string current
+    up and leave the high ones, at their maximum shunt, to fall at a trickle. ``weights``
+    (1 each by default) let the controller count a pinned block, which it has already let
+    fall at its own pace, for less than a member it has committed to hold.
     """
-    ordered = sorted(levels)
+    pairs = sorted(zip(levels, weights or [1.0] * len(levels), strict=True))
+    ordered = [level for level, _ in pairs]
+    cumulative = list(itertools.accumulate((w for _, w in pairs), initial=0.0))
+    total = cumulative[-1]
     for cand in sorted(set(ordered + [x + width for x in ordered])):
-        above = len(ordered) - bisect.bisect_right(ordered, cand)
-        below = bisect.bisect_right(ordered, cand - width)
-        if below >= above:
+        above = total - cumulative[bisect.bisect_right(ordered, cand)]
+        below = cumulative[bisect.bisect_right(ordered, cand - width)]
+        if below >= above - 1e-12:
             return cand
     return ordered[-1]
+
+
+def closing(history: Sequence[float], points: int, limit: float, horizon_s: float) -> bool:
+    """Whether the deviation's trend would bring it inside ``limit`` within ``horizon_s``.
+
+    A least-squares line through the last ``points`` per-minute deviations: a slow plant
+    (diffusion polarisation takes hours) closes by a few mV an hour, which two noisy samples
+    cannot tell from a block that does not move at all.
+    """
+    ys = list(itertools.islice(history, max(len(history) - points, 0), None))
+    n = len(ys)
+    if n < 3:
+        return False
+    mean_t = (n - 1) / 2
+    mean_y = sum(ys) / n
+    sxy = sum((k - mean_t) * (y - mean_y) for k, y in enumerate(ys))
+    sxx = n * (n * n - 1) / 12
+    slope = sxy / sxx / ERROR_HISTORY_S  # V/s, of |deviation|
+    excess = mean_y + slope * ERROR_HISTORY_S * (n - 1 - mean_t) - limit
+    return slope < 0 and excess < -slope * horizon_s
 
 
 def track_reach(
@@ -171,14 +216,17 @@ def track_reach(
     active: list[int],
     plant: PlantEstimate,
     i_str: float,
+    *,
+    spent: bool,
 ) -> None:
     """Out of range on evidence (battery-domain.md §3.6, made relative to the lag).
 
     Too high: its own shunt at the maximum while the others still have authority. Too low:
-    its shunt off, the median of the others' shunts at ≥ 90 % of their maximum, and the
-    block still low or held only at the price of a pinned block. Either for
-    ``out_of_range_lags`` of the block's own lags at its own current, while its deviation
-    has not closed by a fifth over half that time.
+    its shunt off while the set's authority is ``spent`` (the string current raised until
+    the set's lowest member shunts nearly its maximum), and the block still low. Either for
+    ``out_of_range_lags`` of the block's own lags at its own current (never less than
+    ``out_of_range_min_s``), while the trend of its deviation over that window would not
+    close it within ``closing_windows`` windows.
     """
     limit = s.out_of_range_deviation
     design = s.design_float_current_per_ah * inputs.capacity_ah
@@ -204,23 +252,25 @@ def track_reach(
         # (or the whole string current) and still high, or with its shunt off and still low.
         pinned_high = block.command >= 0.98 * min(b.shunt_max, i_str)
         high = not block.member and block.side > 0 and e > limit and pinned_high
-        low = not block.member and block.side < 0 and e < -limit and block.command <= 1e-4
+        low = spent and not block.member and block.side < 0 and e < -limit and block.command <= 1e-4
         window = window_for(i)
-        back = round(window / 2 / ERROR_HISTORY_S)
-        if not (high or low) or len(block.history) <= back:
+        points = round(window / ERROR_HISTORY_S)
+        if not (high or low) or len(block.history) < points // 2:
             # A leaky tally: a noisy cycle that breaks the condition does not reset it.
             block.beyond_s = max(0.0, block.beyond_s - dt / 4)
+            block.closing = True
             continue
-        then = block.history[-1 - back]
-        if abs(e) - limit > 0.8 * (then - limit):  # not closing
+        block.closing = closing(block.history, points, limit, s.closing_windows * window)
+        if not block.closing:
             block.beyond_s += dt
     # The held set is chosen jointly, so every block whose evidence is ripe is reported.
     for i in active:
         block = blocks[i]
-        if block.beyond_s < window_for(i):
-            continue
+        if block.member or block.beyond_s < window_for(i):
+            continue  # a block back in the set keeps its tally, but is not reported
         block.beyond_s = 0.0
         block.out_of_range = True
+        block.member = block.fits = False
         block.retry_at = now_s + s.retry_after_s
         block.command = 0.0
         block.level = None

@@ -25,6 +25,9 @@ class EqualizationSettings:
     deadband_per_cell: float = 0.0003  # V/cell treated as on target: 1.8 mV on a 12 V block
     proportional_gain: float = 1.0  # overdrive beyond the steady need, per e-fold of error
     approach_s: float = 600.0  # the double layer is discharged towards target in about this
+    spare_share: float = 1.0  # blocks below the set get the string current up to this share
+    membership_hysteresis: float = 0.05  # share of a maximum a member may exceed the set by
+    pinned_weight: float = 0.5  # a stalled pinned block's say in the string current (member: 1)
     extrapolation_doubt: float = 0.5  # share of a low block's extrapolated need in doubt
     need_smoothing_s: float = 600.0  # the steady needs that choose the held set are smoothed
     smoothing_s: float = 120.0  # commands move towards their goal with this time constant
@@ -38,7 +41,8 @@ class EqualizationSettings:
     max_block_temperature: float = 40.0  # °C: pause (shunt heat raises float current)
     max_module_temperature: float = 70.0  # °C heatsink
     out_of_range_lags: float = 4.0  # evidence: this many identified lags at the limit…
-    out_of_range_min_s: float = 1800.0  # …and never less than this
+    out_of_range_min_s: float = 7200.0  # …and never less than this (diffusion takes hours)
+    closing_windows: float = 2.5  # …while its trend would not close it within this many
     out_of_range_deviation: float = 0.010  # V still off target then (the ±10 mV promise)
     retry_after_s: float = 12 * 3600.0  # an out-of-range block is tried again after this
 

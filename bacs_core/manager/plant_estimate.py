@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 MIN_B_PER_CELL = 0.01  # V per e-fold: bounds that no lead-acid (or NiCd) plant leaves
@@ -137,6 +138,7 @@ class PlantEstimator:
     prior_lag_s: float
     prior_current_a: float
     forget_s: float = 24 * 3600.0
+    slowest_lag_s: float = 0.0  # at prior_current_a: what "settled" must allow for
     estimate: PlantEstimate | None = None
     kappas: list[float] = field(default_factory=list)
     moments: list[list[_Moments]] = field(default_factory=list)  # [κ][block], excited
@@ -190,7 +192,11 @@ class PlantEstimator:
         rate = slope / cells
         while len(self.points) <= index:
             self.points.append({})
-        steady = undisturbed or abs(self.kappa * rate) < STEADY * amps
+        # Settled by the slowest plausible lag, not only the identified one: a lag
+        # identified short would take a block still creeping towards its new operating
+        # point for settled, and every such point pulls b low.
+        slowest = self.slowest_lag_s * self.prior_current_a / self.current.b_per_cell
+        steady = undisturbed or abs(max(self.kappa, slowest) * rate) < STEADY * amps
         if stretch is not None and steady:
             point = self.points[index].setdefault(stretch, [0.0, 0.0, 0.0])
             point[0] += 1.0
@@ -227,12 +233,19 @@ class PlantEstimator:
             groups += 1
         return cxx, cxy, cyy, n_eff, groups
 
-    def _fit_slope(self) -> None:
-        """b from the operating points, demeaned per block (the intercepts drop out)."""
+    def _fit_slope(self, trusted: Collection[int] | None) -> None:
+        """b from the operating points, demeaned per block (the intercepts drop out).
+
+        Only the ``trusted`` blocks (the set the controller holds) count: a block with a
+        soft short or dried out carries current no Tafel law explains, and pooled with the
+        others it drags b low, and every extrapolated need with it.
+        """
         cxx = cxy = cyy = 0.0
         n = 0
         blocks = 0
-        for stretches in self.points:
+        for index, stretches in enumerate(self.points):
+            if trusted is not None and index not in trusted:
+                continue
             means = [(x / k, y / k) for k, x, y in stretches.values() if k >= MIN_POINT_SAMPLES]
             if len(means) < 2:
                 continue
@@ -252,9 +265,9 @@ class PlantEstimator:
         if MIN_B_PER_CELL <= slope <= MAX_B_PER_CELL and se < 0.1 * slope:
             self.b_fit = slope
 
-    def solve(self) -> PlantEstimate:
+    def solve(self, trusted: Collection[int] | None = None) -> PlantEstimate:
         """Refit; keep the last belief when the data cannot pin the fit down."""
-        self._fit_slope()
+        self._fit_slope(trusted)
         b = self.b_fit or self.prior_b_per_cell
         rss: list[float | None] = []
         for k in range(len(self.kappas)):

@@ -243,7 +243,7 @@ def test_a_block_out_of_range_is_never_shunted_past_its_target() -> None:
     judged(ctrl, 0)
     target = ctrl.update(600.0, string(blocks, string_current=2.0)).target[0]
     assert target is not None
-    blocks[0] = block(target - 0.002)
+    blocks[0] = block(target - 0.01)
     for k in range(30):  # the filter follows the new reading
         commands = ctrl.update(610.0 + 10 * k, string(blocks, string_current=2.0))
     assert commands.deviation[0] is not None and commands.deviation[0] < 0
