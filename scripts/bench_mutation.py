@@ -142,6 +142,13 @@ TARGETS = (
         ),
         0.75,
     ),
+    # What equalization identifies about the plant (b, κ, the lag), from its own moves.
+    Target(
+        "plant_estimate",
+        "bacs_core/manager/plant_estimate.py",
+        ("tests/core/test_plant_estimate.py", "tests/core/test_equalization.py"),
+        0.75,
+    ),
     # The trip state machine, since the trip became per string: the engine (safety.py), each
     # string's latch (latch.py) and the breakers it drives and reads back (breakers.py).
     Target("safety", "bacs_core/manager/safety.py", SAFETY_TESTS, 0.90, DEMO),

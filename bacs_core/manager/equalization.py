@@ -14,12 +14,15 @@ overdrive, minus the charge its double layer must give up to reach target in abo
 shunt maximum; its mean is the target, blocks outside are not chased
 (``equalization_reach.py``). The string current is steered to the least total shortfall of
 the set's asks; the block at that level has its shunt off and every other shunt carries the
-difference, so no current is common to all. Before its first move it looks for a minute:
-the undisturbed operating points are the first data of the identification.
+difference, so no current is common to all. A block below the set gets all the string
+current the set can spare (its need is an extrapolation that may be too large). Before its
+first move it looks for a minute: the undisturbed operating points are the first data of
+the identification.
 
 A block is ``OUT_OF_RANGE`` only on evidence (``equalization_reach.py``): outside the held
-set, pinned at its maximum or at zero, for several of its own lags, its deviation not
-closing. It is tried again after ``retry_after_s``.
+set, pinned at its maximum (above) or at zero with the set's authority spent (below), for
+several of its own lags and at least two hours, the trend of its deviation not closing. It
+is tried again after ``retry_after_s``.
 
 What sensing can and cannot do: noise and ripple are filtered; a module's offset or gain
 error looks exactly like a real deviation, so the controller holds the *measured* voltages
@@ -344,16 +347,20 @@ class EqualizationController:
         extrapolation (its need from below target), and a plant that is not quite Tafel
         makes that too large. Before any evidence counts against it, it is given all the
         string current the set can spare: up to the level at which the block of the set
-        that asks least (a pinned one too, or it would be trapped above target) shunts
-        ``spare_share`` of its maximum.
-        Its need shrinks as it rises, and it joins the set if it was within reach.
+        that asks least (a pinned one too while it comes down, or it would be trapped above
+        target) shunts ``spare_share`` of its maximum. Its need shrinks as it rises, and it
+        joins the set if it was within reach.
         A block reported out of range below target keeps being served: it is undercharged,
         and the most the string can give it without pushing the others off target is what
         it gets; the report says that this is not enough (and may be wrong: it is tried
         again). Returns the level and whether the set's authority is spent (the block that
         asks least shunts its whole maximum): only then is a low block's evidence real.
         """
-        held = [self._blocks[i].level or 0.0 for i in active if self._blocks[i].fits]
+        held = [
+            self._blocks[i].level or 0.0
+            for i in active
+            if self._blocks[i].fits and self._say(self._blocks[i]) == 1.0
+        ]
         if not held:
             return top, False
         ceiling = min(held) + self.settings.spare_share * width
