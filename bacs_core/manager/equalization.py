@@ -21,7 +21,8 @@ the identification.
 
 A block is ``OUT_OF_RANGE`` only on evidence (``equalization_reach.py``): outside the held
 set, pinned at its maximum (above) or at zero with the set's authority spent (below), for
-several of its own lags and at least two hours, the trend of its deviation not closing. It
+several of its own lags and at least two hours near the limit (less far from it), the
+trend of its deviation not closing. It
 is tried again after ``retry_after_s``.
 
 What sensing can and cannot do: noise and ripple are filtered; a module's offset or gain

@@ -239,7 +239,13 @@ def track_reach(
             lag = plant.lag_s(amps)
         else:  # no evidence of the lag yet: assume the slowest plausible one
             lag = s.unidentified_lag_s * design / amps
-        return max(s.out_of_range_lags * min(lag, MAX_LAG_S), s.out_of_range_min_s)
+        # The slow polarisation moves a block by some tens of mV over hours: near the limit
+        # that takes hours to rule out; a block several times as far is beyond it sooner.
+        far = abs(deviation[i] or 0.0) / (s.out_of_range_far * limit)
+        floor = min(
+            max(s.out_of_range_min_s / max(far, 1e-9), s.out_of_range_far_s), s.out_of_range_min_s
+        )
+        return max(s.out_of_range_lags * min(lag, MAX_LAG_S), floor)
 
     for i in active:
         block = blocks[i]

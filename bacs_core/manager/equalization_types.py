@@ -41,7 +41,9 @@ class EqualizationSettings:
     max_block_temperature: float = 40.0  # °C: pause (shunt heat raises float current)
     max_module_temperature: float = 70.0  # °C heatsink
     out_of_range_lags: float = 4.0  # evidence: this many identified lags at the limit…
-    out_of_range_min_s: float = 7200.0  # …and never less than this (diffusion takes hours)
+    out_of_range_min_s: float = 7200.0  # …and never less than this (diffusion takes hours)…
+    out_of_range_far: float = 3.0  # …up to this many limits off target; farther, in proportion
+    out_of_range_far_s: float = 1800.0  # …down to this
     closing_windows: float = 2.5  # …while its trend would not close it within this many
     out_of_range_deviation: float = 0.010  # V still off target then (the ±10 mV promise)
     retry_after_s: float = 12 * 3600.0  # an out-of-range block is tried again after this

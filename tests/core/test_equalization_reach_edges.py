@@ -315,6 +315,24 @@ def test_every_ripe_block_is_reported_and_the_others_keep_their_evidence() -> No
     assert bs[3].beyond_s > 0
 
 
+@pytest.mark.parametrize(
+    ("deviation", "window"),
+    [
+        (0.03, 7200.0),  # three limits off: the slow polarisation could still bring it in
+        (0.06, 3600.0),  # twice that far: half the time
+        (0.12, 1800.0),  # four times: the floor, half an hour
+        (0.5, 1800.0),  # a soft short: never less than the floor
+    ],
+)
+def test_a_block_far_beyond_the_limit_needs_less_evidence(deviation: float, window: float) -> None:
+    ripe = ripe_after(window)
+    bs = blocks(high(), held(), held())
+    run(bs, [deviation, 0.0, 0.0], ripe - 1)
+    assert not bs[0].out_of_range
+    run(bs, [deviation, 0.0, 0.0], 1, start=ripe - 1)
+    assert bs[0].out_of_range
+
+
 def test_a_block_back_in_the_set_is_not_reported_whatever_its_tally() -> None:
     """Evidence gathered while it was outside stays (leaking), but a member is never
     reported: the set it is held in says it is within reach."""
