@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from bacs_core.manager.plant_estimate import BlockWindow, PlantEstimator
+from bacs_core.manager.plant_estimate import BlockWindow, PlantEstimate, PlantEstimator
 
 B = 0.045  # V per e-fold per cell, the law's slope
 CELLS = 6
@@ -99,3 +99,88 @@ def test_an_undisturbed_first_look_counts_however_it_creeps() -> None:
     est = estimator(slowest_lag_s=7200.0)
     est.add(0, CELLS, window(13.6, 0.1, 1e-4), 60.0, excited=False, stretch=0.0, undisturbed=True)
     assert len(est.points[0]) == 1
+
+
+# -- the window, the belief and the double layer ------------------------------------------------
+
+
+def test_a_window_gives_its_means_and_least_squares_slope_and_forgets_the_old() -> None:
+    w = BlockWindow(600.0)
+    assert not w.full() and w.spans() == 0.0
+    for k in range(0, 1201, 10):
+        w.push(1000.0 + k, 13.0 + 0.001 * k, 0.05 if k < 900 else 0.15)
+    assert w.spans() == pytest.approx(600.0, abs=10.0)  # the first 600 s are gone
+    assert w.samples[0][0] >= 600.0 - 1e-9
+    volts, amps, slope = w.means_and_slope()
+    assert slope == pytest.approx(0.001, rel=1e-9)
+    assert volts == pytest.approx(13.0 + 0.001 * 900, rel=1e-9)  # at the window's mean time
+    assert amps == pytest.approx((30 * 0.05 + 31 * 0.15) / 61, rel=1e-9)
+    assert w.full()
+    w.clear()
+    assert not w.samples and w.t0 is None and not w.full()
+
+
+def test_a_window_is_full_at_four_fifths_of_its_span_with_four_samples() -> None:
+    w = BlockWindow(100.0)
+    for t in (0.0, 30.0, 60.0):
+        w.push(t, 13.0, 0.1)
+    assert not w.full()  # 60 s < 80 s
+    w.push(80.0, 13.0, 0.1)
+    assert w.full()
+    few = BlockWindow(100.0)
+    for t in (0.0, 90.0, 95.0):
+        few.push(t, 13.0, 0.1)
+    assert not few.full()  # three samples: no slope to trust
+
+
+@pytest.mark.parametrize(
+    ("theta", "amps", "lag"),
+    [(120.0, 0.1, 1200.0), (1.0, 0.1, 60.0), (1e6, 0.1, 12 * 3600.0), (120.0, 0.0, 12 * 3600.0)],
+)
+def test_the_lag_is_theta_over_the_current_within_plausible_bounds(
+    theta: float, amps: float, lag: float
+) -> None:
+    assert PlantEstimate(0.05, theta, True).lag_s(amps) == pytest.approx(lag)
+
+
+def relaxing_blocks(
+    est: PlantEstimator, kappa: float, b: float, offsets: list[float], hours: float = 12.0
+) -> None:
+    """Blocks behind a double layer κ (A·s/V per cell), their current stepped between
+    0.06 and 0.15 A every two hours; a window of 30 min handed over every 30 s."""
+    windows = [BlockWindow(1800.0) for _ in offsets]
+    volts = [2.27 + off for off in offsets]
+    i0 = [0.1 * math.exp(-(2.27 + off) / b) for off in offsets]  # 0.1 A at the start
+    dt = 10.0
+    for k in range(round(hours * 3600 / dt)):
+        amps = 0.06 if (k * dt // 7200) % 2 else 0.15
+        for i, w in enumerate(windows):
+            volts[i] += dt * (amps - i0[i] * math.exp(volts[i] / b)) / kappa
+            w.push(k * dt, CELLS * volts[i], amps)
+            if k % 3 == 0 and w.full():
+                est.add(i, CELLS, w, 3 * dt, excited=True, stretch=None)
+        if k % 3 == 0:
+            est.solve()
+
+
+def test_the_double_layer_is_identified_from_the_moves_to_a_grid_step() -> None:
+    """A 20-minute lag at 0.1 A: κ = τ·I/b. The grid is log-spaced (×1.47 a step)."""
+    b = 0.045
+    kappa = 1200.0 * 0.1 / b
+    est = PlantEstimator(b, 1800.0, PRIOR_A)  # b known: only κ is asked of the windows
+    assert not est.current.lag_identified
+    relaxing_blocks(est, kappa, b, [0.0, 0.01, -0.01])
+    assert est.kappa_fit is not None
+    assert kappa / 1.5 <= est.kappa_fit <= kappa * 1.5
+    assert est.current.lag_identified
+    assert est.current.theta_as == pytest.approx(est.kappa_fit * b)
+    assert est.kappa == est.kappa_fit
+    assert 1200.0 / 1.5 <= est.current.lag_s(0.1) <= 1200.0 * 1.5
+
+
+def test_one_block_alone_identifies_no_lag() -> None:
+    b = 0.045
+    est = PlantEstimator(b, 1800.0, PRIOR_A)
+    relaxing_blocks(est, 1200.0 * 0.1 / b, b, [0.0], hours=6.0)
+    assert est.kappa_fit is None and not est.current.lag_identified
+    assert est.kappa == pytest.approx(1800.0 * PRIOR_A / b)  # the prior's θ / b
