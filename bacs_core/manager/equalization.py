@@ -325,14 +325,19 @@ class EqualizationController:
                 shunt[i] = block.command = 0.0 if hot else amps
         return shunt
 
+    @staticmethod
+    def _stalled(block: BlockState) -> bool:
+        """Pinned above target and no longer coming down: it may be beyond reach."""
+        return block.pinned and not block.closing
+
     def _say(self, block: BlockState) -> float:
         """A block's weight in the string current it is steered to.
 
         A pinned block coming down keeps its full say (a lower string current brings it in
-        sooner); one that has stalled may be beyond reach and weighs less than the members
-        it would keep short while the evidence gathers.
+        sooner); one that has stalled weighs less than the members it would keep short
+        while the evidence gathers.
         """
-        return self.settings.pinned_weight if block.pinned and not block.closing else 1.0
+        return self.settings.pinned_weight if self._stalled(block) else 1.0
 
     def _spare_for_low(
         self,
@@ -360,7 +365,7 @@ class EqualizationController:
         held = [
             self._blocks[i].level or 0.0
             for i in active
-            if self._blocks[i].fits and self._say(self._blocks[i]) == 1.0
+            if self._blocks[i].fits and not self._stalled(self._blocks[i])
         ]
         if not held:
             return top, False
@@ -370,14 +375,14 @@ class EqualizationController:
             for i in active
             if self._blocks[i].side < 0 and (deviation[i] or 0.0) < 0
         ]
-        lows += [
-            ceiling
-            for i, block in enumerate(self._blocks[: len(inputs.blocks)])
-            if block.out_of_range
+        if any(  # reported below target: served up to the ceiling, whatever it asks
+            block.out_of_range
             and (deviation[i] or 0.0) < 0
             and inputs.blocks[i].comms_ok
             and not self._hot(inputs.blocks[i])
-        ]
+            for i, block in enumerate(self._blocks[: len(inputs.blocks)])
+        ):
+            lows.append(ceiling)
         if lows:
             top = max(top, min(max(lows), ceiling))
         return top, top >= ceiling - 1e-9

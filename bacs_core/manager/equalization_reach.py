@@ -37,6 +37,7 @@ class BlockState:
     pinned: bool = False  # at its maximum and still above target: not in the target's mean
     at_max_since: float | None = None  # s: since when its command is the module maximum
     closing: bool = True  # outside the set: whether its deviation's trend is closing
+    closing_at: float | None = None  # the history point ``closing`` was computed on
     member: bool = True  # in the set the shunts can hold together (the target's mean)
     fits: bool = True  # its steady need fits the held set (a pinned block may: it is slow)
     need: float | None = None  # A: the block's steady current on target, smoothed
@@ -60,6 +61,7 @@ class BlockState:
         self.side = 0
         self.beyond_s = 0.0
         self.closing = True
+        self.closing_at = None
         self.history.clear()
         self.history_at = -1e18
         self.window.clear()
@@ -264,9 +266,11 @@ def track_reach(
         if not (high or low) or len(block.history) < points // 2:
             # A leaky tally: a noisy cycle that breaks the condition does not reset it.
             block.beyond_s = max(0.0, block.beyond_s - dt / 4)
-            block.closing = True
+            block.closing, block.closing_at = True, None
             continue
-        block.closing = closing(block.history, points, limit, s.closing_windows * window)
+        if block.closing_at != block.history_at:  # the trend changes once a minute, not a cycle
+            block.closing = closing(block.history, points, limit, s.closing_windows * window)
+            block.closing_at = block.history_at
         if not block.closing:
             block.beyond_s += dt
     # The held set is chosen jointly, so every block whose evidence is ripe is reported.

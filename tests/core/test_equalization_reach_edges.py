@@ -362,13 +362,13 @@ def test_a_judged_block_remembers_whether_it_is_closing() -> None:
 def test_forgetting_a_block_starts_every_judgement_afresh() -> None:
     """After a pause: commands, filters, the held set's view and the evidence start again."""
     b = BlockState(command=0.3, filtered=13.7, level=0.1, need=0.2, member=False, side=-1)
-    b.closing = False
+    b.closing, b.closing_at = False, 60.0
     b.beyond_s, b.history_at, b.settled_current, b.settled_since = 900.0, 60.0, 0.1, 5.0
     b.history.extend([0.02] * 3)
     b.window.push(0.0, 13.7, 0.1)
     b.forget()
     assert (b.command, b.filtered, b.level, b.need) == (0.0, None, None, None)
-    assert (b.member, b.side, b.beyond_s, b.closing) == (True, 0, 0.0, True)
+    assert (b.member, b.side, b.beyond_s, b.closing, b.closing_at) == (True, 0, 0.0, True, None)
     assert not b.history and b.history_at == -1e18
     assert not b.window.samples
     assert b.settled_current is None and b.settled_since == -1e18
