@@ -203,16 +203,10 @@ def _grow(s: StringPhysics, inside: set[int], shunt_max: float, v_chg: float) ->
         target = _common_target(s, inside, v_chg)
         need = {i: _current_at(s, i, target) for i in range(s.n)}
         outside = [i for i in range(s.n) if i not in inside]
-        lo = max(
-            (i for i in outside if need[i] < min(need[j] for j in inside)),
-            default=None,
-            key=need.__getitem__,
-        )
-        hi = min(
-            (i for i in outside if need[i] > max(need[j] for j in inside)),
-            default=None,
-            key=need.__getitem__,
-        )
+        least = min(need[j] for j in inside)
+        most = max(need[j] for j in inside)
+        lo = max((i for i in outside if need[i] < least), default=None, key=need.__getitem__)
+        hi = min((i for i in outside if need[i] > most), default=None, key=need.__getitem__)
         grown = [inside | {i} for i in (lo, hi) if i is not None]
         grown = [g for g in grown if _fits(s, g, shunt_max, v_chg)]
         if not grown:
